@@ -1,0 +1,212 @@
+"""Command line: ``lotterytrim report PATH [--json]`` describes a saved model file.
+
+Without the model's code only the file speaks: tensor count, parameters, disk bytes, tensors
+grouped per layer (module prefix) with their shapes and widths, and the ``lotterytrim`` JSON
+metadata stored in the safetensors header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["describe_file", "main"]
+
+METADATA_KEY = "lotterytrim"
+"""Key of the safetensors header metadata entry holding lotterytrim's JSON metadata."""
+
+BUFFER_SUFFIXES: tuple[str, ...] = ("running_mean", "running_var", "num_batches_tracked")
+"""Tensor names counted as buffers, not parameters (normalisation running statistics)."""
+
+
+class FileReportError(Exception):
+    """The file cannot be described; the message is one line for the user."""
+
+
+def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Everything a saved safetensors model file tells without the model code, as a dict."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileReportError(f"no such file: {path}")
+    if not os.path.isfile(path):
+        raise FileReportError(f"not a file: {path}")
+    tensors, header = _read_header(path)
+    metadata, extra = _split_metadata(header, path)
+    params = sum(_numel(t["shape"]) for t in tensors if not _is_buffer(t["name"]))
+    return {
+        "path": path,
+        "disk_bytes": os.path.getsize(path),
+        "tensors": len(tensors),
+        "params": params,
+        "buffer_elements": sum(_numel(t["shape"]) for t in tensors if _is_buffer(t["name"])),
+        "dtypes": dict(Counter(t["dtype"] for t in tensors)),
+        "layers": _layers(tensors),
+        "metadata": metadata,
+        "header_metadata": extra,
+    }
+
+
+def _read_header(path: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Tensor names, shapes and dtypes plus the header metadata, without loading data."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            header = dict(handle.metadata() or {})
+            tensors = []
+            for name in handle.keys():
+                view = handle.get_slice(name)
+                tensors.append(
+                    {"name": name, "shape": list(view.get_shape()), "dtype": view.get_dtype()}
+                )
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FileReportError(f"cannot read {path} as a safetensors file: {reason}") from err
+    tensors.sort(key=lambda t: _natural_key(t["name"]))
+    return tensors, header
+
+
+def _split_metadata(header: dict[str, str], path: str) -> tuple[Any, dict[str, str]]:
+    """Parse the lotterytrim JSON entry; return it and the other header entries."""
+    extra = {k: v for k, v in header.items() if k != METADATA_KEY}
+    if METADATA_KEY not in header:
+        return None, extra
+    try:
+        return json.loads(header[METADATA_KEY]), extra
+    except json.JSONDecodeError as err:
+        raise FileReportError(f"corrupt {METADATA_KEY} metadata in {path}: {err}") from err
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort key putting ``layers.2`` before ``layers.10``."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name)]
+
+
+def _numel(shape: Sequence[int]) -> int:
+    """Number of elements of a shape."""
+    return math.prod(shape)
+
+
+def _is_buffer(name: str) -> bool:
+    """True for normalisation running statistics, which are buffers, not parameters."""
+    return name.rsplit(".", 1)[-1] in BUFFER_SUFFIXES
+
+
+def _layers(tensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group tensors by module prefix, with each layer's width and parameter count."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for tensor in tensors:
+        prefix, _, local = tensor["name"].rpartition(".")
+        groups.setdefault(prefix, []).append({**tensor, "name": local})
+    return [
+        {
+            "layer": prefix,
+            "units": _units({t["name"]: t["shape"] for t in members}),
+            "params": sum(_numel(t["shape"]) for t in members if not _is_buffer(t["name"])),
+            "tensors": members,
+        }
+        for prefix, members in groups.items()
+    ]
+
+
+def _units(shapes: dict[str, list[int]]) -> int | None:
+    """Layer width from tensor shapes: hidden size of recurrent layers, else weight.shape[0]."""
+    for name in ("weight_hr_l0", "weight_hh_l0", "weight_hh"):
+        if name in shapes and len(shapes[name]) == 2:
+            return shapes[name][1]
+    weight = shapes.get("weight")
+    return weight[0] if weight else None
+
+
+def _summary(value: Any) -> str:
+    """Short rendering of a metadata value: containers by size, scalars as JSON."""
+    if isinstance(value, dict):
+        return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}"
+    if isinstance(value, list):
+        return f"{len(value)} item{'' if len(value) == 1 else 's'}"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _render(info: dict[str, Any]) -> str:
+    """Human-readable text report of ``describe_file``'s result."""
+    from lotterytrim.report import _human, _text_table
+
+    dtypes = ", ".join(f"{k} x {v}" for k, v in sorted(info["dtypes"].items()))
+    lines = [
+        f"file      {info['path']}",
+        f"disk      {_human(info['disk_bytes'], 'bytes')} ({info['disk_bytes']} bytes)",
+        f"tensors   {info['tensors']}" + (f" ({dtypes})" if dtypes else ""),
+        f"params    {_human(info['params'], 'count')} ({info['params']})",
+    ]
+    if info["buffer_elements"]:
+        lines.append(f"buffers   {info['buffer_elements']} elements (running statistics)")
+    body = [
+        [
+            layer["layer"] or "(root)",
+            "-" if layer["units"] is None else str(layer["units"]),
+            _human(layer["params"], "count"),
+            ", ".join(f"{t['name']} {t['shape']}" for t in layer["tensors"]),
+        ]
+        for layer in info["layers"]
+    ]
+    if body:
+        lines += ["", _text_table(["layer", "units", "params", "tensors"], body, "lrrl")]
+    lines += _metadata_lines(info)
+    return "\n".join(lines)
+
+
+def _metadata_lines(info: dict[str, Any]) -> list[str]:
+    """Metadata section of the text report (empty when the file has none)."""
+    entries: list[tuple[str, str]] = []
+    metadata = info["metadata"]
+    if isinstance(metadata, dict):
+        entries += [(f"{METADATA_KEY}.{k}", _summary(v)) for k, v in metadata.items()]
+    elif metadata is not None:
+        entries.append((METADATA_KEY, _summary(metadata)))
+    entries += [(k, _summary(v)) for k, v in info["header_metadata"].items()]
+    if not entries:
+        return []
+    width = max(len(k) for k, _ in entries)
+    return ["", "metadata", *(f"  {k.ljust(width)}  {v}" for k, v in entries)]
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Argument parser with the ``report`` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lotterytrim", description="Inspect models trimmed with lotterytrim."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    report = commands.add_parser(
+        "report", help="describe a saved model file (safetensors)", description=__doc__
+    )
+    report.add_argument("path", metavar="PATH", help="saved model file")
+    report.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 file error, 2 usage error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        info = describe_file(args.path)
+    except FileReportError as err:
+        print(f"lotterytrim: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2) if args.json else _render(info))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

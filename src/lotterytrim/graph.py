@@ -1,0 +1,694 @@
+"""The dependency graph: which units are coupled, what one unit costs, and how to remove them.
+
+torch-pruning's ``DependencyGraph`` traces the model and links layers; lotterytrim walks those
+links itself with vectorised index arrays (one numpy array per layer, not one Python object per
+flattened element), merges units that the model couples (gated halves, recurrent directions),
+and turns a removal into a :class:`~lotterytrim.plan.TrimPlan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch_pruning.dependency import index_mapping as _im
+
+from . import _layers
+from ._recurrent import STATE_NODE_NAME, RecurrentPruner, traceable
+from .errors import ExampleInputError, UnsupportedLayerError
+from .plan import TrimPlan
+
+__all__ = ["UnitGroup", "Member", "TrimGraph", "unprunable", "run_model", "output_signature"]
+
+_UNPRUNABLE_ATTR = "_lotterytrim_unprunable"
+
+
+def unprunable(target: Any) -> Any:
+    """Mark a module (or every instance of a module class) so it keeps all its output units.
+
+    Usable as a call (``lt.unprunable(model.head)``) or as a class decorator. Its inputs may
+    still shrink when the layer feeding it loses units.
+    """
+    if isinstance(target, nn.Module) or (
+        isinstance(target, type) and issubclass(target, nn.Module)
+    ):
+        setattr(target, _UNPRUNABLE_ATTR, True)
+        return target
+    raise TypeError(f"unprunable() takes an nn.Module or an nn.Module class, got {target!r}")
+
+
+def _is_tagged(module: nn.Module) -> bool:
+    return bool(getattr(module, _UNPRUNABLE_ATTR, False))
+
+
+# ------------------------------------------------------------------------ running the model
+def run_model(model: nn.Module, inputs: Any) -> Any:
+    """Call ``model`` on example inputs: a tensor, a tuple/list of positional args, or a dict."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _flatten_outputs(out: Any) -> list[torch.Tensor]:
+    """Every tensor in a model output: tensors, sequences, mappings, dataclasses, namedtuples."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, Mapping):
+        return [t for v in out.values() for t in _flatten_outputs(v)]
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [t for f in dataclasses.fields(out) for t in _flatten_outputs(getattr(out, f.name))]
+    if isinstance(out, (tuple, list)):
+        return [t for v in out for t in _flatten_outputs(v)]
+    return []
+
+
+def output_signature(out: Any) -> Any:
+    """The structure and shapes of a model output, for checking a trim kept them."""
+    if isinstance(out, torch.Tensor):
+        return ("tensor", tuple(out.shape))
+    if isinstance(out, Mapping):
+        return (type(out).__name__, tuple((k, output_signature(v)) for k, v in out.items()))
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return (
+            type(out).__name__,
+            tuple(
+                (f.name, output_signature(getattr(out, f.name))) for f in dataclasses.fields(out)
+            ),
+        )
+    if isinstance(out, (tuple, list)):
+        return (type(out).__name__, tuple(output_signature(v) for v in out))
+    return (type(out).__name__,)
+
+
+class _Modes:
+    """Remember every module's train/eval flag and put them back."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._flags = [(m, m.training) for m in model.modules()]
+
+    def restore(self) -> None:
+        for m, flag in self._flags:
+            m.training = flag
+
+
+# ------------------------------------------------------------------------ data structures
+@dataclass(frozen=True)
+class Member:
+    """One layer's share of a group: its channels on one side and the unit of each channel."""
+
+    module: str
+    layer_type: str
+    side: str  # "out" (the layer's output channels) or "in" (its input channels)
+    channels: np.ndarray = field(repr=False)
+    units: np.ndarray = field(repr=False)
+    producer: bool = True
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Indices of one tensor along one dim owned by the group's units."""
+
+    tensor: str
+    dim: int
+    indices: np.ndarray
+    units: np.ndarray
+    role: str
+    module: str
+
+
+@dataclass
+class UnitGroup:
+    """A set of coupled units: removing unit ``u`` removes its slice in every member layer."""
+
+    id: int
+    name: str
+    n_units: int
+    members: tuple[Member, ...]
+    unit_params: np.ndarray = field(repr=False)  # params owned by each unit (first order)
+    protected: str | None = None  # why the group cannot lose units (None: it can)
+    entries: tuple[_Entry, ...] = field(default=(), repr=False)
+
+    @property
+    def unit_cost(self) -> float:
+        """Mean parameters removed with one unit (shared weights counted once per unit)."""
+        return float(self.unit_params.mean()) if self.n_units else 0.0
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the member layers."""
+        return sorted({m.module for m in self.members})
+
+    def producers(self) -> list[Member]:
+        """Members that compute the units (conv, linear, recurrent, embedding outputs)."""
+        return [m for m in self.members if m.side == "out" and m.producer]
+
+
+# ------------------------------------------------------------------------ vectorised mapping
+class _ModHidden:
+    """Recurrent output features to hidden-state features: f -> f % hidden."""
+
+    def __init__(self, hidden: int) -> None:
+        self.hidden = hidden
+
+    def vec(self, idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _dedupe(idx % self.hidden, root)
+
+
+class _ExpandHidden:
+    """Hidden-state features back to recurrent output features in every direction."""
+
+    def __init__(self, hidden: int, dirs: int) -> None:
+        self.hidden, self.dirs = hidden, dirs
+
+    def vec(self, idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = np.arange(self.dirs) * self.hidden
+        return (idx[:, None] + k[None, :]).ravel(), np.repeat(root, self.dirs)
+
+
+def _dedupe(idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, first = np.unique(idx, return_index=True)
+    return uniq, root[first]
+
+
+class _Unmappable(Exception):
+    pass
+
+
+def _map(mapping: Any, idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one torch-pruning index mapping to index arrays, keeping each index's root."""
+    if hasattr(mapping, "vec"):
+        return mapping.vec(idx, root)
+    if isinstance(mapping, _im._FlattenIndexMapping):
+        s = mapping._stride
+        if mapping.reverse:
+            return _dedupe(idx // s, root)
+        return (idx[:, None] * s + np.arange(s)[None, :]).ravel(), np.repeat(root, s)
+    if isinstance(mapping, _im._ConcatIndexMapping):
+        lo, hi = mapping.offset[0], mapping.offset[1]
+        if mapping.reverse:
+            keep = (idx >= lo) & (idx < hi)
+            return idx[keep] - lo, root[keep]
+        return idx + lo, root
+    if isinstance(mapping, _im._SplitIndexMapping):
+        lo, hi = mapping.offset[0], mapping.offset[1]
+        if mapping.reverse:
+            return idx + lo, root
+        keep = (idx >= lo) & (idx < hi)
+        return idx[keep] - lo, root[keep]
+    if isinstance(mapping, _im._SliceIndexMapping):
+        start, step, end = mapping.start, mapping.step, mapping.end
+        if mapping.reverse:
+            return idx * step + start, root
+        keep = (idx >= start) & (idx < end) & ((idx - start) % step == 0)
+        return (idx[keep] - start) // step, root[keep]
+    raise _Unmappable(type(mapping).__name__)
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        while p[a] != a:
+            p[a] = p[p[a]]
+            a = int(p[a])
+        return a
+
+    def union_arrays(self, a: np.ndarray, b: np.ndarray) -> None:
+        for x, y in zip(a.tolist(), b.tolist(), strict=True):
+            rx, ry = self.find(x), self.find(y)
+            if rx != ry:
+                self.parent[max(rx, ry)] = min(rx, ry)
+
+    def labels(self) -> tuple[np.ndarray, int]:
+        roots = np.array([self.find(i) for i in range(self.parent.size)], dtype=np.int64)
+        uniq, labels = np.unique(roots, return_inverse=True)
+        return labels.astype(np.int64), int(uniq.size)
+
+
+# ------------------------------------------------------------------------ the graph
+class TrimGraph:
+    """The model traced once: its unit groups, their exact parameter costs, and plan building."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: Any,
+        unprunable: Iterable[nn.Module] = (),
+        on_unsupported: str = "error",
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if on_unsupported not in ("error", "protect"):
+            raise ValueError(f"on_unsupported must be 'error' or 'protect', got {on_unsupported!r}")
+        self.model = model
+        self.example_inputs = example_inputs
+        self._names = {m: n for n, m in model.named_modules()}
+        self._unprunable = {id(m) for m in unprunable}
+        for m in unprunable:
+            if not isinstance(m, nn.Module) or m not in self._names:
+                raise ValueError(f"unprunable entry {m!r} is not a module of this model")
+        self._aliases = _tensor_aliases(model)
+        self.signature = self._check_runs()
+        self._custom = self._custom_layers(on_unsupported)
+        self._dg = self._trace()
+        self.groups = self._discover()
+
+    # ---------------------------------------------------------------- checks
+    def _check_runs(self) -> Any:
+        modes = _Modes(self.model)
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = run_model(self.model, self.example_inputs)
+        except Exception as exc:  # noqa: BLE001 - any failure means the inputs do not fit
+            raise ExampleInputError(
+                f"example_inputs could not be run through {type(self.model).__name__}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            modes.restore()
+        if not _flatten_outputs(out):
+            raise ExampleInputError(
+                f"{type(self.model).__name__} returned no tensor for the example inputs"
+            )
+        return output_signature(out)
+
+    def _custom_layers(self, on_unsupported: str) -> dict[str, list[str]]:
+        """Modules that own parameters no adapter knows how to slice."""
+        known: set[int] = set()
+        for m in self.model.modules():
+            if _layers.adapter_for(m) is not None:
+                known.update(id(p) for p in m.parameters())
+        custom: dict[str, list[str]] = {}
+        for mod_name, m in self.model.named_modules():
+            for p_name, p in m.named_parameters(recurse=False):
+                if id(p) not in known:
+                    custom.setdefault(mod_name, []).append(p_name)
+        bad = {
+            n: ps
+            for n, ps in custom.items()
+            if not self._is_unprunable(self.model.get_submodule(n) if n else self.model)
+        }
+        if bad and on_unsupported == "error":
+            desc = "; ".join(
+                f"'{n or '<model>'}' ({type(self.model.get_submodule(n)).__name__}) owns "
+                f"{', '.join(ps)}"
+                for n, ps in bad.items()
+            )
+            raise UnsupportedLayerError(
+                f"lotterytrim cannot slice these parameters: {desc}. Mark the layer with "
+                "lt.unprunable(layer) or pass on_unsupported='protect' to keep the units that "
+                "touch it, or register an adapter with lt.register_adapter()."
+            )
+        return custom
+
+    def _is_unprunable(self, module: nn.Module) -> bool:
+        return id(module) in self._unprunable or _is_tagged(module)
+
+    # ---------------------------------------------------------------- tracing
+    def _trace(self) -> tp.DependencyGraph:
+        modes = _Modes(self.model)
+        dg = tp.DependencyGraph()
+        pruners: dict[Any, Any] = {nn.RNNBase: RecurrentPruner()}
+        for cls in (nn.RNN, nn.GRU, nn.LSTM):
+            pruners[cls] = pruners[nn.RNNBase]
+        outputs: list[torch.Tensor] = []
+
+        def _outputs(out: Any) -> list[torch.Tensor]:
+            outputs.extend(_flatten_outputs(out))
+            return outputs
+
+        try:
+            with warnings.catch_warnings(), torch.enable_grad(), traceable(self.model):
+                warnings.simplefilter("ignore")
+                dg.build_dependency(
+                    self.model,
+                    example_inputs=self.example_inputs,
+                    forward_fn=run_model,
+                    output_transform=_outputs,
+                    customized_pruners=pruners,
+                    verbose=False,
+                )
+        except Exception as exc:  # noqa: BLE001
+            raise ExampleInputError(
+                f"tracing {type(self.model).__name__} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            modes.restore()
+        self._fix_recurrent_states(dg)
+        out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
+        self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
+        return dg
+
+    def _fix_recurrent_states(self, dg: tp.DependencyGraph) -> None:
+        """Hidden states have ``hidden_size`` features where the output has one per direction."""
+        for node in dg.module2node.values():
+            if getattr(node.module, "_grad_fn", None) != STATE_NODE_NAME:
+                continue
+            for src in node.inputs:
+                rnn = src.module
+                if not isinstance(rnn, nn.RNNBase):
+                    continue
+                dirs = 2 if rnn.bidirectional else 1
+                for dep in src.dependencies:
+                    if dep.target is node:
+                        dep.index_mapping[0] = _ModHidden(rnn.hidden_size)
+                for dep in node.dependencies:
+                    if dep.target is src:
+                        dep.index_mapping[0] = _ExpandHidden(rnn.hidden_size, dirs)
+
+    # ---------------------------------------------------------------- group discovery
+    def _propagate(
+        self, node: Any, fn: Any, idx: np.ndarray, root: np.ndarray, uf: _UnionFind
+    ) -> tuple[dict[tuple[Any, Any], tuple[np.ndarray, np.ndarray]], str | None]:
+        members: dict[tuple[Any, Any], tuple[np.ndarray, np.ndarray]] = {(node, fn): (idx, root)}
+        stack = [(node, fn, idx, root)]
+        problem: str | None = None
+        while stack:
+            cur, cur_fn, cidx, croot = stack.pop()
+            for dep in cur.dependencies:
+                if not dep.is_triggered_by(cur_fn):
+                    continue
+                nidx, nroot = cidx, croot
+                try:
+                    for mp in dep.index_mapping:
+                        if mp is not None:
+                            nidx, nroot = _map(mp, nidx, nroot)
+                except _Unmappable as exc:
+                    problem = f"index mapping {exc} is not supported"
+                    continue
+                if nidx.size == 0:
+                    continue
+                target = dep.target
+                nidx, nroot = self._close(target, dep.handler, nidx, nroot)
+                key = (target, dep.handler)
+                if key in members:
+                    oidx, oroot = members[key]
+                    pos = np.searchsorted(oidx, nidx)
+                    pos_c = np.minimum(pos, oidx.size - 1)
+                    seen = oidx[pos_c] == nidx
+                    if seen.any():
+                        uf.union_arrays(oroot[pos_c[seen]], nroot[seen])
+                    if seen.all():
+                        continue
+                    nidx, nroot = nidx[~seen], nroot[~seen]
+                    allidx = np.concatenate([oidx, nidx])
+                    order = np.argsort(allidx, kind="stable")
+                    members[key] = (allidx[order], np.concatenate([oroot, nroot])[order])
+                else:
+                    members[key] = (nidx, nroot)
+                stack.append((target, dep.handler, nidx, nroot))
+        return members, problem
+
+    def _close(
+        self, node: Any, handler: Any, idx: np.ndarray, root: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sort and dedupe; a recurrent output feature brings its siblings in other directions."""
+        m = node.module
+        if isinstance(m, nn.RNNBase) and self._dg.is_out_channel_pruning_fn(handler):
+            h = m.hidden_size
+            dirs = 2 if m.bidirectional else 1
+            k = np.arange(dirs) * h
+            idx = ((idx % h)[:, None] + k[None, :]).ravel()
+            root = np.repeat(root, dirs)
+        return _dedupe(idx, root)
+
+    def _discover(self) -> list[UnitGroup]:
+        dg = self._dg
+        covered: set[int] = set()
+        groups: list[UnitGroup] = []
+        for name, m in self.model.named_modules():
+            ad = _layers.adapter_for(m)
+            if ad is None or not ad.producer or m not in dg.module2node or id(m) in covered:
+                continue
+            n = ad.out_channels(m)
+            if not n:
+                continue
+            node = dg.module2node[m]
+            fn = dg.get_pruner_of_module(m).prune_out_channels
+            idx = np.arange(n, dtype=np.int64)
+            root = idx % m.hidden_size if isinstance(m, nn.RNNBase) else idx.copy()
+            uf = _UnionFind(int(root.max()) + 1)
+            members, problem = self._propagate(node, fn, idx, root, uf)
+            group = self._make_group(len(groups), name, members, uf, problem)
+            for mem in group.members:
+                if mem.side == "out":
+                    covered.add(id(self.model.get_submodule(mem.module)))
+            groups.append(group)
+        return groups
+
+    def _make_group(
+        self,
+        gid: int,
+        name: str,
+        members: Mapping[tuple[Any, Any], tuple[np.ndarray, np.ndarray]],
+        uf: _UnionFind,
+        problem: str | None,
+    ) -> UnitGroup:
+        dg = self._dg
+        reasons: list[str] = [problem] if problem else []
+        raw: list[tuple[str, str, str, np.ndarray, np.ndarray, bool]] = []
+        pieces: list[tuple[str, int, np.ndarray, np.ndarray, str, str]] = []
+        for (node, handler), (idx, root) in members.items():
+            m = node.module
+            side = "out" if dg.is_out_channel_pruning_fn(handler) else "in"
+            if node.type == tp.ops.OPTYPE.OUTPUT:
+                reasons.append("its units reach a model output")
+                continue
+            if side == "out" and id(node) in self._output_nodes:
+                reasons.append("its units reach a model output")
+            if isinstance(m, nn.Parameter) or node.type == tp.ops.OPTYPE.PARAMETER:
+                owner = self._param_owner(m)
+                reasons.append(f"it reaches parameters of layer '{owner}' that cannot be sliced")
+                continue
+            if not isinstance(m, nn.Module) or m not in self._names:
+                continue  # an operation (add, cat, reshape ...) with no tensors of its own
+            mod_name = self._names[m]
+            ad = _layers.adapter_for(m)
+            if ad is None:
+                reasons.append(f"layer '{mod_name}' ({type(m).__name__}) has no adapter")
+                continue
+            why = ad.unsupported(m)
+            if why:
+                reasons.append(f"layer '{mod_name}': {why}")
+            if side == "out" and self._is_unprunable(m):
+                reasons.append(f"layer '{mod_name}' is unprunable")
+            if mod_name in self._custom:
+                reasons.append(f"layer '{mod_name}' owns parameters that cannot be sliced")
+            raw.append((mod_name, type(m).__name__, side, idx, root, ad.producer))
+            got = ad.out_pieces(m, idx) if side == "out" else ad.in_pieces(m, idx)
+            for p in got:
+                k = p.rows.shape[1]
+                full = f"{mod_name}.{p.tensor}" if mod_name else p.tensor
+                canon = self._aliases.canonical.get(full, full)
+                pieces.append((canon, p.dim, p.rows.ravel(), np.repeat(root, k), p.role, mod_name))
+        # indices reached from two roots make those roots one unit
+        by_key: dict[tuple[str, int], list[int]] = {}
+        for i, (t, d, *_rest) in enumerate(pieces):
+            by_key.setdefault((t, d), []).append(i)
+        for ids in by_key.values():
+            ind = np.concatenate([pieces[i][2] for i in ids])
+            rts = np.concatenate([pieces[i][3] for i in ids])
+            order = np.argsort(ind, kind="stable")
+            ind, rts = ind[order], rts[order]
+            dup = np.flatnonzero(ind[1:] == ind[:-1])
+            if dup.size:
+                uf.union_arrays(rts[dup], rts[dup + 1])
+        labels, n_units = uf.labels()
+        entries = []
+        for (t, d), ids in by_key.items():
+            ind = np.concatenate([pieces[i][2] for i in ids])
+            rts = np.concatenate([pieces[i][3] for i in ids])
+            ind, rts = _dedupe(ind, rts)
+            entries.append(_Entry(t, d, ind, labels[rts], pieces[ids[0]][4], pieces[ids[0]][5]))
+        mems = tuple(
+            Member(mn, lt, side, idx, labels[root], prod) for mn, lt, side, idx, root, prod in raw
+        )
+        unit_params = self._unit_params(entries, n_units)
+        return UnitGroup(
+            id=gid,
+            name=name,
+            n_units=n_units,
+            members=mems,
+            unit_params=unit_params,
+            protected="; ".join(dict.fromkeys(reasons)) or None,
+            entries=tuple(entries),
+        )
+
+    def _param_owner(self, p: Any) -> str:
+        for mod_name, m in self.model.named_modules():
+            for pn, q in m.named_parameters(recurse=False):
+                if q is p:
+                    return f"{mod_name}.{pn}" if mod_name else pn
+        return "<unknown>"
+
+    def _unit_params(self, entries: Sequence[_Entry], n_units: int) -> np.ndarray:
+        out = np.zeros(n_units, dtype=np.float64)
+        shapes = self._aliases.param_shapes
+        for e in entries:
+            shape = shapes.get(e.tensor)
+            if shape is None:
+                continue
+            per_index = int(np.prod(shape)) // shape[e.dim]
+            out += np.bincount(e.units, minlength=n_units) * per_index
+        return out
+
+    # ---------------------------------------------------------------- public queries
+    @property
+    def prunable_groups(self) -> list[UnitGroup]:
+        """Groups that may lose units."""
+        return [g for g in self.groups if g.protected is None]
+
+    @property
+    def total_params(self) -> int:
+        """Parameters of the model, each shared tensor counted once."""
+        return int(sum(int(np.prod(s)) for s in self._aliases.param_shapes.values()))
+
+    def cost_model(self) -> _CostModel:
+        """Exact parameter counts for any removal (used by selection)."""
+        return _CostModel(self)
+
+    def plan_for(self, removal: Mapping[int, np.ndarray]) -> TrimPlan:
+        """The step plan (relative to the model as traced) that removes the given units."""
+        plan = TrimPlan.identity(self.model)
+        removed: dict[tuple[str, int], list[np.ndarray]] = {}
+        lost: dict[tuple[str, str], int] = {}
+        for gid, units in removal.items():
+            units = np.asarray(units, dtype=np.int64)
+            if units.size == 0:
+                continue
+            g = self.groups[gid]
+            for e in g.entries:
+                hit = np.isin(e.units, units)
+                if hit.any():
+                    removed.setdefault((e.tensor, e.dim), []).append(e.indices[hit])
+            for mem in g.members:
+                n = int(np.isin(mem.units, units).sum())
+                lost[(mem.module, mem.side)] = lost.get((mem.module, mem.side), 0) + n
+        for (t, d), parts in removed.items():
+            rem = np.unique(np.concatenate(parts))
+            size = plan.shapes[t][d]
+            keep = np.setdiff1d(np.arange(size, dtype=np.int64), rem, assume_unique=True)
+            for alias in self._aliases.names.get(t, [t]):
+                ks = plan.keep.setdefault(alias, [None] * len(plan.shapes[alias]))
+                ks[d] = keep
+        touched = sorted({mod for mod, _ in lost})
+        for mod_name in touched:
+            m = self.model.get_submodule(mod_name) if mod_name else self.model
+            ad = _layers.adapter_for(m)
+            assert ad is not None
+            out_n = in_n = None
+            if (mod_name, "out") in lost:
+                out_n = (ad.out_channels(m) or 0) - lost[(mod_name, "out")]
+            if (mod_name, "in") in lost:
+                in_n = (ad.in_channels(m) or 0) - lost[(mod_name, "in")]
+            attrs = ad.attributes(m, out_n, in_n)
+            if attrs:
+                plan.attributes[mod_name] = attrs
+        return plan
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per group: name, units, params per unit, member layers, protection."""
+        return [
+            {
+                "group": g.name,
+                "units": g.n_units,
+                "params_per_unit": round(g.unit_cost, 2),
+                "layers": ", ".join(g.layers),
+                "protected": g.protected or "",
+            }
+            for g in self.groups
+        ]
+
+
+class _Aliases:
+    """State_dict names of every tensor, grouped by identity (tied weights share a canonical)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        by_id: dict[int, list[str]] = {}
+        self.param_shapes: dict[str, tuple[int, ...]] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            by_id.setdefault(id(p), []).append(name)
+        for name, b in model.named_buffers(remove_duplicate=False):
+            if b is not None and b.dim() > 0:
+                by_id.setdefault(id(b), []).append(name)
+        self.names: dict[str, list[str]] = {}
+        self.canonical: dict[str, str] = {}
+        for names in by_id.values():
+            self.names[names[0]] = names
+            for n in names:
+                self.canonical[n] = names[0]
+        for name, p in model.named_parameters():
+            self.param_shapes[self.canonical[name]] = tuple(p.shape)
+
+
+def _tensor_aliases(model: nn.Module) -> _Aliases:
+    return _Aliases(model)
+
+
+class _CostModel:
+    """Exact parameter count after removing any units of prunable groups.
+
+    A weight shared by a removed output unit of one layer and a removed input unit of the next
+    is counted once: each parameter tensor keeps ``prod(size_d - removed_d)`` elements.
+    """
+
+    def __init__(self, graph: TrimGraph) -> None:
+        shapes = graph._aliases.param_shapes
+        self.tensors = list(shapes)
+        tid = {t: i for i, t in enumerate(self.tensors)}
+        self.ndim = max((len(s) for s in shapes.values()), default=1)
+        self.sizes = np.ones((len(self.tensors), self.ndim), dtype=np.float64)
+        for i, t in enumerate(self.tensors):
+            self.sizes[i, : len(shapes[t])] = shapes[t]
+        self.total = float(np.prod(self.sizes, axis=1).sum()) if self.tensors else 0.0
+        # one row per (group, unit, tensor-dim) with the number of indices the unit owns there
+        rows_g, rows_u, rows_td, rows_c = [], [], [], []
+        for g in graph.groups:
+            if g.protected is not None:
+                continue
+            for e in g.entries:
+                if e.tensor not in tid:
+                    continue  # buffers do not count as parameters
+                counts = np.bincount(e.units, minlength=g.n_units)
+                nz = np.flatnonzero(counts)
+                rows_g.append(np.full(nz.size, g.id))
+                rows_u.append(nz)
+                rows_td.append(np.full(nz.size, tid[e.tensor] * self.ndim + e.dim))
+                rows_c.append(counts[nz].astype(np.float64))
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        self.g = cat(rows_g, np.int64)
+        self.u = cat(rows_u, np.int64)
+        self.td = cat(rows_td, np.int64)
+        self.c = cat(rows_c, np.float64)
+
+    def remaining(self, chosen: np.ndarray) -> float:
+        """Parameters left when the rows flagged in ``chosen`` (bool per row) are removed."""
+        removed = np.bincount(self.td[chosen], weights=self.c[chosen], minlength=self.sizes.size)
+        left = self.sizes - removed.reshape(self.sizes.shape)
+        return float(np.prod(np.maximum(left, 0), axis=1).sum())
+
+    def rows_for(self, removal: Mapping[int, np.ndarray]) -> np.ndarray:
+        """Bool per row: whether the row's unit is in ``removal``."""
+        chosen = np.zeros(self.g.size, dtype=bool)
+        for gid, units in removal.items():
+            sel = self.g == gid
+            chosen[sel] = np.isin(self.u[sel], units)
+        return chosen
+
+
+def iter_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter and buffer of ``model`` by state_dict name."""
+    yield from model.named_parameters(remove_duplicate=False)
+    yield from ((n, b) for n, b in model.named_buffers(remove_duplicate=False) if b is not None)

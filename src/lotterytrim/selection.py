@@ -1,0 +1,223 @@
+"""Choosing the units to remove: local or global ranking under an exact parameter budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .graph import TrimGraph, UnitGroup
+
+__all__ = ["Selection", "select", "SCOPES", "NORMALIZATIONS"]
+
+SCOPES = ("global", "local")
+NORMALIZATIONS = ("none", "max", "l2", "mean", "fan_in")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The units chosen for removal and what removing them achieves (exact counts)."""
+
+    removal: dict[int, np.ndarray]
+    params_before: int
+    params_after: int
+    requested: float
+    reason: str | None = None
+
+    @property
+    def achieved(self) -> float:
+        """Share of the parameters removed."""
+        if self.params_before == 0:
+            return 0.0
+        return 1.0 - self.params_after / self.params_before
+
+
+def check_amount(amount: object) -> float:
+    """Validate ``amount``: a fraction strictly between 0 and 1."""
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise TypeError(f"amount must be a number in (0, 1), got {type(amount).__name__}")
+    if not 0.0 < float(amount) < 1.0:
+        raise ValueError(f"amount must lie strictly between 0 and 1, got {amount}")
+    return float(amount)
+
+
+def check_options(scope: str, normalize: str, min_units: int) -> None:
+    """Validate selection options before anything is touched."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < 1:
+        raise ValueError(f"min_units must be an integer >= 1, got {min_units!r}")
+
+
+def normalize_scores(scores: np.ndarray, group: UnitGroup, how: str) -> np.ndarray:
+    """Per-group normalisation so that scores of different layers can be ranked together."""
+    s = np.asarray(scores, dtype=np.float64)
+    if how == "none":
+        return s
+    if how == "fan_in":
+        return s / np.maximum(group.unit_params, 1.0)
+    if how == "max":
+        d = np.abs(s).max(initial=0.0)
+    elif how == "l2":
+        d = float(np.sqrt((s**2).sum()))
+    else:  # mean
+        d = float(np.abs(s).mean()) if s.size else 0.0
+    return s / d if d > 0 else s
+
+
+def select(
+    graph: TrimGraph,
+    scores: Mapping[int, torch.Tensor | np.ndarray],
+    amount: float,
+    scope: str = "global",
+    normalize: str = "max",
+    min_units: int = 1,
+    exclude: frozenset[int] = frozenset(),
+) -> Selection:
+    """Pick the lowest-scored units so that ``amount`` of the current parameters go.
+
+    The count is exact (a weight shared by two removed units is counted once). The result is
+    within one unit's cost of the target; when protected groups and ``min_units`` leave too
+    little to remove, everything removable goes and ``reason`` says why.
+    """
+    amount = check_amount(amount)
+    check_options(scope, normalize, min_units)
+    cost = graph.cost_model()
+    total = cost.total
+    target_left = total * (1.0 - amount)
+    ranks: dict[int, np.ndarray] = {}  # per group: removal rank of each unit (-1: never)
+    norm: dict[int, np.ndarray] = {}
+    skipped: list[str] = []
+    for g in graph.prunable_groups:
+        if g.id in exclude:
+            continue
+        if g.id not in scores:
+            skipped.append(g.name)
+            continue
+        s = np.asarray(torch.as_tensor(scores[g.id]).detach().cpu().double().numpy())
+        if s.shape != (g.n_units,):
+            raise ValueError(
+                f"criterion returned {s.shape} scores for group '{g.name}' of {g.n_units} units"
+            )
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"criterion returned non-finite scores for group '{g.name}'")
+        norm[g.id] = normalize_scores(s, g, normalize)
+    row_rank = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
+    if scope == "global":
+        cand_g, cand_u, cand_s = [], [], []
+        for gid, s in norm.items():
+            n = s.size
+            order = np.lexsort((np.arange(n), s))[: max(n - min_units, 0)]
+            cand_g.append(np.full(order.size, gid))
+            cand_u.append(order)
+            cand_s.append(s[order])
+        if cand_g:
+            gg, uu, ss = np.concatenate(cand_g), np.concatenate(cand_u), np.concatenate(cand_s)
+            order = np.lexsort((uu, gg, ss))
+            gg, uu = gg[order], uu[order]
+            key = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(gg, uu, strict=True))}
+            for i, (a, b) in enumerate(zip(cost.g.tolist(), cost.u.tolist(), strict=True)):
+                row_rank[i] = key.get((a, b), row_rank[i])
+            n_cand = gg.size
+        else:
+            gg = uu = np.zeros(0, dtype=np.int64)
+            n_cand = 0
+
+        def left_after(k: int) -> float:
+            return cost.remaining(row_rank < k)
+
+        k = _search(left_after, n_cand, target_left)
+        removal: dict[int, list[int]] = {}
+        for a, b in zip(gg[:k].tolist(), uu[:k].tolist(), strict=True):
+            removal.setdefault(a, []).append(b)
+        chosen = {a: np.sort(np.asarray(b, dtype=np.int64)) for a, b in removal.items()}
+        exhausted = k == n_cand
+        near = [i for i in (k - 1, k) if 0 <= i < n_cand]
+        boundary = max(
+            (float(graph.groups[int(gg[i])].unit_params[int(uu[i])]) for i in near), default=0.0
+        )
+    else:
+        orders = {gid: np.lexsort((np.arange(s.size), s)) for gid, s in norm.items()}
+        within = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
+        for gid, order in orders.items():
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            sel = cost.g == gid
+            within[sel] = rank[cost.u[sel]]
+        sizes = {gid: s.size for gid, s in norm.items()}
+        gids = np.array(list(sizes), dtype=np.int64)
+        caps = np.array([max(sizes[g] - min_units, 0) for g in gids], dtype=np.int64)
+        ns = np.array([sizes[g] for g in gids], dtype=np.float64)
+        steps = 1000
+
+        def counts(i: int) -> np.ndarray:
+            return np.minimum(np.floor(ns * i / steps + 1e-9).astype(np.int64), caps)
+
+        def left_local(i: int) -> float:
+            per = dict(zip(gids.tolist(), counts(i).tolist(), strict=True))
+            limit = np.array([per.get(int(g), 0) for g in cost.g], dtype=np.int64)
+            return cost.remaining(within < limit)
+
+        i = _search(left_local, steps, target_left)
+        chosen = {
+            int(g): np.sort(orders[int(g)][:c])
+            for g, c in zip(gids.tolist(), counts(i).tolist(), strict=True)
+            if c > 0
+        }
+        exhausted = bool(np.all(counts(i) >= caps))
+        step_units = np.maximum(counts(min(i + 1, steps)) - counts(i), 1)
+        boundary = max(
+            (
+                graph.groups[int(g)].unit_cost * int(c)
+                for g, c in zip(gids, step_units, strict=True)
+            ),
+            default=0.0,
+        )
+    left = cost.remaining(cost.rows_for(chosen))
+    achieved = 1.0 - left / total if total else 0.0
+    reason = None
+    unit = boundary / max(total, 1.0)
+    if achieved < amount - max(0.02, unit):
+        why = []
+        if exhausted:
+            why.append(
+                f"every removable unit is gone: the rest is protected or at min_units={min_units}"
+            )
+        protected = [g for g in graph.groups if g.protected or g.id in exclude]
+        if protected:
+            names = ", ".join(f"'{g.name}'" for g in protected[:6])
+            more = "" if len(protected) <= 6 else f" and {len(protected) - 6} more"
+            why.append(f"protected groups: {names}{more}")
+        if skipped:
+            why.append(f"groups without scores: {', '.join(skipped)}")
+        if scope == "local" and not exhausted:
+            why.append("local scope removes whole units per layer, a coarse step")
+        reason = f"removed {achieved:.1%} of parameters instead of {amount:.1%}: " + "; ".join(why)
+    return Selection(
+        removal=chosen,
+        params_before=int(round(total)),
+        params_after=int(round(left)),
+        requested=amount,
+        reason=reason,
+    )
+
+
+def _search(left_after: Callable[[int], float], n: int, target_left: float) -> int:
+    """Smallest k whose remaining count reaches the target, or k-1 when that is closer."""
+    f = left_after  # non-increasing in k
+    if f(n) > target_left:
+        return n
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if f(mid) <= target_left:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 0 and abs(f(lo - 1) - target_left) < abs(f(lo) - target_left):
+        return lo - 1
+    return lo
