@@ -102,7 +102,9 @@ def test_closed_form_param_count():
 
 
 def test_shared_weight_counted_once():
-    model = nn.Sequential(nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1))
+    model = nn.Sequential(
+        nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1)
+    )
     graph = TrimGraph(model, torch.randn(2, 10))
     cost = graph.cost_model()
     # remove 3 units of layer 0 and 4 of layer 2: the 3x4 block between them goes once

@@ -55,6 +55,19 @@ def _scale(n: int, width: float) -> int:
     return max(1, round(n * width))
 
 
+def _flat_size(features: nn.Module, shape: tuple[int, ...]) -> int:
+    """Number of features ``features`` produces for one input of ``shape`` (0 if too short)."""
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            return features(torch.zeros(shape)).numel()
+    except RuntimeError:  # a pooling or conv window longer than what is left of the input
+        return 0
+    finally:
+        features.train(was_training)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (trainable or not) of ``model``."""
     return sum(p.numel() for p in model.parameters())
@@ -101,8 +114,7 @@ class WaveformClassifier(nn.Module):
             ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, n_samples)).numel()
+        flat = _flat_size(self.features, (1, 1, n_samples))
         if flat == 0:
             raise ValueError(f"n_samples={n_samples} is too short for this conv stack")
         dims = [flat, *hidden]
@@ -228,8 +240,9 @@ class ChordCNN(nn.Module):
             ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, 1, n_bins, n_frames)).numel()
+        flat = _flat_size(self.features, (1, 1, n_bins, n_frames))
+        if flat == 0:
+            raise ValueError(f"a {n_bins} x {n_frames} input is too small for this conv stack")
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, hidden),

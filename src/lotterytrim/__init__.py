@@ -18,29 +18,51 @@ from .errors import (
 )
 from .functional import TrimResult, layer_units, trim
 from .graph import TrimGraph, UnitGroup, unprunable
+from .io import LoadError, load, load_state, load_trimmer_state, save
+from .optim import rebuild_optimizer
 from .plan import TrimPlan
+from .report import Report, ReportTable, compare, layer_diff, layer_table, report
+from .rewind import RewindPoint
 from .selection import Selection, select
+from .trimmer import CompactResult, LotteryTrimmer, StepResult, TrimmerStateError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adapter",
+    "CompactResult",
     "Criterion",
     "CriterionError",
     "ExampleInputError",
     "LayerCriterion",
+    "LoadError",
     "LotteryTrimError",
+    "LotteryTrimmer",
     "Piece",
+    "Report",
+    "ReportTable",
+    "RewindPoint",
     "Selection",
+    "StepResult",
     "TrimGraph",
     "TrimPlan",
     "TrimResult",
     "TrimVerificationError",
+    "TrimmerStateError",
     "UnitGroup",
     "UnsupportedLayerError",
+    "compare",
     "criteria",
+    "layer_diff",
+    "layer_table",
     "layer_units",
+    "load",
+    "load_state",
+    "load_trimmer_state",
+    "rebuild_optimizer",
     "register_adapter",
+    "report",
+    "save",
     "select",
     "trim",
     "unprunable",

@@ -300,7 +300,9 @@ def count_macs(
     The inputs are used as given (no batch slicing). The model is traced under no_grad in its
     current mode; fvcore's temporary hooks are always removed, even when tracing fails.
     """
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fvcore's import-time jit use
+        from fvcore.nn import FlopCountAnalysis
 
     adapter = _TraceAdapter(model, args, kwargs or {})
     analysis = FlopCountAnalysis(adapter, adapter.tensor_inputs())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ._layers import _RecurrentAdapter
 
@@ -68,6 +69,55 @@ def _traced_forward(module: nn.RNNBase) -> Any:
         return y, hidden
 
     return forward
+
+
+class _Recorder(TorchFunctionMode):
+    """Keep every tensor with a gradient history that an op produces while tracing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tensors: list[torch.Tensor] = []
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.grad_fn is not None:
+                self.tensors.append(t)
+        return out
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[_Recorder]:
+    """Record the tensors computed inside the block (see :func:`dead_ends`)."""
+    with _Recorder() as rec:
+        yield rec
+
+
+def dead_ends(outputs: Sequence[torch.Tensor], recorded: Sequence[torch.Tensor]) -> list[Any]:
+    """Recorded tensors no output depends on, such as WaveNet's unused last residual sum.
+
+    Tracing from the outputs alone would miss the layers that feed them, and trimming those
+    layers' inputs without their consumers would break the forward pass; tracing from these
+    dead ends as well puts them in the graph.
+    """
+    seen: set[int] = set()
+    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        stack.extend(nxt for nxt, _ in fn.next_functions)
+    dead = []
+    for t in recorded:
+        if type(t.grad_fn).__name__ == STATE_NODE_NAME:
+            continue  # an unread hidden state is no branch: it adds no layer to the graph
+        if id(t.grad_fn) not in seen:
+            dead.append(t)
+            seen.add(id(t.grad_fn))
+    return dead
 
 
 @contextlib.contextmanager

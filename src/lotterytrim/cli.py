@@ -17,10 +17,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["describe_file", "main"]
+__all__ = ["FileReportError", "describe_file", "main"]
 
 METADATA_KEY = "lotterytrim"
 """Key of the safetensors header metadata entry holding lotterytrim's JSON metadata."""
+
+TRIMMER_PREFIX = "__trimmer__/"
+"""Name prefix of the trimmer-state tensors ``lotterytrim.io.save`` stores beside the model's."""
 
 BUFFER_SUFFIXES: tuple[str, ...] = ("running_mean", "running_var", "num_batches_tracked")
 """Tensor names counted as buffers, not parameters (normalisation running statistics)."""
@@ -37,13 +40,15 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileReportError(f"no such file: {path}")
     if not os.path.isfile(path):
         raise FileReportError(f"not a file: {path}")
-    tensors, header = _read_header(path)
+    everything, header = _read_header(path)
+    tensors = [t for t in everything if not t["name"].startswith(TRIMMER_PREFIX)]
     metadata, extra = _split_metadata(header, path)
     params = sum(_numel(t["shape"]) for t in tensors if not _is_buffer(t["name"]))
     return {
         "path": path,
         "disk_bytes": os.path.getsize(path),
         "tensors": len(tensors),
+        "trimmer_tensors": len(everything) - len(tensors),
         "params": params,
         "buffer_elements": sum(_numel(t["shape"]) for t in tensors if _is_buffer(t["name"])),
         "dtypes": dict(Counter(t["dtype"] for t in tensors)),
@@ -146,6 +151,9 @@ def _render(info: dict[str, Any]) -> str:
         f"tensors   {info['tensors']}" + (f" ({dtypes})" if dtypes else ""),
         f"params    {_human(info['params'], 'count')} ({info['params']})",
     ]
+    if info["trimmer_tensors"]:
+        count = info["trimmer_tensors"]
+        lines.append(f"trimmer   {count} tensor{'' if count == 1 else 's'} of saved trimmer state")
     if info["buffer_elements"]:
         lines.append(f"buffers   {info['buffer_elements']} elements (running statistics)")
     body = [
@@ -163,14 +171,36 @@ def _render(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _plan_summary(plan: Any) -> str:
+    """One line about a trimming plan: how many tensors it covers and how many were cut."""
+    keep = plan.get("keep") if isinstance(plan, dict) else None
+    if not isinstance(keep, dict):
+        return _summary(plan)
+    cut = sum(
+        1 for dims in keep.values() if isinstance(dims, list) and any(d is not None for d in dims)
+    )
+    return f"{len(keep)} tensors, {cut} trimmed"
+
+
+def _metadata_entries(metadata: Any) -> list[tuple[str, str]]:
+    """(key, summary) pairs of the lotterytrim metadata; user metadata shown item by item."""
+    if not isinstance(metadata, dict):
+        return [] if metadata is None else [(METADATA_KEY, _summary(metadata))]
+    entries = []
+    for key, value in metadata.items():
+        label = f"{METADATA_KEY}.{key}"
+        if key == "plan":
+            entries.append((label, _plan_summary(value)))
+        elif key == "metadata" and isinstance(value, dict) and value:
+            entries += [(f"{label}.{k}", _summary(v)) for k, v in value.items()]
+        else:
+            entries.append((label, _summary(value)))
+    return entries
+
+
 def _metadata_lines(info: dict[str, Any]) -> list[str]:
     """Metadata section of the text report (empty when the file has none)."""
-    entries: list[tuple[str, str]] = []
-    metadata = info["metadata"]
-    if isinstance(metadata, dict):
-        entries += [(f"{METADATA_KEY}.{k}", _summary(v)) for k, v in metadata.items()]
-    elif metadata is not None:
-        entries.append((METADATA_KEY, _summary(metadata)))
+    entries = _metadata_entries(info["metadata"])
     entries += [(k, _summary(v)) for k, v in info["header_metadata"].items()]
     if not entries:
         return []

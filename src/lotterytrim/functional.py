@@ -183,7 +183,11 @@ def trim(
         bad = _find_breaking(graph, sel.removal) or sorted(sel.removal)
         for gid in bad:
             broken.add(gid)
-            protected[graph.groups[gid].name] = f"removing its units breaks the model ({problem})"
+            g = graph.groups[gid]
+            protected[g.name] = (
+                f"removing units of group '{g.name}' (layers {', '.join(g.layers)}) breaks the "
+                f"model ({problem}); a width stored or hard-coded in forward is a common cause"
+            )
     else:  # pragma: no cover - the loop always ends by success or by running out of groups
         sel = select(graph, scores, amount, scope, normalize, min_units, exclude=frozenset(broken))
     if not sel.removal:

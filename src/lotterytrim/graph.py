@@ -21,7 +21,7 @@ from torch import nn
 from torch_pruning.dependency import index_mapping as _im
 
 from . import _layers
-from ._recurrent import STATE_NODE_NAME, RecurrentPruner, traceable
+from ._recurrent import STATE_NODE_NAME, RecurrentPruner, dead_ends, recording, traceable
 from .errors import ExampleInputError, UnsupportedLayerError
 from .plan import TrimPlan
 
@@ -324,13 +324,21 @@ class TrimGraph:
         for cls in (nn.RNN, nn.GRU, nn.LSTM):
             pruners[cls] = pruners[nn.RNNBase]
         outputs: list[torch.Tensor] = []
+        self._dead_fns: set[int] = set()
 
         def _outputs(out: Any) -> list[torch.Tensor]:
             outputs.extend(_flatten_outputs(out))
-            return outputs
+            dead = dead_ends(outputs, rec.tensors)  # unused branches are traced too
+            self._dead_fns = {id(t.grad_fn) for t in dead}
+            return outputs + dead
 
         try:
-            with warnings.catch_warnings(), torch.enable_grad(), traceable(self.model):
+            with (
+                warnings.catch_warnings(),
+                torch.enable_grad(),
+                traceable(self.model),
+                recording() as rec,
+            ):
                 warnings.simplefilter("ignore")
                 dg.build_dependency(
                     self.model,
@@ -464,7 +472,8 @@ class TrimGraph:
             m = node.module
             side = "out" if dg.is_out_channel_pruning_fn(handler) else "in"
             if node.type == tp.ops.OPTYPE.OUTPUT:
-                reasons.append("its units reach a model output")
+                if id(node.grad_fn) not in self._dead_fns:  # an unused branch is no output
+                    reasons.append("its units reach a model output")
                 continue
             if side == "out" and id(node) in self._output_nodes:
                 reasons.append("its units reach a model output")

@@ -19,12 +19,15 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves, tree_map
+
+if TYPE_CHECKING:
+    from lotterytrim._flops import MacCount
 
 __all__ = ["Report", "ReportTable", "compare", "layer_diff", "layer_table", "report"]
 
@@ -147,19 +150,26 @@ class ReportTable(pd.DataFrame):
         """Copy of the table with every cell rendered as a string with units."""
         units = self.attrs.get("units", {})
         columns, rows = units.get("columns", {}), units.get("rows", {})
-        out = pd.DataFrame(index=self.index, columns=self.columns, dtype=object)
-        for col in self.columns:
-            for idx in self.index:
-                kind = columns.get(col) or rows.get(idx) or "text"
-                out.loc[idx, col] = _human(self.loc[idx, col], kind)
-        return out
+        cells = [
+            [
+                _human(self.iloc[i, j], columns.get(col) or rows.get(idx) or "text")
+                for j, col in enumerate(self.columns)
+            ]
+            for i, idx in enumerate(self.index)
+        ]
+        return pd.DataFrame(cells, index=self.index, columns=self.columns, dtype=object)
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
-        """Header and body cells of the formatted table, index first."""
+    def _cells(self) -> tuple[list[str], list[list[str]], str]:
+        """Header and body cells of the formatted table (index first) and their alignment."""
         shown = self.formatted()
         header = [str(self.index.name or "")] + [str(c) for c in shown.columns]
         body = [[str(idx)] + list(row) for idx, row in zip(shown.index, shown.values, strict=True)]
-        return header, body
+        units = self.attrs.get("units", {})
+        numeric = bool(units.get("rows")) or None
+        align = "l" + "".join(
+            "r" if (units.get("columns", {}).get(c) or numeric) else "l" for c in self.columns
+        )
+        return header, body, align
 
     def _repr_html_(self) -> str:
         """HTML rendering with units, shown by notebooks."""
@@ -208,7 +218,7 @@ def report(
     args, kwargs = _example(example_inputs, batch_dim)
     protected = _protected_modules(unprunable)
     with _eval_mode(model):
-        _check_runs(model, args, kwargs, batch_dim)
+        _check_runs(model, args, kwargs, _cut_dim(example_inputs, args, kwargs, batch_dim))
         macs = _count(model, args, kwargs)
         peak = _peak_activation_bytes(model, args, kwargs)
         timing = _latency(model, args, kwargs, threads, runs, warmup) if latency else None
@@ -276,7 +286,7 @@ def layer_table(model: nn.Module, example_inputs: Any, *, batch_dim: int | None 
     _check_model(model)
     args, kwargs = _example(example_inputs, batch_dim)
     with _eval_mode(model):
-        _check_runs(model, args, kwargs, batch_dim)
+        _check_runs(model, args, kwargs, _cut_dim(example_inputs, args, kwargs, batch_dim))
         macs = _count(model, args, kwargs)
     owners = [(n, m) for n, m in model.named_modules() if _owns_params(m)]
     rows = [
@@ -382,22 +392,29 @@ def _call(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]) -> A
     return model(*args, **kwargs)
 
 
+def _cut_dim(
+    original: Any, args: Sequence[Any], kwargs: Mapping[str, Any], batch_dim: int | None
+) -> int | None:
+    """``batch_dim`` when cutting to one example changed some input's shape, else None."""
+    before = [t.shape for t in tree_leaves(original) if isinstance(t, torch.Tensor)]
+    after = [t.shape for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    return None if before == after else batch_dim
+
+
 def _check_runs(
-    model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any], batch_dim: int | None
+    model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any], cut_dim: int | None
 ) -> None:
     """Run one forward pass; turn any failure into a ValueError naming the model class."""
     try:
         with torch.inference_mode():
             _call(model, args, kwargs)
     except Exception as err:
-        hint = (
-            ""
-            if batch_dim is None
-            else (
-                f" (inputs were cut to one example along dim {batch_dim}; "
+        hint = ""
+        if cut_dim is not None:
+            hint = (
+                f" (inputs were cut to one example along dim {cut_dim}; "
                 "pass batch_dim=None if they hold a single unbatched example)"
             )
-        )
         raise ValueError(
             f"{type(model).__name__} failed on the example inputs{hint}: "
             f"{type(err).__name__}: {err}"
@@ -419,7 +436,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 # --------------------------------------------------------------------------- measurements
 
 
-def _count(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+def _count(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]) -> MacCount:
     """MAC count of one forward pass (see ``lotterytrim._flops``)."""
     from lotterytrim._flops import count_macs
 
@@ -672,24 +689,36 @@ def _seconds(value: float) -> str:
     return f"{value * 1e6:.3g} us"
 
 
-def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """GitHub-style markdown table; first column left-aligned, others right-aligned."""
+def _default_align(columns: int) -> str:
+    """First column left-aligned, the others right-aligned."""
+    return "l" + "r" * (columns - 1)
+
+
+def _markdown(
+    header: Sequence[str], body: Sequence[Sequence[str]], align: str | None = None
+) -> str:
+    """GitHub-style markdown table; ``align`` holds one ``l``/``r`` per column."""
+    align = align or _default_align(len(header))
 
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    rule = ["---"] + ["---:"] * (len(header) - 1)
-    return "\n".join([line(header), "| " + " | ".join(rule) + " |", *map(line, body)]) + "\n"
+    rule = ["---" if side == "l" else "---:" for side in align]
+    return "\n".join([line(header), line(rule), *map(line, body)]) + "\n"
 
 
-def _html(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """Small HTML table; first column left-aligned, others right-aligned."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _html(header: Sequence[str], body: Sequence[Sequence[str]], align: str | None = None) -> str:
+    """Small HTML table; ``align`` holds one ``l``/``r`` per column."""
+    sides = ["left" if side == "l" else "right" for side in align or _default_align(len(header))]
+    head = "".join(
+        f'<th style="text-align:{side}">{html.escape(h)}</th>'
+        for h, side in zip(header, sides, strict=True)
+    )
     rows = "".join(
         "<tr>"
         + "".join(
-            f'<td style="text-align:{"left" if i == 0 else "right"}">{html.escape(c)}</td>'
-            for i, c in enumerate(row)
+            f'<td style="text-align:{side}">{html.escape(c)}</td>'
+            for c, side in zip(row, sides, strict=True)
         )
         + "</tr>"
         for row in body
@@ -700,8 +729,8 @@ def _html(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 def _text_table(
     header: Sequence[str], body: Sequence[Sequence[str]], align: str | None = None
 ) -> str:
-    """Plain aligned text table; ``align`` holds one ``l``/``r`` per column (default lrr...)."""
-    align = align or "l" + "r" * (len(header) - 1)
+    """Plain aligned text table; ``align`` holds one ``l``/``r`` per column."""
+    align = align or _default_align(len(header))
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:

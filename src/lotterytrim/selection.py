@@ -89,7 +89,6 @@ def select(
     cost = graph.cost_model()
     total = cost.total
     target_left = total * (1.0 - amount)
-    ranks: dict[int, np.ndarray] = {}  # per group: removal rank of each unit (-1: never)
     norm: dict[int, np.ndarray] = {}
     skipped: list[str] = []
     for g in graph.prunable_groups:

@@ -1,0 +1,229 @@
+"""Save and load trimmed models without pickle: one safetensors file with the plan in its header.
+
+The header metadata holds one key, ``"lotterytrim"``: a JSON object with ``format``, ``plan``
+(:meth:`TrimPlan.to_dict`), the user's ``metadata`` and, optionally, the ``trimmer`` state whose
+tensors are stored next to the model's under the ``__trimmer__/`` prefix. Files are written
+atomically and read only after their bytes have been checked: pickles are refused outright.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+from torch import nn
+
+from .errors import LotteryTrimError
+from .plan import TrimPlan
+
+if TYPE_CHECKING:
+    from .trimmer import LotteryTrimmer
+
+__all__ = ["LoadError", "save", "load", "load_state", "load_trimmer_state"]
+
+FORMAT = 1
+_KEY = "lotterytrim"
+_TRIMMER_PREFIX = "__trimmer__/"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class LoadError(LotteryTrimError, ValueError):
+    """A file cannot be read as a lotterytrim model, or does not fit the model built for it."""
+
+
+# ------------------------------------------------------------------------ raw tensor files
+def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> None:
+    """Write tensors and string metadata as safetensors, atomically (temp file, fsync, replace)."""
+    data = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    blob = _st_save(data, metadata=dict(meta))
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable where the platform allows opening directories."""
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
+    """Validate the safetensors layout before handing bytes to the parser; return metadata."""
+    if blob[:2] == b"PK" or blob[:1] == b"\x80":
+        raise LoadError(
+            f"{path} is a pickle or torch.save archive; lotterytrim never unpickles files. "
+            "Save models with lt.save()"
+        )
+    if len(blob) < 8:
+        raise LoadError(f"{path} is truncated or not a safetensors file ({len(blob)} bytes)")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > _MAX_HEADER or 8 + n > len(blob):
+        raise LoadError(
+            f"{path} is truncated or not a safetensors file: header of {n} bytes announced, "
+            f"{len(blob) - 8} bytes present"
+        )
+    try:
+        header = json.loads(blob[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{path} has an unreadable safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise LoadError(f"{path} has a malformed safetensors header")
+    meta = header.pop("__metadata__", None) or {}
+    end = 0
+    for name, info in header.items():
+        try:
+            lo, hi = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LoadError(f"{path}: tensor {name!r} has no valid data offsets") from exc
+        end = max(end, hi)
+        if lo > hi:
+            raise LoadError(f"{path}: tensor {name!r} has inverted data offsets")
+    if 8 + n + end > len(blob):
+        raise LoadError(
+            f"{path} is truncated: its tensors need {end} bytes of data, "
+            f"{len(blob) - 8 - n} are present"
+        )
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file after checking its bytes; never unpickles."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+    meta = _check_bytes(path, blob)
+    try:
+        tensors = _st_load(blob)
+    except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
+        raise LoadError(f"{path} is not a valid safetensors file: {exc}") from exc
+    return tensors, meta
+
+
+# ------------------------------------------------------------------------ public API
+def save(
+    model: nn.Module,
+    path: str | Path,
+    trimmer: LotteryTrimmer | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``model``'s tensors, its trimming plan and optional trimmer state to one file.
+
+    The plan comes from ``trimmer`` (its cumulative plan) or is the identity of ``model``.
+    """
+    from .masking import plain_state
+
+    if metadata is not None:
+        try:
+            json.dumps(dict(metadata))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
+    if trimmer is not None and trimmer.model is not model:
+        raise ValueError("trimmer drives a different model than the one being saved")
+    if trimmer is not None:
+        trimmer._check_model()  # the plan written must describe the tensors written
+    tensors = plain_state(model)
+    plan = trimmer.plan if trimmer is not None else TrimPlan.identity(model)
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "plan": plan.to_dict(),
+        "metadata": dict(metadata or {}),
+    }
+    if trimmer is not None:
+        state = trimmer.state_dict()
+        header["trimmer"] = state["meta"]
+        for k, v in state["tensors"].items():
+            tensors[_TRIMMER_PREFIX + k] = v
+    write_tensors(Path(path), tensors, {_KEY: json.dumps(header, separators=(",", ":"))})
+
+
+def _read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta = read_tensors(path)
+    if _KEY not in meta:
+        raise LoadError(f"{path} is a safetensors file but was not written by lt.save()")
+    try:
+        header = json.loads(meta[_KEY])
+    except json.JSONDecodeError as exc:
+        raise LoadError(f"{path}: the lotterytrim header is not valid JSON: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else None
+        raise LoadError(f"{path}: unknown lotterytrim file format {got!r}")
+    return tensors, header
+
+
+def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], TrimPlan, dict[str, Any]]:
+    """The model tensors, trimming plan and user metadata of a file, without building a model."""
+    tensors, header = _read(path)
+    try:
+        plan = TrimPlan.from_dict(header["plan"])
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path}: malformed trimming plan: {exc}") from exc
+    model_tensors = {k: v for k, v in tensors.items() if not k.startswith(_TRIMMER_PREFIX)}
+    return model_tensors, plan, dict(header.get("metadata") or {})
+
+
+def load_trimmer_state(path: str | Path) -> dict[str, Any] | None:
+    """The trimmer state saved with the model (for ``trimmer.load_state_dict``), or None."""
+    tensors, header = _read(path)
+    if "trimmer" not in header:
+        return None
+    n = len(_TRIMMER_PREFIX)
+    return {
+        "meta": header["trimmer"],
+        "tensors": {k[n:]: v for k, v in tensors.items() if k.startswith(_TRIMMER_PREFIX)},
+    }
+
+
+def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
+    """Build the original model, resize it by the saved plan and load the tensors strictly."""
+    tensors, plan, _ = load_state(path)
+    model = build_model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build_model() must return an nn.Module, got {type(model).__name__}")
+    try:
+        plan.apply_to_model(model)
+    except (KeyError, ValueError) as exc:
+        raise LoadError(f"{path} does not fit the model from build_model(): {exc}") from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise LoadError(
+            f"{path} does not fit the model from build_model(): tensors missing from the file "
+            f"{missing[:5]}, tensors the model lacks {unexpected[:5]}"
+        )
+    for name, t in expected.items():
+        if tuple(t.shape) != tuple(tensors[name].shape):
+            raise LoadError(
+                f"{path} does not fit the model from build_model(): tensor {name!r} is "
+                f"{tuple(tensors[name].shape)} in the file, {tuple(t.shape)} in the model"
+            )
+    model.load_state_dict(tensors, strict=True)
+    return model

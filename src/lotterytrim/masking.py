@@ -1,0 +1,170 @@
+"""The original (unstructured) lottery ticket: global magnitude masks on ``torch.nn.utils.prune``.
+
+Masks cover the weights of convolutions and linear layers. Each step masks ``amount`` of the
+weights still unmasked, smallest magnitude first across the whole network; the masks stay in
+place through training (``weight = weight_orig * weight_mask``), so masked weights stay zero.
+:func:`zero_fan_in_removal` finds the units that masking emptied, for physical removal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from . import _layers
+from .graph import TrimGraph
+
+__all__ = [
+    "maskable",
+    "current_masks",
+    "global_magnitude_masks",
+    "apply_masks",
+    "strip_masks",
+    "plain_state",
+    "zero_fan_in_removal",
+    "masked_count",
+]
+
+_MASKED_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def _join(mod: str, attr: str) -> str:
+    return f"{mod}.{attr}" if mod else attr
+
+
+def maskable(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Weights the unstructured lottery masks: ``{state_dict name: (module, attribute)}``."""
+    out: dict[str, tuple[nn.Module, str]] = {}
+    for mod_name, m in model.named_modules():
+        if not isinstance(m, _MASKED_TYPES):
+            continue
+        if "weight_orig" in m._parameters or isinstance(m._parameters.get("weight"), nn.Parameter):
+            out[_join(mod_name, "weight")] = (m, "weight")
+    return out
+
+
+def _effective(module: nn.Module, attr: str) -> torch.Tensor:
+    """The weight the layer computes with (the masked product when a mask is applied)."""
+    orig = module._parameters.get(attr + "_orig")
+    if orig is not None:
+        return orig.detach() * getattr(module, attr + "_mask")
+    return module._parameters[attr].detach()
+
+
+def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The mask of every maskable weight (all ones where no mask is applied yet)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, (m, attr) in maskable(model).items():
+        mask = m._buffers.get(attr + "_mask")
+        out[name] = (
+            mask.detach().clone() if mask is not None else torch.ones_like(_effective(m, attr))
+        )
+    return out
+
+
+def masked_count(model: nn.Module) -> int:
+    """Number of weights currently masked to zero."""
+    return int(sum(int((mk == 0).sum()) for mk in current_masks(model).values()))
+
+
+def global_magnitude_masks(model: nn.Module, amount: float) -> dict[str, torch.Tensor]:
+    """New masks that also mask ``amount`` of the still unmasked weights, smallest |w| first."""
+    masks = current_masks(model)
+    weights = {n: _effective(m, a) for n, (m, a) in maskable(model).items()}
+    names = list(masks)
+    scores = torch.cat([weights[n].abs().double().ravel() for n in names])
+    alive = torch.cat([masks[n].ravel() != 0 for n in names])
+    k = int(round(amount * int(alive.sum())))
+    flat = torch.cat([masks[n].ravel() for n in names]).clone()
+    if k > 0:
+        ranked = torch.where(alive, scores, torch.full_like(scores, float("inf")))
+        drop = torch.argsort(ranked, stable=True)[:k]
+        flat[drop] = 0
+    out: dict[str, torch.Tensor] = {}
+    start = 0
+    for n in names:
+        size = masks[n].numel()
+        out[n] = flat[start : start + size].reshape(masks[n].shape).clone()
+        start += size
+    return out
+
+
+def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Put masks in place: ``custom_from_mask`` the first time, in-place updates afterwards."""
+    layers = maskable(model)
+    for name, mask in masks.items():
+        if name not in layers:
+            raise KeyError(f"no maskable weight {name!r} in the model")
+        m, attr = layers[name]
+        current = m._buffers.get(attr + "_mask")
+        if current is None:
+            prune.custom_from_mask(m, attr, mask.to(_effective(m, attr).dtype))
+        else:
+            if current.shape != mask.shape:
+                raise ValueError(
+                    f"mask for {name!r} is {tuple(mask.shape)}, "
+                    f"the weight is {tuple(current.shape)}"
+                )
+            current.copy_(mask)
+            setattr(m, attr, m._parameters[attr + "_orig"] * current)
+
+
+def strip_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Remove the masking reparametrisation (baking masked zeros in); return the masks."""
+    masks: dict[str, torch.Tensor] = {}
+    for name, (m, attr) in maskable(model).items():
+        if attr + "_orig" in m._parameters:
+            masks[name] = m._buffers[attr + "_mask"].detach().clone()
+            prune.remove(m, attr)
+    return masks
+
+
+def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict as a plain model would have it: masked products, no masks."""
+    out: dict[str, torch.Tensor] = {}
+    state = model.state_dict()
+    masked = {}
+    for name, (m, attr) in maskable(model).items():
+        if attr + "_orig" in m._parameters:
+            masked[name] = _effective(m, attr)
+    for key, value in state.items():
+        if key.endswith("_orig") and key[: -len("_orig")] in masked:
+            base = key[: -len("_orig")]
+            out[base] = masked[base].clone()
+        elif key.endswith("_mask") and key[: -len("_mask")] in masked:
+            continue
+        else:
+            out[key] = value.detach().clone()
+    return out
+
+
+def zero_fan_in_removal(
+    graph: TrimGraph, masks: Mapping[str, torch.Tensor], min_units: int = 1
+) -> dict[int, np.ndarray]:
+    """Units of prunable groups whose every masked fan-in weight is zero (keeping ``min_units``)."""
+    removal: dict[int, np.ndarray] = {}
+    tensors = dict(graph.model.named_parameters(remove_duplicate=False))
+    for g in graph.prunable_groups:
+        covered = np.zeros(g.n_units, dtype=np.int64)
+        alive = np.zeros(g.n_units, dtype=np.int64)
+        for e in g.entries:
+            if e.role != _layers.FAN_IN or e.tensor not in masks or e.tensor not in tensors:
+                continue
+            w = tensors[e.tensor].detach()
+            dims = [d for d in range(w.dim()) if d != e.dim]
+            nonzero = (w != 0).sum(dim=dims).numpy() if dims else (w != 0).numpy()
+            covered += np.bincount(e.units, minlength=g.n_units)
+            alive += np.bincount(e.units, weights=nonzero[e.indices], minlength=g.n_units).astype(
+                np.int64
+            )
+        dead = np.flatnonzero((covered > 0) & (alive == 0))
+        keep_at_least = max(min_units, 1)
+        if dead.size > g.n_units - keep_at_least:
+            dead = dead[keep_at_least - (g.n_units - dead.size) :]
+        if dead.size:
+            removal[g.id] = dead.astype(np.int64)
+    return removal

@@ -1,0 +1,149 @@
+"""One-file save/load without pickle: round trips, strict checking, refused and broken files."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import pytest
+import torch
+from torch import nn
+from zoo_patterns import ConvFlatten, EmbedGRU
+
+import lotterytrim as lt
+
+
+def _trimmed(method: str = "trim"):
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.4, method=method)
+    trimmer.capture_rewind()
+    trimmer.step()
+    return model, trimmer, x
+
+
+def test_round_trip_rebuilds_the_trimmed_model(tmp_path):
+    model, trimmer, x = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path, trimmer, metadata={"task": "onset", "level": 1})
+    loaded = lt.load(path, ConvFlatten)
+    assert loaded.fc1.out_features == model.fc1.out_features
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x), loaded(x))
+    tensors, plan, meta = lt.load_state(path)
+    assert plan == trimmer.plan and meta == {"task": "onset", "level": 1}
+    assert set(tensors) == set(model.state_dict())
+
+
+def test_header_layout(tmp_path):
+    model, trimmer, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path, trimmer)
+    blob = path.read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    info = json.loads(header["__metadata__"]["lotterytrim"])
+    assert info["format"] == 1 and set(info) == {"format", "plan", "metadata", "trimmer"}
+    assert lt.TrimPlan.from_dict(info["plan"]) == trimmer.plan
+
+
+def test_plain_model_without_trimmer(tmp_path):
+    torch.manual_seed(0)
+    model = EmbedGRU()
+    lt.save(model, tmp_path / "g.lt")
+    loaded = lt.load(tmp_path / "g.lt", EmbedGRU)
+    pairs = zip(model.parameters(), loaded.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert lt.load_trimmer_state(tmp_path / "g.lt") is None
+
+
+def test_masked_model_saves_as_plain_weights(tmp_path):
+    model, trimmer, x = _trimmed("mask")
+    lt.save(model, tmp_path / "m.lt", trimmer)
+    loaded = lt.load(tmp_path / "m.lt", ConvFlatten)
+    assert not hasattr(loaded.fc1, "weight_mask")
+    assert torch.equal(loaded.fc1.weight, model.fc1.weight)
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x), loaded(x))
+
+
+class _Wider(ConvFlatten):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc2 = nn.Linear(24, 7)
+
+
+def test_wrong_build_model_names_the_tensor(tmp_path):
+    model, trimmer, _ = _trimmed()
+    lt.save(model, tmp_path / "m.lt", trimmer)
+    with pytest.raises(lt.LoadError, match=r"fc2\.weight"):
+        lt.load(tmp_path / "m.lt", _Wider)
+    with pytest.raises(lt.LoadError, match="build_model"):
+        lt.load(tmp_path / "m.lt", EmbedGRU)
+
+
+def test_truncated_file(tmp_path):
+    model, trimmer, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path, trimmer)
+    blob = path.read_bytes()
+    for cut in (len(blob) - 100, 40, 5):
+        path.write_bytes(blob[:cut])
+        with pytest.raises(lt.LoadError, match="truncated"):
+            lt.load(path, ConvFlatten)
+
+
+@pytest.mark.parametrize("kind", ["zip", "pickle"])
+def test_pickle_files_are_refused(tmp_path, kind):
+    path = tmp_path / "m.pt"
+    model = ConvFlatten()
+    if kind == "zip":
+        torch.save(model.state_dict(), path)
+    else:
+        torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
+    with pytest.raises(lt.LoadError, match="never unpickles"):
+        lt.load(path, ConvFlatten)
+    with pytest.raises(lt.LoadError, match="never unpickles"):
+        lt.load_state(path)
+
+
+def test_foreign_safetensors_file(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "x.safetensors")
+    with pytest.raises(lt.LoadError, match="not written by lt.save"):
+        lt.load(tmp_path / "x.safetensors", ConvFlatten)
+
+
+def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    model, trimmer, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path, trimmer)
+    good = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk gone"):
+        lt.save(ConvFlatten(), path)
+    assert path.read_bytes() == good
+    assert os.listdir(tmp_path) == ["m.lt"]
+
+
+def test_bad_metadata_is_refused_before_writing(tmp_path):
+    model, trimmer, _ = _trimmed()
+    with pytest.raises(ValueError, match="JSON"):
+        lt.save(model, tmp_path / "m.lt", trimmer, metadata={"x": object()})
+    assert not (tmp_path / "m.lt").exists()
+
+
+def test_save_refuses_a_trimmer_whose_plan_is_stale(tmp_path):
+    model, trimmer, x = _trimmed()
+    lt.trim(model, x, "magnitude", 0.2)
+    with pytest.raises(lt.TrimmerStateError, match="outside the trimmer"):
+        lt.save(model, tmp_path / "m.lt", trimmer)
+    assert not (tmp_path / "m.lt").exists()

@@ -1,0 +1,371 @@
+"""lotterytrim.report: exact numbers on hand-computed models, tables, errors, model untouched."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from lotterytrim.report import (
+    Report,
+    ReportTable,
+    _disk_bytes,
+    compare,
+    layer_diff,
+    layer_table,
+    report,
+)
+
+
+def tiny_mlp() -> nn.Sequential:
+    """Linear(4->3), ReLU, Linear(3->2): 23 params, 12 + 3 + 6 = 21 MACs per example."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def conv_net(width: int) -> nn.Sequential:
+    """Small 1-d CNN whose cost grows with ``width``."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv1d(1, width, 5),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Conv1d(width, width, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(width, 10),
+    )
+
+
+def state_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copy of every parameter and buffer."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_unchanged(model: nn.Module, before: dict[str, torch.Tensor], flags: list[bool]) -> None:
+    """Same tensors bit for bit, same train/eval flags, no leftover hooks."""
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key
+    assert [m.training for m in model.modules()] == flags
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_exact_numbers_on_tiny_mlp() -> None:
+    model = tiny_mlp()
+    result = report(model, torch.randn(1, 4), latency=False)
+    assert isinstance(result, Report)
+    assert result.model == "Sequential"
+    assert result.params == 4 * 3 + 3 + 3 * 2 + 2 == 23
+    assert result.prunable_params == 23
+    assert result.macs == 21
+    assert result.macs_by_operator == {"linear": 18, "relu": 3}
+    assert result.param_bytes == 23 * 4
+    assert result.uncounted_ops == ()
+    assert result.input_shapes == ((1, 4),)
+
+
+def test_disk_bytes_equals_the_safetensors_file(tmp_path: os.PathLike[str]) -> None:
+    model = nn.Linear(3, 2)
+    path = os.path.join(tmp_path, "linear.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
+    size = os.path.getsize(path)
+    assert _disk_bytes(model) == size
+    with open(path, "rb") as handle:
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+    assert size == 8 + header_len + (3 * 2 + 2) * 4  # header + raw float32 data
+    assert report(model, torch.randn(1, 3), latency=False).disk_bytes == size
+
+
+def test_disk_bytes_handles_shared_and_non_contiguous_tensors() -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4, bias=False)
+            self.b = nn.Linear(4, 4, bias=False)
+            self.b.weight = self.a.weight  # shared
+            self.c = nn.Linear(3, 5, bias=False)
+            self.c.weight = nn.Parameter(torch.randn(3, 5).t())  # non-contiguous
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x))
+
+    model = Tied()
+    assert not model.c.weight.is_contiguous()
+    size = _disk_bytes(model)
+    assert size > (16 + 16 + 15) * 4
+    result = report(model, torch.randn(1, 4), latency=False)
+    assert result.params == 16 + 15  # shared weight counted once
+    assert result.param_bytes == (16 + 15) * 4
+
+
+def test_activation_memory_of_a_known_chain() -> None:
+    # Linear(1000->1000) output (4000 B) and ReLU output (4000 B) are alive together while
+    # ReLU runs, so the peak is at least 8000 B; the only other activation is the final
+    # 10-float output (40 B), so it is at most 8040 B.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1000, 1000), nn.ReLU(), nn.Linear(1000, 10))
+    result = report(model, torch.randn(1, 1000), latency=False)
+    assert 8000 <= result.peak_activation_bytes <= 8040
+    assert result.param_bytes == (1000 * 1000 + 1000 + 1000 * 10 + 10) * 4
+    assert result.memory_bytes == result.param_bytes + result.peak_activation_bytes
+
+
+def test_in_place_activation_allocates_nothing_new() -> None:
+    # With ReLU(inplace=True) only one 4000 B tensor is alive before the final 40 B output.
+    model = nn.Sequential(nn.Linear(1000, 1000), nn.ReLU(inplace=True), nn.Linear(1000, 10))
+    result = report(model, torch.randn(1, 1000), latency=False)
+    assert 4000 <= result.peak_activation_bytes <= 4040
+
+
+def test_batch_is_cut_to_one_example() -> None:
+    model = conv_net(8)
+    single = report(model, torch.randn(1, 1, 200), latency=False)
+    batched = report(model, torch.randn(6, 1, 200), latency=False)
+    assert batched.input_shapes == ((1, 1, 200),)
+    assert batched.macs == single.macs
+    assert batched.peak_activation_bytes == single.peak_activation_bytes
+    whole = report(model, torch.randn(6, 1, 200), latency=False, batch_dim=None)
+    assert whole.input_shapes == ((6, 1, 200),)
+    assert whole.macs == 6 * single.macs
+
+
+def test_smaller_model_is_strictly_cheaper() -> None:
+    x = torch.randn(2, 1, 400)
+    big = report(conv_net(32), x, latency=False)
+    small = report(conv_net(8), x, latency=False)
+    for metric in (
+        "params",
+        "prunable_params",
+        "macs",
+        "disk_bytes",
+        "param_bytes",
+        "peak_activation_bytes",
+        "memory_bytes",
+    ):
+        assert getattr(small, metric) < getattr(big, metric), metric
+
+
+def test_recurrent_model_macs_closed_form() -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = nn.Linear(12, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.gru(x)[0])
+
+    result = report(Tagger(), torch.randn(4, 20, 8), latency=False)
+    gru = 20 * 2 * (3 * 6 * (8 + 6) + 3 * 6 * (12 + 6))  # batch 1, 20 steps, 2 directions
+    assert result.macs == gru + 20 * 12 * 3
+    assert result.macs_by_operator["gru"] == gru
+
+
+def test_latency_fields_and_threads_restored() -> None:
+    model = tiny_mlp()
+    before = torch.get_num_threads()
+    result = report(model, torch.randn(1, 4), runs=5, warmup=1, threads=1)
+    assert torch.get_num_threads() == before
+    assert result.latency_median_s is not None and result.latency_median_s > 0
+    assert result.latency_iqr_s is not None and result.latency_iqr_s >= 0
+    assert result.threads == 1 and result.runs == 5
+    skipped = report(model, torch.randn(1, 4), latency=False)
+    assert skipped.latency_median_s is None and skipped.latency_iqr_s is None
+    assert skipped.threads is None and skipped.runs == 0
+
+
+def test_train_mode_flags_and_parameters_are_left_as_they_were() -> None:
+    model = conv_net(4)
+    model.train()
+    model[1].eval()  # a mix of modes must come back exactly
+    flags = [m.training for m in model.modules()]
+    before = state_snapshot(model)
+    report(model, torch.randn(3, 1, 50), runs=2, warmup=0)
+    layer_table(model, torch.randn(3, 1, 50))
+    assert_unchanged(model, before, flags)
+
+
+def test_non_module_is_a_type_error_naming_the_type() -> None:
+    with pytest.raises(TypeError, match="function"):
+        report(lambda x: x, torch.randn(1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="str"):
+        layer_table("model", torch.randn(1))  # type: ignore[arg-type]
+
+
+def test_bad_example_inputs_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="example_inputs"):
+        report(tiny_mlp(), 3.0, latency=False)
+
+
+def test_failing_model_is_a_value_error_and_model_unchanged() -> None:
+    model = conv_net(4).train()
+    flags = [m.training for m in model.modules()]
+    before = state_snapshot(model)
+    with pytest.raises(ValueError, match="Sequential") as info:
+        report(model, torch.randn(1, 3, 50))  # 3 channels, conv expects 1
+    assert "channels" in str(info.value)
+    assert "batch_dim" not in str(info.value)  # nothing was cut
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert_unchanged(model, before, flags)
+    with pytest.raises(ValueError, match="batch_dim=None"):
+        report(model, torch.randn(4, 3, 50))  # cut to one example: the error says so
+    assert_unchanged(model, before, flags)
+
+
+def test_invalid_counts_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="runs"):
+        report(tiny_mlp(), torch.randn(1, 4), runs=0)
+    with pytest.raises(ValueError, match="threads"):
+        report(tiny_mlp(), torch.randn(1, 4), threads=0)
+    with pytest.raises(ValueError, match="batch_dim"):
+        report(tiny_mlp(), torch.randn(1, 4), batch_dim=-1)
+
+
+def test_unprunable_modules_are_excluded() -> None:
+    model = conv_net(4)
+    full = report(model, torch.randn(1, 1, 50), latency=False)
+    head = report(model, torch.randn(1, 1, 50), latency=False, unprunable=[model[7]])
+    assert full.prunable_params == full.params
+    assert head.prunable_params == full.params - (4 * 10 + 10)
+
+    class WithScale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.scale = nn.Parameter(torch.ones(2))  # not a prunable layer type
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) * self.scale
+
+    custom = report(WithScale(), torch.randn(1, 2), latency=False)
+    assert custom.params == 8 and custom.prunable_params == 6
+
+
+def test_tuple_and_dict_inputs_and_dict_outputs() -> None:
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(3, 2)
+            self.b = nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"sum": self.a(x) + self.b(y)}
+
+    model = TwoInputs()
+    x, y = torch.randn(4, 3), torch.randn(4, 5)
+    positional = report(model, (x, y), latency=False)
+    keywords = report(model, {"x": x, "y": y}, latency=False)
+    assert positional.macs == keywords.macs == 3 * 2 + 5 * 2 + 2
+    assert positional.input_shapes == ((1, 3), (1, 5))
+
+
+def test_uncounted_operators_warn_and_are_listed() -> None:
+    class Cumulative(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cumsum(self.fc(x), dim=-1)
+
+    with pytest.warns(UserWarning, match="aten::cumsum"):
+        result = report(Cumulative(), torch.randn(1, 3), latency=False)
+    assert result.uncounted_ops == ("aten::cumsum",)
+
+
+def test_report_renders_and_serialises() -> None:
+    result = report(conv_net(8), torch.randn(1, 1, 100), runs=2, warmup=0)
+    markdown = result.to_markdown()
+    assert markdown.startswith("| metric | Sequential |")
+    assert "| macs |" in markdown and " K |" in markdown
+    assert "<table>" in result._repr_html_()
+    data = json.loads(json.dumps(result.as_dict()))
+    assert data["macs"] == result.macs
+    with pytest.raises(AttributeError):
+        result.params = 0  # type: ignore[misc]
+
+
+def test_compare_table_raw_numbers_and_ratios() -> None:
+    x = torch.randn(1, 1, 200)
+    ref = report(conv_net(16), x, latency=False)
+    trim = report(conv_net(4), x, runs=2, warmup=0)
+    table = compare({"reference": ref, "trimmed": trim})
+    assert isinstance(table, pd.DataFrame) and isinstance(table, ReportTable)
+    assert list(table.columns) == ["reference", "trimmed", "trimmed / reference"]
+    assert table.loc["params", "reference"] == ref.params
+    assert table.loc["macs", "trimmed / reference"] == pytest.approx(trim.macs / ref.macs)
+    assert math.isnan(table.loc["latency_median_s", "reference"])
+    assert math.isnan(table.loc["latency_median_s", "trimmed / reference"])
+    assert list(table.index) == [
+        "params",
+        "prunable_params",
+        "macs",
+        "disk_bytes",
+        "param_bytes",
+        "peak_activation_bytes",
+        "memory_bytes",
+        "latency_median_s",
+        "latency_iqr_s",
+    ]
+    markdown = table.to_markdown()
+    assert "| metric | reference | trimmed | trimmed / reference |" in markdown
+    assert "KB" in markdown and "x |" in markdown
+    assert "<table>" in table._repr_html_()
+    assert "trimmed / reference" in repr(table)
+    derived = table[["reference"]]
+    assert type(derived) is pd.DataFrame
+
+
+def test_compare_rejects_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        compare([report(tiny_mlp(), torch.randn(1, 4), latency=False)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        compare({})
+    with pytest.raises(TypeError, match="'x'"):
+        compare({"x": 1})  # type: ignore[dict-item]
+
+
+def test_layer_table_rows() -> None:
+    model = conv_net(8)
+    table = layer_table(model, torch.randn(3, 1, 100))
+    assert list(table.index) == ["0", "1", "3", "7"]
+    assert list(table.columns) == ["type", "units", "params", "macs"]
+    assert table.loc["0", "type"] == "Conv1d"
+    assert table.loc["0", "units"] == 8
+    assert table.loc["3", "params"] == 8 * 8 * 3 + 8
+    assert table.loc["0", "macs"] == 8 * 1 * 5 * 96  # batch 1, 96 output positions
+    assert table.loc["7", "units"] == 10
+    assert table["params"].sum() == sum(p.numel() for p in model.parameters())
+    assert "| layer | type | units | params | macs |" in table.to_markdown()
+
+
+def test_layer_diff_matches_layers_by_name() -> None:
+    x = torch.randn(1, 1, 100)
+    diff = layer_diff(conv_net(16), conv_net(4), x)
+    assert diff.loc["0", "units_before"] == 16 and diff.loc["0", "units_after"] == 4
+    assert diff.loc["0", "units_ratio"] == pytest.approx(0.25)
+    assert diff.loc["3", "params_ratio"] == pytest.approx((4 * 4 * 3 + 4) / (16 * 16 * 3 + 16))
+    assert diff.loc["3", "macs_after"] < diff.loc["3", "macs_before"]
+    assert diff.loc["7", "units_ratio"] == 1.0
+
+    extra = conv_net(4)
+    extra.add_module("extra", nn.Linear(10, 2))
+    diff2 = layer_diff(conv_net(4), extra, x, x)
+    assert "extra" in diff2.index
+    assert pd.isna(diff2.loc["extra", "params_before"])
+    assert diff2.loc["extra", "params_after"] == 22
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "extra" in diff2.to_markdown()

@@ -1,0 +1,274 @@
+"""The lottery driver: full lotteries per method, resume, optimizer rebuild, misuse errors."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from helpers import same_state, snapshot
+from torch import nn
+from torch.nn import functional as F
+from zoo_patterns import ConvFlatten
+
+import lotterytrim as lt
+from lotterytrim.rewind import model_tensors
+
+METHODS = ["trim", "finetune", "reinit", "mask"]
+
+
+def _data(seed: int = 0, n: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(8, 1, 32, generator=gen), torch.randint(0, 5, (8,), generator=gen))] * n
+
+
+def _train(model: nn.Module, data, optimizer: torch.optim.Optimizer) -> None:
+    model.train()
+    for x, y in data:
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def _lottery(method: str, levels: int = 3, criterion: str = "magnitude", trimmer_kw=None):
+    torch.manual_seed(0)
+    model, data = ConvFlatten(), _data()
+    trimmer = lt.LotteryTrimmer(
+        model, data[0][0], criterion, 0.3, method=method, seed=1, **(trimmer_kw or {})
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    _train(model, data[:1], opt)
+    trimmer.capture_rewind()
+    for _ in range(levels):
+        _train(model, data, opt)
+        trimmer.step(data=data)
+        opt = trimmer.rebuild_optimizer(opt)
+    return model, trimmer, data
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_three_level_lottery(method):
+    model, trimmer, data = _lottery(method)
+    assert trimmer.level == 3 and len(trimmer.history) == 3
+    for r in trimmer.history:
+        assert r.method == method
+        assert abs(r.achieved - 0.3) < 0.05, r
+    total = sum(p.numel() for p in ConvFlatten().parameters())
+    if method == "mask":
+        kept = total - sum(int((m.weight_mask == 0).sum()) for m in _masked_layers(model))
+        assert kept < total * 0.45
+    else:
+        assert trimmer.params < total * 0.45
+        assert trimmer.plan.current_shapes() == {
+            k: tuple(v.shape) for k, v in model_tensors(model).items() if v.dim() > 0
+        }
+    assert model(data[0][0]).shape == (8, 5)
+
+
+def _masked_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if hasattr(m, "weight_mask")]
+
+
+def test_mask_keeps_masked_weights_zero_through_training():
+    model, trimmer, data = _lottery("mask", levels=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01)
+    _train(model, data, opt)
+    for m in _masked_layers(model):
+        assert torch.all(m.weight[m.weight_mask == 0] == 0)
+        assert (m.weight_mask == 0).any()
+
+
+def test_mask_compact_removes_emptied_units():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.2, method="mask")
+    trimmer.capture_rewind()
+    trimmer.step()
+    with torch.no_grad():  # empty three hidden units of fc1 by hand, as heavy masking would
+        model.fc1.weight_mask[:3] = 0
+    before_out = model(x)
+    result = trimmer.compact()
+    assert result.removed_units and result.saved > 0
+    assert model.fc1.out_features == 21 and model.fc2.in_features == 21
+    assert trimmer.plan.current_shape("fc1.weight") == (21, 256)
+    # empty units produced relu(bias); removing them changes fc2's input by those constants only
+    assert model(x).shape == before_out.shape
+    assert torch.all(model.fc1.weight[model.fc1.weight_mask == 0] == 0)
+
+
+def _resume_run(method: str, criterion: str, via: str, tmp_path):
+    """Run 3 levels, stopping after level 1 and resuming from saved state."""
+    torch.manual_seed(0)
+    data = _data()
+    model = ConvFlatten()
+    kw = dict(method=method, seed=1)
+    trimmer = lt.LotteryTrimmer(model, data[0][0], criterion, 0.3, **kw)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    _train(model, data[:1], opt)
+    trimmer.capture_rewind()
+    _train(model, data, opt)
+    trimmer.step(data=data)
+    if via == "state_dict":
+        saved_model = copy.deepcopy(model.state_dict())
+        saved = trimmer.state_dict()
+        model = ConvFlatten()
+        trimmer = lt.LotteryTrimmer(model, data[0][0], criterion, 0.3, **kw)
+        trimmer.load_state_dict(saved)
+        model.load_state_dict(saved_model)
+    else:
+        path = tmp_path / "level1.lt"
+        lt.save(model, path, trimmer)
+        model = lt.load(path, ConvFlatten)
+        trimmer = lt.LotteryTrimmer(model, data[0][0], criterion, 0.3, **kw)
+        trimmer.load_state_dict(lt.load_trimmer_state(path))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(2):
+        _train(model, data, opt)
+        trimmer.step(data=data)
+        opt = trimmer.rebuild_optimizer(opt)
+    return model, trimmer
+
+
+def _straight_run(method: str, criterion: str):
+    torch.manual_seed(0)
+    data = _data()
+    model = ConvFlatten()
+    trimmer = lt.LotteryTrimmer(model, data[0][0], criterion, 0.3, method=method, seed=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    _train(model, data[:1], opt)
+    trimmer.capture_rewind()
+    _train(model, data, opt)
+    trimmer.step(data=data)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(2):
+        _train(model, data, opt)
+        trimmer.step(data=data)
+        opt = trimmer.rebuild_optimizer(opt)
+    return model, trimmer
+
+
+@pytest.mark.parametrize(
+    ("method", "criterion", "via"),
+    [
+        ("trim", "random", "state_dict"),
+        ("trim", "activation", "file"),
+        ("mask", "magnitude", "state_dict"),
+        ("mask", "magnitude", "file"),
+    ],
+)
+def test_resume_matches_uninterrupted_run(method, criterion, via, tmp_path):
+    a, ta = _straight_run(method, criterion)
+    b, tb = _resume_run(method, criterion, via, tmp_path)
+    assert ta.plan == tb.plan
+    assert ta.level == tb.level == 3
+    sa, sb = a.state_dict(), b.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert [r.params_after for r in ta.history] == [r.params_after for r in tb.history]
+
+
+def test_step_before_capture_is_an_error_and_changes_nothing():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x)
+    before = snapshot(model)
+    with pytest.raises(lt.TrimmerStateError, match="capture_rewind"):
+        trimmer.step()
+    assert same_state(model, before) and trimmer.level == 0
+
+
+def test_finetune_needs_no_rewind_point():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    assert lt.LotteryTrimmer(model, x, method="finetune").step().params_after < 7013
+
+
+def test_model_resized_outside_is_named():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x)
+    trimmer.capture_rewind()
+    lt.trim(model, x, "magnitude", 0.2)  # behind the trimmer's back
+    before = snapshot(model)
+    with pytest.raises(lt.TrimmerStateError, match=r"'c1\.weight'|'fc1\.weight'|shape"):
+        trimmer.step()
+    assert same_state(model, before) and trimmer.level == 0
+
+
+def test_parameter_replaced_outside_is_named():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x)
+    trimmer.capture_rewind()
+    model.fc2 = nn.Linear(24, 5)
+    with pytest.raises(lt.TrimmerStateError, match=r"'fc2\.weight'.*replaced"):
+        trimmer.step()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"method": "prune"}, "method must be"),
+        ({"amount": 1.5}, "amount"),
+        ({"scope": "layer"}, "scope"),
+        ({"criterion": "nope"}, "unknown criterion"),
+    ],
+)
+def test_bad_arguments(kwargs, words):
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    with pytest.raises(ValueError, match=words):
+        lt.LotteryTrimmer(model, x, **kwargs)
+
+
+def test_compact_only_for_mask():
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    with pytest.raises(lt.TrimmerStateError, match="mask"):
+        lt.LotteryTrimmer(model, x).compact()
+
+
+def test_load_state_dict_rejects_other_method():
+    _, trimmer, _ = _lottery("finetune", levels=1)
+    model = ConvFlatten()
+    other = lt.LotteryTrimmer(model, torch.randn(4, 1, 32), method="trim")
+    with pytest.raises(lt.TrimmerStateError, match="method"):
+        other.load_state_dict(trimmer.state_dict())
+    assert other.level == 0 and other.plan.is_identity()
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_rebuild_optimizer_keeps_options_and_slices_state(carry):
+    torch.manual_seed(0)
+    model, data = ConvFlatten(), _data()
+    trimmer = lt.LotteryTrimmer(model, data[0][0], method="finetune")
+    head = list(model.fc2.parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in head)]
+    opt = torch.optim.Adam([{"params": rest}, {"params": head, "lr": 1e-4}], lr=1e-3, eps=1e-7)
+    _train(model, data, opt)
+    old_avg = opt.state[model.fc1.weight]["exp_avg"].clone()
+    trimmer.step()
+    new = trimmer.rebuild_optimizer(opt, carry_state=carry)
+    assert type(new) is torch.optim.Adam
+    assert [g["lr"] for g in new.param_groups] == [1e-3, 1e-4]
+    assert all(g["eps"] == 1e-7 for g in new.param_groups)
+    assert {id(p) for g in new.param_groups for p in g["params"]} == {
+        id(p) for p in model.parameters()
+    }
+    if carry:
+        plan = trimmer.last_step_plan
+        expected = plan.apply_to_state_dict({"fc1.weight": old_avg})["fc1.weight"]
+        assert torch.equal(new.state[model.fc1.weight]["exp_avg"], expected)
+    else:
+        assert not new.state
+    _train(model, data, new)
+
+
+def test_docs_snippets_run(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "trimmer.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile("\n".join(blocks), "docs/trimmer.md", "exec"), namespace)  # noqa: S102
