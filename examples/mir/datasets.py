@@ -191,6 +191,8 @@ def load_vocalset(
     techniques (``fast_forte``, ``messa``, ...) are ignored. Files are cut into non-overlapping
     ``seconds`` chunks at ``sr``; near-silent chunks are dropped. ``singers`` keeps only those
     singers (VocalSet's split is by singer). ``meta``: ``singer`` and ``file`` per example.
+    All excerpts are held in memory as float32 (the whole of VocalSet at 44.1 kHz is about
+    6 GB), so load a subset of ``singers`` on a small machine.
     """
     root = _require(Path(root), "VocalSet folder")
     keep_singers = {s.lower() for s in singers} if singers is not None else None
@@ -370,6 +372,8 @@ def load_chords(
     anywhere under ``audio_dir`` with the same file stem. Each frame gets the label of the
     segment holding its centre (``N`` outside all segments); frames labelled ``X`` (and,
     with ``other="skip"``, chords without a third) are dropped. ``meta``: ``song``, ``time``.
+    Patches are materialised: about 6 KB each, so the 180 Beatles songs at ``stride=1`` take
+    some 4 GB; use a larger ``stride`` or fewer songs on a small machine.
     """
     audio_dir = _require(Path(audio_dir), "chord audio folder")
     label_dir = _require(Path(label_dir), "chord annotation folder")

@@ -18,10 +18,13 @@ import torch
 from torch import nn
 
 __all__ = [
-    "CREPE_CAPACITIES",
+    "CHORD_LABELS",
     "CREPE_BASE_FILTERS",
+    "CREPE_CAPACITIES",
     "DRUM_NAMES",
+    "INSTRUMENTS",
     "SIZES",
+    "TECHNIQUES",
     "TASKS",
     "ChordCNN",
     "Crepe",
@@ -481,8 +484,8 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             sizes=_fixed_sizes(
                 {
                     "paper": {"capacity": "medium"},
-                    "quick": {"capacity": "small"},
-                    "tiny": {"capacity": "micro"},
+                    "quick": {"capacity": "tiny", "dropout": 0.1},
+                    "tiny": {"capacity": "micro", "dropout": 0.1},
                 },
                 (1, 1024),
                 16000,

@@ -195,7 +195,7 @@ def pitch(n: int, seed: Seed = 0, size: str = "quick") -> MIRData:
                 amp = amp * weak_fund[s]
             d = np.log2(fk[:, None] / form_c[s]) / form_w[s]
             amp = amp * (1.0 + np.sum(form_g[s] * np.exp(-0.5 * d**2), axis=1))
-            amp = np.where(fk * 1.01 < sr / 2, amp, 0.0)
+            amp = np.where(fk * 1.05 < sr / 2, amp, 0.0)  # vibrato and glide stay below Nyquist
             if not amp.any():
                 break
             acc += amp[:, None] * np.sin(
@@ -445,7 +445,8 @@ def _tonal_classes(
     protos = [{**base, **prototypes[name]} for name in names]
     params = _sample_params(rng, labels, protos)
     audio = _render_tones(rng, params, spec.sample_rate, spec.input_shape[-1])
-    meta = {"sample_rate": spec.sample_rate, "labels": names, "f0_hz": _midi_to_hz(params["midi"])}
+    first_note_hz = _midi_to_hz(np.round(params["midi"]))
+    meta = {"sample_rate": spec.sample_rate, "labels": names, "f0_hz": first_note_hz}
     return MIRData(torch.from_numpy(audio[:, None, :]), torch.from_numpy(labels), meta)
 
 
@@ -684,7 +685,7 @@ def _drum_patterns(
             when = grid[hits] + rng.normal(0.0, 0.006, hits.sum())
             keep = (when >= 0.01) & (when < duration - 0.05)
             when = when[keep]
-            accent = np.where(pos[hits][keep] % 4 == 0, 1.0, rng.uniform(0.4, 0.9, keep.sum()))
+            accent = np.where(pos[hits][keep] % 4 == 0, 1.0, rng.uniform(0.15, 0.9, keep.sum()))
             clip_t.append(np.sort(when))
             clip_v.append(accent[np.argsort(when)])
         times.append(clip_t)
@@ -720,16 +721,24 @@ def _drum_clips(n: int, seed: Seed, size: str) -> tuple[np.ndarray, list[list[np
     for name, sample in kit.items():
         sample = sample / (np.abs(sample).max(axis=1, keepdims=True) + 1e-12)
         audio += gains[name][:, None] * fftconvolve(trains[name], sample, axes=1)[:, :length]
-    # distractors: a slowly swelling pad (no sharp onsets) and a noise floor
+    # distractors: room reverb, a slowly swelling pad (no sharp onsets) and a noise floor
     t = np.arange(length) / sr
     pad_f = _midi_to_hz(rng.integers(40, 64, n))[:, None]
     pad = sum(
         np.sin(2 * np.pi * r * pad_f * t + rng.uniform(0, 6.28, (n, 1))) / r for r in (1, 2, 3)
     )
     swell = 0.5 - 0.5 * np.cos(2 * np.pi * t / duration)
-    pad_gain = np.where(rng.random(n) < 0.5, rng.uniform(0.05, 0.3, n), 0.0)
+    pad_gain = np.where(rng.random(n) < 0.7, rng.uniform(0.05, 0.5, n), 0.0)
+    # a room: exponentially decaying noise as impulse response, mixed in at a random level
+    ir_t = np.arange(int(0.8 * sr)) / sr
+    ir = rng.standard_normal((n, ir_t.size)) * np.exp(
+        -6.9 * ir_t / rng.uniform(0.1, 0.8, n)[:, None]
+    )
+    wet = fftconvolve(audio, _rms_normalize(ir), axes=1)[:, :length]
+    wet_gain = rng.uniform(0.0, 0.6, n) * audio.std(axis=1) / (wet.std(axis=1) + 1e-12)
+    audio = audio + wet_gain[:, None] * wet
     audio = audio + pad_gain[:, None] * pad * swell
-    audio = _add_noise(rng, _rms_normalize(audio), rng.uniform(15.0, 40.0, n))
+    audio = _add_noise(rng, _rms_normalize(audio), rng.uniform(6.0, 35.0, n))
     audio *= 0.1 * 10 ** (rng.uniform(-15, 0, n) / 20)[:, None]
     return drum_features(audio.astype(np.float32), sr), times
 

@@ -89,6 +89,16 @@ def test_onset_error_micro_averages_heads_and_handles_empties() -> None:
         metrics.onset_error(np.zeros((9, 1)), empty)
 
 
+def test_best_threshold_finds_weak_peaks() -> None:
+    data = _one_clip([[0.5, 1.2]], 20)
+    act = np.full((20, 1), 0.1)
+    act[[5, 12], 0] = 0.3
+    assert metrics.onset_error(act, data, from_logits=False) == 1.0
+    threshold, error = metrics.best_threshold(act, data, from_logits=False)
+    assert 0.1 < threshold <= 0.3 and error == 0.0
+    assert metrics.onset_error(act, data, from_logits=False, threshold=threshold) == 0.0
+
+
 @pytest.mark.parametrize("task", sorted(synth.GENERATORS))
 def test_perfect_predictions_score_zero_on_synthetic_data(task: str) -> None:
     n = 2 if task in ("drum", "onset") else 26

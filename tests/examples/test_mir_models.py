@@ -171,3 +171,19 @@ def test_registry_errors_and_overrides() -> None:
     assert count_parameters(build_model("pitch", "tiny", capacity="tiny")) == count_parameters(
         crepe("tiny")
     )
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_the_trimming_engine_can_trim_every_model(task: str) -> None:
+    lt = pytest.importorskip("lotterytrim")
+    if not hasattr(lt, "trim"):
+        pytest.skip("lotterytrim.trim is not available")
+    torch.manual_seed(0)
+    model = build_model(task, "tiny").eval()
+    x = example_input(task, "tiny", batch=2)
+    before = count_parameters(model)
+    lt.trim(model, x, criterion="magnitude", amount=0.3)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, TASKS[task].n_outputs)
+    assert count_parameters(model) < 0.8 * before
