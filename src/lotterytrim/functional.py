@@ -136,6 +136,20 @@ def _find_breaking(graph: TrimGraph, removal: dict[int, np.ndarray]) -> list[int
     return culprits
 
 
+def _breaking_groups(
+    graph: TrimGraph, removal: dict[int, np.ndarray], problem: str
+) -> dict[int, str]:
+    """The groups whose removal breaks the model, each with the reason to report."""
+    out = {}
+    for gid in _find_breaking(graph, removal) or sorted(removal):
+        g = graph.groups[gid]
+        out[gid] = (
+            f"removing units of group '{g.name}' (layers {', '.join(g.layers)}) breaks the "
+            f"model ({problem}); a width stored or hard-coded in forward is a common cause"
+        )
+    return out
+
+
 def trim(
     model: nn.Module,
     example_inputs: Any,
@@ -180,14 +194,9 @@ def trim(
         plan, problem = _apply(graph, sel.removal)
         if problem is None:
             break
-        bad = _find_breaking(graph, sel.removal) or sorted(sel.removal)
-        for gid in bad:
+        for gid, why in _breaking_groups(graph, sel.removal, problem).items():
             broken.add(gid)
-            g = graph.groups[gid]
-            protected[g.name] = (
-                f"removing units of group '{g.name}' (layers {', '.join(g.layers)}) breaks the "
-                f"model ({problem}); a width stored or hard-coded in forward is a common cause"
-            )
+            protected[graph.groups[gid].name] = why
     else:  # pragma: no cover - the loop always ends by success or by running out of groups
         sel = select(graph, scores, amount, scope, normalize, min_units, exclude=frozenset(broken))
     if not sel.removal:

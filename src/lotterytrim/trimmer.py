@@ -21,7 +21,7 @@ from . import masking
 from .criteria import Criterion, Random, get_criterion
 from .distributed import SyncedCriterion, is_distributed
 from .errors import LotteryTrimError
-from .functional import _apply, _find_breaking, layer_units, trim
+from .functional import _apply, _breaking_groups, layer_units, trim
 from .graph import TrimGraph
 from .plan import TrimPlan
 from .rewind import RewindPoint, model_tensors
@@ -305,10 +305,8 @@ class LotteryTrimmer:
                 step_plan, problem = _apply(graph, removal)
                 if problem is None:
                     break
-                for gid in _find_breaking(graph, removal) or sorted(removal):
-                    skipped[graph.groups[gid].name] = (
-                        f"removing its units breaks the model: {problem}"
-                    )
+                for gid, why in _breaking_groups(graph, removal, problem).items():
+                    skipped[graph.groups[gid].name] = why
                     removal.pop(gid, None)
                 step_plan = TrimPlan.identity(self.model)
             removed = {graph.groups[g].name: int(np.asarray(u).size) for g, u in removal.items()}
