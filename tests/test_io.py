@@ -96,6 +96,22 @@ def test_truncated_file(tmp_path):
             lt.load(path, ConvFlatten)
 
 
+def test_header_length_that_starts_like_a_pickle_still_loads(tmp_path):
+    # a header of 0x..80 bytes makes the file's first byte 0x80, the pickle protocol marker
+    model, trimmer, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    for pad in range(256):
+        lt.save(model, path, trimmer, metadata={"pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    loaded = lt.load(path, ConvFlatten)
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+    )
+
+
 @pytest.mark.parametrize("kind", ["zip", "pickle"])
 def test_pickle_files_are_refused(tmp_path, kind):
     path = tmp_path / "m.pt"

@@ -19,11 +19,13 @@ from .errors import (
 from .functional import TrimResult, layer_units, trim
 from .graph import TrimGraph, UnitGroup, unprunable
 from .io import LoadError, load, load_state, load_trimmer_state, save
+from .lottery import LevelContext, Lottery, LotteryConfig, LotteryError, load_results, select
 from .optim import rebuild_optimizer
 from .plan import TrimPlan
 from .report import Report, ReportTable, compare, layer_diff, layer_table, report
 from .rewind import RewindPoint
-from .selection import Selection, select
+from .selection import Selection
+from .selection import select as select_units
 from .trimmer import CompactResult, LotteryTrimmer, StepResult, TrimmerStateError
 
 __version__ = "0.1.0"
@@ -35,8 +37,12 @@ __all__ = [
     "CriterionError",
     "ExampleInputError",
     "LayerCriterion",
+    "LevelContext",
     "LoadError",
     "LotteryTrimError",
+    "Lottery",
+    "LotteryConfig",
+    "LotteryError",
     "LotteryTrimmer",
     "Piece",
     "Report",
@@ -57,6 +63,7 @@ __all__ = [
     "layer_table",
     "layer_units",
     "load",
+    "load_results",
     "load_state",
     "load_trimmer_state",
     "rebuild_optimizer",
@@ -64,6 +71,7 @@ __all__ = [
     "report",
     "save",
     "select",
+    "select_units",
     "trim",
     "unprunable",
 ]

@@ -1,0 +1,355 @@
+"""The experiment runner: rows, files, resume after a crash, run-directory hashing, select()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import lotterytrim as lt
+from lotterytrim.io import load_trimmer_state
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 12, 5, padding=2)
+        self.bn1 = nn.BatchNorm1d(12)
+        self.conv2 = nn.Conv1d(12, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 24)
+        self.head = nn.Linear(24, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.conv2(x)).mean(-1)
+        return self.head(torch.relu(self.fc(x)))
+
+
+def _data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    t = torch.arange(32).float()
+    x = torch.sin(t * (y[:, None] + 1) * 0.3) + 0.3 * torch.randn(n, 32, generator=gen)
+    return x[:, None, :], y
+
+
+TRAIN, TEST = _data(96, 1), _data(48, 2)
+
+
+class Recorder:
+    """A train function that counts its calls and can crash on a chosen level."""
+
+    def __init__(self, epochs: int = 2, crash_at: tuple[str, int] | None = None) -> None:
+        self.epochs, self.crash_at = epochs, crash_at
+        self.calls: list[tuple[str, str, int, int]] = []
+
+    def __call__(self, model: nn.Module, ctx: lt.LevelContext) -> None:
+        if self.crash_at == (ctx.method, ctx.level):
+            raise KeyboardInterrupt("simulated crash")
+        self.calls.append((ctx.method, ctx.criterion, ctx.replicate, ctx.level))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        x, y = TRAIN
+        for _ in ctx.epochs(self.epochs):
+            model.train()
+            for idx in torch.randperm(len(x)).split(32):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+                opt.step()
+        ctx.record(final_lr=1e-2)
+
+
+def evaluate(model: nn.Module) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        wrong = (model(TEST[0]).argmax(1) != TEST[1]).float().mean()
+    return {"error": float(wrong), "val_error": float(wrong) / 2}
+
+
+def _lottery(tmp_path: Path, train=None, settings=None, **config) -> lt.Lottery:
+    defaults = dict(task="toy", levels=2, replicates=1, methods=("trim",))
+    cfg = lt.LotteryConfig(**{**defaults, **config})
+    return lt.Lottery(
+        Net,
+        TRAIN[0][:4],
+        train or Recorder(),
+        evaluate,
+        cfg,
+        data=[TRAIN[0][:32], TRAIN[0][32:64]],
+        settings=settings if settings is not None else {"epochs": 2},
+        root=tmp_path,
+        progress=False,
+    )
+
+
+def test_rows_files_and_measurements(tmp_path: Path) -> None:
+    train = Recorder()
+    lottery = _lottery(tmp_path, train, methods=("trim", "finetune", "mask"), replicates=2)
+    results = lottery.run()
+    # one row per (method, criterion, replicate, level); mask runs once, by magnitude
+    assert len(results) == 3 * 2 * 3
+    assert set(results["method"]) == {"trim", "finetune", "mask"}
+    assert set(results.loc[results.method == "mask", "criterion"]) == {"magnitude"}
+    for col in lt.lottery.COLUMNS + ("val_error", "final_lr"):
+        assert col in results.columns, col
+    # the reference is trained once per replicate and shared by every pair
+    assert sum(1 for c in train.calls if c[3] == 0) == 2
+    ref = results[results.level == 0]
+    assert ref.groupby("replicate")["error"].nunique().max() == 1
+    assert (ref["kept"] == 1.0).all()
+    trim = results[(results.method == "trim") & (results.replicate == 0)].sort_values("level")
+    params = trim["params"].tolist()
+    assert params[0] > params[1] > params[2]
+    assert trim["kept"].iloc[1] == pytest.approx(params[1] / params[0])
+    assert trim["macs"].is_monotonic_decreasing and trim["macs"].iloc[2] < trim["macs"].iloc[0]
+    assert trim["disk_bytes"].iloc[2] < trim["disk_bytes"].iloc[0]
+    # masking removes weights from the count but not from the compute
+    mask = results[(results.method == "mask") & (results.replicate == 0)].sort_values("level")
+    assert mask["params"].iloc[2] < mask["params"].iloc[0]
+    # (the masked forward also multiplies each weight by its mask, which counts too)
+    assert (mask["macs"] >= mask["macs"].iloc[0]).all() and mask["macs"].iloc[1:].nunique() == 1
+    # every level's file loads into the trimmed architecture with the recorded size
+    for row in results.itertuples():
+        model = lt.load(lottery.directory / row.path, Net)
+        if row.method != "mask":
+            assert sum(p.numel() for p in model.parameters()) == row.params
+    assert (lottery.directory / "results.csv").exists()
+    on_disk = pd.read_csv(lottery.directory / "results.csv")
+    assert len(on_disk) == len(results)
+    settings = json.loads((lottery.directory / "settings.json").read_text())
+    assert settings["settings"] == {"epochs": 2}
+    assert settings["config"]["methods"] == ["trim", "finetune", "mask"]
+
+
+def test_only_the_last_level_keeps_the_trimmer_state(tmp_path: Path) -> None:
+    lottery = _lottery(tmp_path, levels=3)
+    lottery.run()
+    folder = lottery.directory / "replicate-0" / "trim-magnitude"
+    assert load_trimmer_state(folder / "level-01.lt") is None
+    assert load_trimmer_state(folder / "level-02.lt") is None
+    state = load_trimmer_state(folder / "level-03.lt")
+    assert state is not None and state["meta"]["level"] == 3
+    slim = (folder / "level-02.lt").stat().st_size
+    assert slim < (folder / "level-03.lt").stat().st_size
+
+
+def test_second_run_resumes_without_training(tmp_path: Path) -> None:
+    first = _lottery(tmp_path).run()
+    again = Recorder()
+    lottery = _lottery(tmp_path, again)
+    files = sorted(lottery.directory.rglob("*.lt"))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    second = lottery.run()
+    assert again.calls == []
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    cols = ["level", "error", "params", "macs"]
+    pd.testing.assert_frame_equal(first[cols], second[cols])
+
+
+def test_crash_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    clean = _lottery(tmp_path / "clean", levels=3).run()
+    crashing = Recorder(crash_at=("trim", 2))
+    lottery = _lottery(tmp_path / "crash", crashing, levels=3)
+    with pytest.raises(KeyboardInterrupt):
+        lottery.run()
+    kept = lottery.results()
+    assert sorted(kept["level"]) == [0, 1]  # the finished levels survive the crash
+    resumed = Recorder()
+    final = _lottery(tmp_path / "crash", resumed, levels=3).run()
+    assert [c[3] for c in resumed.calls] == [2, 3]  # nothing finished is trained again
+    cols = ["level", "error", "params", "macs", "disk_bytes"]
+    pd.testing.assert_frame_equal(clean[cols], final[cols])
+
+
+def test_run_directory_follows_the_settings(tmp_path: Path) -> None:
+    a = _lottery(tmp_path).directory
+    assert _lottery(tmp_path).directory == a
+    assert _lottery(tmp_path, settings={"epochs": 3}).directory != a
+    assert _lottery(tmp_path, amount=0.4).directory != a
+    assert _lottery(tmp_path, criteria=("activation",)).directory != a
+    assert a.name.startswith("toy-")
+
+
+def test_train_must_capture_the_rewind_point(tmp_path: Path) -> None:
+    def lazy(model: nn.Module, ctx: lt.LevelContext) -> None:
+        pass
+
+    with pytest.raises(lt.LotteryError, match="rewind point"):
+        _lottery(tmp_path, lazy).run()
+
+
+def test_manual_capture_and_late_capture_rules(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def manual(model: nn.Module, ctx: lt.LevelContext) -> None:
+        seen.append(ctx.level)
+        if ctx.level == 0:
+            ctx.capture_rewind()
+        else:
+            with pytest.raises(lt.LotteryError, match="level 0"):
+                ctx.capture_rewind()
+
+    results = _lottery(tmp_path, manual).run()
+    assert seen == [0, 1, 2] and len(results) == 3
+
+
+def test_evaluate_and_record_errors_name_the_problem(tmp_path: Path) -> None:
+    def no_error(model: nn.Module) -> dict[str, float]:
+        return {"accuracy": 0.5}
+
+    cfg = lt.LotteryConfig(task="toy", levels=1, replicates=1)
+    lottery = lt.Lottery(
+        Net, TRAIN[0][:4], Recorder(), no_error, cfg, root=tmp_path, progress=False
+    )
+    with pytest.raises(lt.LotteryError, match="'error'"):
+        lottery.run()
+
+    def clash(model: nn.Module, ctx: lt.LevelContext) -> None:
+        ctx.record(params=3)
+
+    with pytest.raises(ValueError, match="params"):
+        _lottery(tmp_path / "b", clash).run()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"methods": ("prune",)}, "unknown method 'prune'"),
+        ({"criteria": ("size",)}, "unknown criterion 'size'"),
+        ({"amount": 1.5}, "amount"),
+        ({"levels": -1}, "levels"),
+        ({"replicates": 0}, "replicates"),
+        ({"rewind_fraction": 2.0}, "rewind_fraction"),
+        ({"task": "a/b"}, "task"),
+        ({"criterion_options": {"information": {"bins": 4}}}, "criterion_options"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        lt.LotteryConfig(**kwargs)
+
+
+def test_lottery_rejects_bad_arguments(tmp_path: Path) -> None:
+    cfg = lt.LotteryConfig(task="toy", levels=1)
+    with pytest.raises(TypeError, match="config"):
+        lt.Lottery(Net, TRAIN[0][:4], Recorder(), evaluate, {"levels": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="settings"):
+        lt.Lottery(Net, TRAIN[0][:4], Recorder(), evaluate, cfg, settings={"f": object()})
+    with pytest.raises(TypeError, match="build_model"):
+        lt.Lottery(lambda: "net", TRAIN[0][:4], Recorder(), evaluate, cfg, root=tmp_path)
+
+
+def test_unprunable_names_are_protected(tmp_path: Path) -> None:
+    results = _lottery(tmp_path, unprunable=("fc",), levels=2).run()
+    path = results.sort_values("level")["path"].iloc[-1]
+    model = lt.load(_lottery(tmp_path, unprunable=("fc",)).directory / path, Net)
+    assert model.fc.out_features == 24
+    assert model.conv1.out_channels < 12 or model.conv2.out_channels < 16
+
+
+# ------------------------------------------------------------------------------ select()
+def _frame() -> pd.DataFrame:
+    rows = []
+    # reference error 0.20; trim levels 1..4 (mean over two replicates)
+    errors = {1: (0.18, 0.20), 2: (0.21, 0.23), 3: (0.27, 0.29), 4: (0.40, 0.50)}
+    for rep in (0, 1):
+        rows.append(
+            dict(
+                task="t",
+                method="trim",
+                criterion="magnitude",
+                replicate=rep,
+                level=0,
+                error=0.20,
+                params=1000,
+                kept=1.0,
+                macs=5000,
+                path=f"r{rep}/ref.lt",
+            )
+        )
+        rows.append(
+            dict(
+                task="t",
+                method="finetune",
+                criterion="magnitude",
+                replicate=rep,
+                level=0,
+                error=0.20,
+                params=1000,
+                kept=1.0,
+                macs=5000,
+                path="x",
+            )
+        )
+        for level, pair in errors.items():
+            params = int(1000 * 0.7**level)
+            rows.append(
+                dict(
+                    task="t",
+                    method="trim",
+                    criterion="magnitude",
+                    replicate=rep,
+                    level=level,
+                    error=pair[rep],
+                    params=params,
+                    kept=params / 1000,
+                    macs=5 * params,
+                    path=f"r{rep}/L{level}.lt",
+                )
+            )
+            rows.append(dict(task="t", method="finetune", criterion="magnitude", replicate=rep,
+                             level=level, error=0.15, params=params, kept=params / 1000,
+                             macs=5 * params, path="ft"))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_select_picks_the_papers_three_models() -> None:
+    table = lt.select(_frame()).set_index("model")
+    assert list(table.index) == ["reference", "best", "smallest", "optimal"]
+    assert table.loc["reference", "error"] == pytest.approx(0.20)
+    assert table.loc["best", "level"] == 1 and table.loc["best", "error"] == pytest.approx(0.19)
+    # 1.1 x 0.20 = 0.22: level 2 (mean 0.22) qualifies, level 3 (0.28) does not
+    assert table.loc["optimal", "level"] == 2
+    assert table.loc["optimal", "params"] == pytest.approx(int(1000 * 0.7**2))
+    # 1.5 x 0.20 = 0.30: level 3 qualifies, level 4 (0.45) does not
+    assert table.loc["smallest", "level"] == 3
+    assert table.loc["smallest", "error_std"] == pytest.approx(0.01)
+    assert table.loc["smallest", "path"] == "r0/L3.lt"  # the better replicate's file
+    assert table.loc["smallest", "replicates"] == 2
+
+
+def test_select_other_method_and_missing_models() -> None:
+    table = lt.select(_frame(), method="finetune").set_index("model")
+    assert table.loc["best", "error"] == pytest.approx(0.15)
+    assert table.loc["optimal", "level"] == 4  # every level qualifies: the smallest wins
+    tight = lt.select(_frame(), optimal=1.0).set_index("model")
+    assert "optimal" in tight.index and tight.loc["optimal", "level"] == 1
+    none = _frame()
+    none.loc[none.level > 0, "error"] = 0.9
+    assert set(lt.select(none)["model"]) == {"reference", "best"}
+
+
+def test_select_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="error"):
+        lt.select(_frame().drop(columns=["error"]))
+    with pytest.raises(ValueError, match="empty"):
+        lt.select(_frame().iloc[:0])
+    with pytest.raises(ValueError, match="optimal"):
+        lt.select(_frame(), optimal=0.5)
+    with pytest.raises(TypeError, match="DataFrame"):
+        lt.select([1, 2])  # type: ignore[arg-type]
+
+
+def test_select_works_on_real_results(tmp_path: Path) -> None:
+    results = _lottery(tmp_path, methods=("trim", "finetune"), levels=2).run()
+    table = lt.select(results, smallest=100.0)
+    models = set(table["model"])
+    assert {"reference", "best", "smallest"} <= models
+    smallest = table.set_index("model").loc["smallest"]
+    trim = results[results.method == "trim"]
+    assert smallest["level"] == 2 and smallest["params"] == trim["params"].min()
+    assert np.isfinite(table["error"]).all()
