@@ -12,6 +12,7 @@ from .criteria import Criterion, LayerCriterion
 from .errors import (
     CriterionError,
     ExampleInputError,
+    LotteryError,
     LotteryTrimError,
     TrimVerificationError,
     UnsupportedLayerError,
@@ -19,10 +20,11 @@ from .errors import (
 from .functional import TrimResult, layer_units, trim
 from .graph import TrimGraph, UnitGroup, unprunable
 from .io import LoadError, load, load_state, load_trimmer_state, save
-from .lottery import LevelContext, Lottery, LotteryConfig, LotteryError, load_results, select
+from .lottery import LevelContext, Lottery, LotteryConfig
 from .optim import rebuild_optimizer
 from .plan import TrimPlan
 from .report import Report, ReportTable, compare, layer_diff, layer_table, report
+from .results import load_results, select
 from .rewind import RewindPoint
 from .selection import Selection
 from .selection import select as select_units

@@ -29,3 +29,7 @@ class CriterionError(LotteryTrimError, ValueError):
 
 class TrimVerificationError(LotteryTrimError, RuntimeError):
     """No unit could be removed without breaking the model."""
+
+
+class LotteryError(LotteryTrimError, RuntimeError):
+    """A lottery cannot go on: the user's functions broke a rule the runner relies on."""
