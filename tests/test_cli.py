@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from lotterytrim.cli import main
+import lotterytrim as lt
+from lotterytrim.cli import _plan_summary, main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -90,6 +91,134 @@ def test_trimmer_state_tensors_are_kept_apart(
     assert "1 tensor of saved trimmer state" in capsys.readouterr().out
 
 
+class SmallConv(nn.Module):
+    """Two Conv1d + BatchNorm1d stages, a mean over time and a Linear head.
+
+    Registered (model) order conv1, bn1, conv2, bn2, head differs from alphabetical order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 6, 3, padding=1)
+        self.bn1 = nn.BatchNorm1d(6)
+        self.conv2 = nn.Conv1d(6, 8, 3, padding=1)
+        self.bn2 = nn.BatchNorm1d(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(self.bn2(self.conv2(h)))
+        return self.head(h.mean(-1))
+
+
+LAYERS = ["conv1", "bn1", "conv2", "bn2", "head"]
+
+
+def _count(model: nn.Module) -> int:
+    """Parameter elements of a model."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture
+def trimmed(tmp_path: Path) -> tuple[Path, SmallConv, lt.LotteryTrimmer]:
+    """A SmallConv after one real trimming step, saved with its trimmer state by lt.save."""
+    torch.manual_seed(0)
+    model = SmallConv()
+    before = _count(model)
+    trimmer = lt.LotteryTrimmer(model, torch.randn(4, 1, 16), amount=0.4)
+    trimmer.capture_rewind()
+    trimmer.step()
+    assert _count(model) < before  # units were really removed
+    path = tmp_path / "small.lt"
+    lt.save(model, path, trimmer, metadata={"task": "onset"})
+    return path, model, trimmer
+
+
+def _trimmed_tensors(plan: lt.TrimPlan) -> int:
+    """Tensors of a plan that keep fewer indices than their original size along some dim."""
+    return sum(
+        any(k is not None and k.size < plan.shapes[name][d] for d, k in enumerate(ks))
+        for name, ks in plan.keep.items()
+    )
+
+
+def test_json_report_of_a_real_trimmed_file(
+    trimmed: tuple[Path, SmallConv, lt.LotteryTrimmer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, model, trimmer = trimmed
+    assert main(["report", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    saved_state = lt.load_trimmer_state(path)
+    assert saved_state is not None and saved_state["tensors"]
+    assert info["disk_bytes"] == os.path.getsize(path)
+    assert info["params"] == _count(model)  # the model's, trimmer state left out
+    assert info["tensors"] == len(model.state_dict())
+    assert info["trimmer_tensors"] == len(saved_state["tensors"])
+    assert info["buffer_elements"] == sum(b.numel() for b in model.buffers())
+    assert info["dtypes"] == {"F32": len(model.state_dict()) - 2, "I64": 2}
+    layers = {layer["layer"]: layer for layer in info["layers"]}
+    assert [layer["layer"] for layer in info["layers"]] == LAYERS  # model order
+    for name in LAYERS:
+        module = model.get_submodule(name)
+        assert layers[name]["params"] == _count(module), name
+        shapes = {t["name"]: t["shape"] for t in layers[name]["tensors"]}
+        assert shapes == {k: list(v.shape) for k, v in module.state_dict().items()}, name
+    assert layers["conv1"]["units"] == model.conv1.out_channels < 6
+    assert layers["conv2"]["units"] == model.conv2.out_channels
+    assert layers["bn1"]["units"] == model.conv1.out_channels
+    assert layers["head"]["units"] == 3
+    assert info["metadata"]["metadata"] == {"task": "onset"}
+    assert lt.TrimPlan.from_dict(info["metadata"]["plan"]) == trimmer.plan
+    assert info["metadata"]["trimmer"]["level"] == 1
+
+
+def test_text_report_of_a_real_trimmed_file(
+    trimmed: tuple[Path, SmallConv, lt.LotteryTrimmer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, model, trimmer = trimmed
+    assert main(["report", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    params = next(line for line in lines if line.startswith("params"))
+    assert params.endswith(f"({_count(model)})")
+    n_state = len(lt.load_trimmer_state(path)["tensors"])  # type: ignore[index]
+    assert f"trimmer   {n_state} tensors of saved trimmer state" in lines
+    rows = [words[0] for words in map(str.split, lines) if words and words[0] in LAYERS]
+    assert rows == LAYERS
+    conv1 = next(line for line in lines if line.startswith("conv1 "))
+    assert conv1.split()[1] == str(model.conv1.out_channels)
+    cut = _trimmed_tensors(trimmer.plan)
+    assert 0 < cut < len(trimmer.plan.shapes)
+    plan_line = next(line for line in lines if "lotterytrim.plan" in line)
+    assert plan_line.split("lotterytrim.plan")[1].strip() == (
+        f"{len(trimmer.plan.shapes)} tensors, {cut} trimmed"
+    )
+    assert any("lotterytrim.metadata.task" in line and '"onset"' in line for line in lines)
+
+
+def test_plan_summary_counts_only_tensors_that_lose_indices() -> None:
+    plan = {
+        "shapes": {"a": [4, 2], "b": [4], "c": [3]},
+        "keep": {"a": [[[0, 4]], [[0, 1]]], "b": [[[0, 4]]]},  # a loses a column, b keeps all
+    }
+    assert _plan_summary(plan) == "3 tensors, 1 trimmed"
+    assert _plan_summary({"shapes": {}, "keep": {"x": ["bad"]}}) == "1 tensor, 1 trimmed"
+    assert _plan_summary("not a plan") == '"not a plan"'
+
+
+def test_valid_file_starting_like_a_pickle_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.lt"
+    model = nn.Linear(3, 2)
+    for pad in range(300):  # the header length is a multiple of 8: its low byte can be 0x80
+        lt.save(model, path, metadata={"pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    assert main(["report", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == 8
+
+
 def test_file_without_metadata(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = saved(tmp_path)
     assert main(["report", str(path), "--json"]) == 0
@@ -97,9 +226,20 @@ def test_file_without_metadata(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert info["metadata"] is None
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "garbage", "truncated", "bad_json"])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "no such file"),
+        ("directory", "not a file"),
+        ("garbage", "as a safetensors file"),
+        ("truncated", "as a safetensors file"),
+        ("bad_json", "corrupt lotterytrim metadata"),
+        ("torch_zip", "zip or pickle archive"),
+        ("torch_pickle", "zip or pickle archive"),
+    ],
+)
 def test_unreadable_files_fail_with_one_line(
-    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "broken.safetensors"
     if kind == "directory":
@@ -111,11 +251,16 @@ def test_unreadable_files_fail_with_one_line(
         path.write_bytes(good[:-7])
     elif kind == "bad_json":
         path = saved(tmp_path, {"lotterytrim": "{not json"})
+    elif kind.startswith("torch_"):
+        torch.save(
+            small_model().state_dict(), path, _use_new_zipfile_serialization=kind == "torch_zip"
+        )
     assert main(["report", str(path)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lotterytrim: error: ")
+    assert message in lines[0] and str(path) in lines[0]
     assert "Traceback" not in captured.err
 
 
@@ -124,12 +269,23 @@ def test_no_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "report" in capsys.readouterr().err
 
 
-def test_module_entry_point(tmp_path: Path) -> None:
-    path = saved(tmp_path, {"lotterytrim": json.dumps(PLAN)})
+def test_module_entry_point(trimmed: tuple[Path, SmallConv, lt.LotteryTrimmer]) -> None:
+    path, model, _ = trimmed
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     command = [sys.executable, "-m", "lotterytrim.cli", "report"]
     done = subprocess.run(
         [*command, str(path), "--json"], capture_output=True, text=True, env=env, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["params"] == PARAMS
+    info = json.loads(done.stdout)
+    assert info["params"] == _count(model)
+    assert info["trimmer_tensors"] > 0
+    missing = subprocess.run(
+        [*command, str(path.with_name("gone.lt"))],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.startswith("lotterytrim: error: no such file")

@@ -89,6 +89,18 @@ def test_unprunable_class_tag():
     assert model[0].out_features < 20
 
 
+@pytest.mark.parametrize("how", ["argument", "tag"])
+def test_unprunable_container_protects_every_layer_inside(how):
+    head = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 16))
+    model = nn.Sequential(nn.Linear(5, 20), nn.ReLU(), head, nn.ReLU(), nn.Linear(16, 2))
+    if how == "tag":
+        lt.unprunable(head)
+    given = (m for m in [head]) if how == "argument" else ()  # a one-shot iterable is fine
+    lt.trim(model, torch.randn(2, 5), "magnitude", 0.3, unprunable=given)
+    assert head[0].out_features == 30 and head[2].out_features == 16
+    assert model[0].out_features < 20
+
+
 def test_closed_form_param_count():
     model, x = _build(CASES[0])
     _, res = lt.trim(model, x, "magnitude", 0.5)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import struct
+import tempfile
 import warnings
 
 import pandas as pd
@@ -13,7 +15,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from torch.nn.utils import prune
 
+import lotterytrim as lt
+import lotterytrim.io
 from lotterytrim.report import (
     Report,
     ReportTable,
@@ -76,19 +81,38 @@ def test_exact_numbers_on_tiny_mlp() -> None:
     assert result.input_shapes == ((1, 4),)
 
 
-def test_disk_bytes_equals_the_safetensors_file(tmp_path: os.PathLike[str]) -> None:
-    model = nn.Linear(3, 2)
-    path = os.path.join(tmp_path, "linear.safetensors")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
-    size = os.path.getsize(path)
-    assert _disk_bytes(model) == size
+def _saved_size(model: nn.Module, folder: os.PathLike[str] | str) -> tuple[int, int]:
+    """Size of the file ``lt.save(model, path)`` writes, and the length of its JSON header."""
+    path = os.path.join(folder, "model.lt")
+    lt.save(model, path)
     with open(path, "rb") as handle:
         (header_len,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_len))
+    assert "lotterytrim" in header["__metadata__"]
+    return os.path.getsize(path), header_len
+
+
+def test_disk_bytes_is_the_size_of_an_lt_save_file(
+    tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = nn.Linear(3, 2)
+    size, header_len = _saved_size(model, tmp_path)
     assert size == 8 + header_len + (3 * 2 + 2) * 4  # header + raw float32 data
+    plain = os.path.join(tmp_path, "plain.safetensors")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, plain)
+    assert size > os.path.getsize(plain)  # the lotterytrim header is part of the figure
+
     assert report(model, torch.randn(1, 3), latency=False).disk_bytes == size
+    scratch = os.path.join(tmp_path, "scratch")
+    os.mkdir(scratch)
+    monkeypatch.setattr(tempfile, "tempdir", scratch)
+    assert _disk_bytes(model) == size
+    assert os.listdir(scratch) == []  # the measured file and its folder are deleted
 
 
-def test_disk_bytes_handles_shared_and_non_contiguous_tensors() -> None:
+def test_disk_bytes_handles_shared_and_non_contiguous_tensors(
+    tmp_path: os.PathLike[str],
+) -> None:
     class Tied(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -103,11 +127,48 @@ def test_disk_bytes_handles_shared_and_non_contiguous_tensors() -> None:
 
     model = Tied()
     assert not model.c.weight.is_contiguous()
-    size = _disk_bytes(model)
-    assert size > (16 + 16 + 15) * 4
+    size, header_len = _saved_size(model, tmp_path)
+    assert size == 8 + header_len + (16 + 16 + 15) * 4  # the tied weight is written twice
+    assert _disk_bytes(model) == size
     result = report(model, torch.randn(1, 4), latency=False)
+    assert result.disk_bytes == size
     assert result.params == 16 + 15  # shared weight counted once
     assert result.param_bytes == (16 + 15) * 4
+
+
+def test_disk_bytes_of_a_masked_model_leaves_the_masks_out(tmp_path: os.PathLike[str]) -> None:
+    model = nn.Linear(4, 3)
+    prune.l1_unstructured(model, "weight", amount=0.5)
+    size, header_len = _saved_size(model, tmp_path)
+    assert size == 8 + header_len + (12 + 3) * 4  # masked products, no weight_orig or mask
+    assert _disk_bytes(model) == size
+
+
+def test_trimmed_model_is_smaller_on_disk(tmp_path: os.PathLike[str]) -> None:
+    model, x = conv_net(12), torch.randn(4, 1, 60)
+    reference = copy.deepcopy(model)
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.5)
+    trimmer.capture_rewind()
+    trimmer.step()
+    assert sum(p.numel() for p in model.parameters()) < sum(
+        p.numel() for p in reference.parameters()
+    )
+    small = report(model, x, latency=False)
+    big = report(reference, x, latency=False)
+    assert small.disk_bytes < big.disk_bytes
+    assert small.disk_bytes == _saved_size(model, tmp_path)[0]
+
+
+def test_disk_bytes_failure_is_a_value_error_naming_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(model: nn.Module, path: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lotterytrim.io, "save", broken)
+    with pytest.raises(ValueError, match="Sequential.*disk full") as info:
+        report(tiny_mlp(), torch.randn(1, 4), latency=False)
+    assert isinstance(info.value.__cause__, OSError)
 
 
 def test_activation_memory_of_a_known_chain() -> None:
@@ -251,6 +312,69 @@ def test_unprunable_modules_are_excluded() -> None:
 
     custom = report(WithScale(), torch.randn(1, 2), latency=False)
     assert custom.params == 8 and custom.prunable_params == 6
+
+
+@lt.unprunable
+class _KeptLinear(nn.Linear):
+    """A Linear subclass tagged through the class decorator: every instance is unprunable."""
+
+
+class _Tagged(nn.Module):
+    """Hand-counted parameters, 112 in all; 109 of them in prunable layer types.
+
+    stem Conv1d(2->4, k3): 2*4*3 + 4 = 28; norm BatchNorm1d(4): 8;
+    block Linear(4->5) + Linear(5->5): 25 + 30 = 55; head Linear(5->3): 18;
+    scale: 3 free parameters, never prunable.
+    """
+
+    def __init__(self, head: type[nn.Linear] = nn.Linear) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv1d(2, 4, 3)
+        self.norm = nn.BatchNorm1d(4)
+        self.block = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 5))
+        self.head = head(5, 3)
+        self.scale = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.norm(self.stem(x))).mean(-1)
+        return self.head(self.block(h)) * self.scale
+
+
+def test_prunable_params_leave_out_tagged_modules() -> None:
+    x = torch.randn(1, 2, 10)
+    plain = report(_Tagged(), x, latency=False)
+    assert plain.params == 112
+    assert plain.prunable_params == 109  # the output layer counts: only tags exclude layers
+
+    model = _Tagged()
+    lt.unprunable(model.head)
+    assert report(model, x, latency=False).prunable_params == 109 - 18
+    lt.unprunable(model.block)  # a tagged container takes its children with it
+    assert report(model, x, latency=False).prunable_params == 109 - 18 - 55
+    both = report(model, x, latency=False, unprunable=[model.block, model.stem])
+    assert both.prunable_params == 109 - 18 - 55 - 28  # argument and tags add up, once each
+
+    by_class = report(_Tagged(head=_KeptLinear), x, latency=False)
+    assert by_class.prunable_params == 109 - 18
+    assert not getattr(nn.Linear, "_lotterytrim_unprunable", False)  # no tag leaked
+
+
+def test_a_parameter_shared_with_an_unprunable_module_is_not_prunable() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 4)  # 16 + 4
+            self.b = nn.Linear(4, 4)  # own bias 4, weight shared with a
+            self.b.weight = self.a.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x))
+
+    model = Shared()
+    assert report(model, torch.randn(1, 4), latency=False).prunable_params == 16 + 4 + 4
+    lt.unprunable(model.a)
+    assert report(model, torch.randn(1, 4), latency=False).prunable_params == 4
 
 
 def test_tuple_and_dict_inputs_and_dict_outputs() -> None:

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["FileReportError", "describe_file", "main"]
@@ -41,8 +41,9 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise FileReportError(f"not a file: {path}")
     everything, header = _read_header(path)
-    tensors = [t for t in everything if not t["name"].startswith(TRIMMER_PREFIX)]
     metadata, extra = _split_metadata(header, path)
+    everything.sort(key=_tensor_order(metadata))
+    tensors = [t for t in everything if not t["name"].startswith(TRIMMER_PREFIX)]
     params = sum(_numel(t["shape"]) for t in tensors if not _is_buffer(t["name"]))
     return {
         "path": path,
@@ -72,10 +73,28 @@ def _read_header(path: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
                     {"name": name, "shape": list(view.get_shape()), "dtype": view.get_dtype()}
                 )
     except Exception as err:
+        if _is_archive(path):
+            raise FileReportError(
+                f"{path} is a zip or pickle archive (as torch.save writes), not a safetensors "
+                "file; save models with lotterytrim.save"
+            ) from err
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise FileReportError(f"cannot read {path} as a safetensors file: {reason}") from err
-    tensors.sort(key=lambda t: _natural_key(t["name"]))
     return tensors, header
+
+
+def _is_archive(path: str) -> bool:
+    """True when the file starts like a zip or pickle archive, as ``torch.save`` writes.
+
+    Only asked once the safetensors parser has refused the file: the first byte of a valid
+    safetensors file (its header length) may happen to match these signatures.
+    """
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(2)
+    except OSError:
+        return False
+    return start == b"PK" or start[:1] == b"\x80"
 
 
 def _split_metadata(header: dict[str, str], path: str) -> tuple[Any, dict[str, str]]:
@@ -92,6 +111,31 @@ def _split_metadata(header: dict[str, str], path: str) -> tuple[Any, dict[str, s
 def _natural_key(name: str) -> list[Any]:
     """Sort key putting ``layers.2`` before ``layers.10``."""
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name)]
+
+
+def _plan_shapes(plan: Any) -> dict[str, Any]:
+    """The ``shapes`` mapping (tensor name -> original shape) of a saved plan, else empty."""
+    shapes = plan.get("shapes") if isinstance(plan, dict) else None
+    return shapes if isinstance(shapes, dict) else {}
+
+
+def _tensor_order(metadata: Any) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Sort key for tensors: the model's own order where the plan lists it, else natural order.
+
+    The plan ``lt.save`` writes lists the parameters, then the buffers, in the order the model
+    registers them, while the safetensors header sorts names alphabetically; following the plan
+    puts a convolution before its batch norm. Tensors the plan omits (scalar buffers, files
+    from other tools) follow in natural order and join their layer where it already appears.
+    """
+    plan = metadata.get("plan") if isinstance(metadata, dict) else None
+    rank = {name: i for i, name in enumerate(_plan_shapes(plan))}
+
+    def key(tensor: dict[str, Any]) -> tuple[Any, ...]:
+        """(0, position in the plan) for planned tensors, then (1, natural key) for others."""
+        name = tensor["name"]
+        return (0, rank[name]) if name in rank else (1, _natural_key(name))
+
+    return key
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -172,14 +216,36 @@ def _render(info: dict[str, Any]) -> str:
 
 
 def _plan_summary(plan: Any) -> str:
-    """One line about a trimming plan: how many tensors it covers and how many were cut."""
+    """One line about a trimming plan: how many tensors it covers and how many were cut.
+
+    The plan lists every tensor under ``shapes`` (original shapes) and only the touched ones
+    under ``keep`` (kept index runs per dim, None for an untouched dim); a tensor counts as
+    trimmed when some dim keeps fewer indices than its original size.
+    """
     keep = plan.get("keep") if isinstance(plan, dict) else None
     if not isinstance(keep, dict):
         return _summary(plan)
-    cut = sum(
-        1 for dims in keep.values() if isinstance(dims, list) and any(d is not None for d in dims)
-    )
-    return f"{len(keep)} tensors, {cut} trimmed"
+    shapes = _plan_shapes(plan)
+    cut = sum(1 for name, dims in keep.items() if _is_cut(dims, shapes.get(name)))
+    count = len(set(shapes) | set(keep))
+    return f"{count} tensor{'' if count == 1 else 's'}, {cut} trimmed"
+
+
+def _is_cut(dims: Any, shape: Any) -> bool:
+    """True when a plan's ``keep`` entry drops indices along some dim of the original shape."""
+    if not isinstance(dims, list):
+        return False
+    for d, runs in enumerate(dims):
+        if runs is None:
+            continue
+        try:
+            kept = sum(int(stop) - int(start) for start, stop in runs)
+            size = int(shape[d])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return True  # no usable original size: a listed dim is taken as cut
+        if kept < size:
+            return True
+    return False
 
 
 def _metadata_entries(metadata: Any) -> list[tuple[str, str]]:

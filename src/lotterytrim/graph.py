@@ -254,10 +254,13 @@ class TrimGraph:
         self.model = model
         self.example_inputs = example_inputs
         self._names = {m: n for n, m in model.named_modules()}
-        self._unprunable = {id(m) for m in unprunable}
-        for m in unprunable:
+        declared = list(unprunable)
+        for m in declared:
             if not isinstance(m, nn.Module) or m not in self._names:
                 raise ValueError(f"unprunable entry {m!r} is not a module of this model")
+        # a declared or tagged container protects every layer inside it
+        declared += [m for m in model.modules() if _is_tagged(m)]
+        self._unprunable = {id(inner) for m in declared for inner in m.modules()}
         self._aliases = _tensor_aliases(model)
         self.signature = self._check_runs()
         self._custom = self._custom_layers(on_unsupported)
@@ -314,7 +317,7 @@ class TrimGraph:
         return custom
 
     def _is_unprunable(self, module: nn.Module) -> bool:
-        return id(module) in self._unprunable or _is_tagged(module)
+        return id(module) in self._unprunable
 
     # ---------------------------------------------------------------- tracing
     def _trace(self) -> tp.DependencyGraph:

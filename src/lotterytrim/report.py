@@ -80,12 +80,14 @@ class Report:
         model: class name of the measured model.
         params: number of parameter elements (shared parameters counted once).
         prunable_params: parameter elements of conv, linear, norm, recurrent and embedding
-            layers, minus those under modules passed as ``unprunable``.
+            layers, minus those under modules declared unprunable (the ``unprunable`` argument
+            or an ``lt.unprunable`` tag). Counted per layer type without tracing the model, so
+            output layers are included (see ``docs/report.md``).
         macs: multiply-accumulates of one batch-1 forward pass, fvcore convention (one per
             multiply-add; elementwise, reduction and norm operations as listed in the docs).
         macs_by_operator: ``macs`` split per operator (e.g. ``conv``, ``lstm``, ``relu``).
         uncounted_ops: operators met in the forward pass that have no counting rule.
-        disk_bytes: size in bytes of a safetensors file holding the state_dict.
+        disk_bytes: size in bytes of the file ``lotterytrim.save(model, path)`` writes.
         param_bytes: bytes of all parameters and buffers held in memory (shared ones once).
         peak_activation_bytes: measured peak bytes of tensors created during one batch-1
             forward pass under ``torch.inference_mode`` (inputs, parameters, buffers excluded).
@@ -210,13 +212,18 @@ def report(
     to their first element (``batch_dim=None`` uses the inputs as given). The model runs in
     eval mode under ``torch.inference_mode``; every module's train/eval flag is restored and no
     parameter or buffer is written. ``macs`` follows fvcore: one per multiply-add.
+
+    ``prunable_params`` leaves out the parameters of the modules in ``unprunable`` and of the
+    modules tagged with ``lt.unprunable``, with everything inside them. ``disk_bytes`` is the
+    size of the file ``lt.save(model, path)`` writes (no trimmer state), measured in a temporary
+    directory that is removed afterwards.
     """
     _check_model(model)
     _check_positive(threads=threads, runs=runs)
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     args, kwargs = _example(example_inputs, batch_dim)
-    protected = _protected_modules(unprunable)
+    protected = _protected_modules(model, unprunable)
     with _eval_mode(model):
         _check_runs(model, args, kwargs, _cut_dim(example_inputs, args, kwargs, batch_dim))
         macs = _count(model, args, kwargs)
@@ -448,18 +455,33 @@ def _count(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any]) -> 
         ) from err
 
 
-def _protected_modules(unprunable: Iterable[nn.Module]) -> set[int]:
-    """Ids of the given modules and all their descendants."""
-    protected: set[int] = set()
-    for module in unprunable:
+def _protected_modules(model: nn.Module, unprunable: Iterable[nn.Module]) -> set[int]:
+    """Ids of the modules declared unprunable, by argument or by tag, and all their descendants.
+
+    The tag is the one ``lt.unprunable`` sets on a module or a module class and the trimmer
+    reads, so one declaration serves both.
+    """
+    from lotterytrim.graph import _is_tagged
+
+    declared = list(unprunable)
+    for module in declared:
         _check_model(module)
-        protected.update(id(m) for m in module.modules())
-    return protected
+    declared += [module for module in model.modules() if _is_tagged(module)]
+    return {id(inner) for module in declared for inner in module.modules()}
 
 
 def _prunable_params(model: nn.Module, protected: set[int]) -> int:
-    """Parameter elements owned by prunable layer types outside the protected modules."""
-    seen: set[int] = set()
+    """Parameter elements owned by prunable layer types outside the protected modules.
+
+    A parameter shared with a protected module is left out too: it cannot shrink without
+    shrinking that module.
+    """
+    seen = {
+        id(param)
+        for module in model.modules()
+        if id(module) in protected
+        for param in module.parameters(recurse=False)
+    }
     total = 0
     for module in model.modules():
         if not isinstance(module, PRUNABLE_TYPES) or id(module) in protected:
@@ -478,18 +500,23 @@ def _param_bytes(model: nn.Module) -> int:
 
 
 def _disk_bytes(model: nn.Module) -> int:
-    """Size in bytes of a safetensors file holding the model's state_dict."""
-    from safetensors.torch import save_file
+    """Size in bytes of the file ``lotterytrim.io.save`` writes for the model (no trimmer).
 
-    tensors = {
-        name: value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-        for name, value in model.state_dict().items()
-        if isinstance(value, torch.Tensor)
-    }
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.safetensors")
-        save_file(tensors, path)
-        return os.path.getsize(path)
+    The file is written to a temporary directory, measured and deleted, so the figure is the
+    one a user gets from ``lt.save(model, path)``: tensors plus the lotterytrim header.
+    """
+    from lotterytrim.io import save
+
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.lt")
+            save(model, path)
+            return os.path.getsize(path)
+    except Exception as err:
+        raise ValueError(
+            f"could not save {type(model).__name__} with lotterytrim.save to measure its disk "
+            f"size: {type(err).__name__}: {err}"
+        ) from err
 
 
 class _StorageTracker:
