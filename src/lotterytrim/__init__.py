@@ -6,7 +6,7 @@ consumed them, rewind the survivors, retrain, repeat: the result is a smaller, f
 
 from __future__ import annotations
 
-from . import criteria
+from . import criteria, plot
 from ._layers import Adapter, Piece, register_adapter
 from .criteria import Criterion, LayerCriterion
 from .errors import (
@@ -68,6 +68,7 @@ __all__ = [
     "load_results",
     "load_state",
     "load_trimmer_state",
+    "plot",
     "rebuild_optimizer",
     "register_adapter",
     "report",
