@@ -19,7 +19,16 @@ from .errors import (
 )
 from .functional import TrimResult, layer_units, trim
 from .graph import TrimGraph, UnitGroup, unprunable
-from .io import LoadError, load, load_state, load_trimmer_state, save
+from .io import (
+    ExportError,
+    LoadError,
+    OnnxExport,
+    export_onnx,
+    load,
+    load_state,
+    load_trimmer_state,
+    save,
+)
 from .lottery import LevelContext, Lottery, LotteryConfig
 from .optim import rebuild_optimizer
 from .plan import TrimPlan
@@ -38,6 +47,7 @@ __all__ = [
     "Criterion",
     "CriterionError",
     "ExampleInputError",
+    "ExportError",
     "LayerCriterion",
     "LevelContext",
     "LoadError",
@@ -46,6 +56,7 @@ __all__ = [
     "LotteryConfig",
     "LotteryError",
     "LotteryTrimmer",
+    "OnnxExport",
     "Piece",
     "Report",
     "ReportTable",
@@ -61,6 +72,7 @@ __all__ = [
     "UnsupportedLayerError",
     "compare",
     "criteria",
+    "export_onnx",
     "layer_diff",
     "layer_table",
     "layer_units",
