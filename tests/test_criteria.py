@@ -110,6 +110,8 @@ def test_information_prefers_informative_units():
     batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, 400, 50)]
     s = Information().score(graph, data=batches)[_group(graph, "0").id]
     assert s[0] > 0.5 and s[1] < 0.1
+    with pytest.raises(lt.CriterionError, match="one-shot generator"):
+        Information().score(graph, data=(b for b in batches))
 
 
 def test_random_is_seeded():

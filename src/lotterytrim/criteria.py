@@ -454,6 +454,11 @@ class Information(_Streaming):
 
     def prepare(self, graph: TrimGraph, data: Iterable[Any] | None) -> None:
         assert data is not None
+        if iter(data) is data:  # a generator or iterator would be empty on the second pass
+            raise CriterionError(
+                "criterion 'information' reads the data twice (value ranges, then counts): "
+                f"pass a list or a DataLoader, not a one-shot {type(data).__name__}"
+            )
         lo: dict[str, torch.Tensor] = {}
         hi: dict[str, torch.Tensor] = {}
         n_classes = 0
