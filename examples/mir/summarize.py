@@ -1,0 +1,108 @@
+"""Summarise finished task lotteries: Figure 2, Table 1 with latency, and the paper's targets.
+
+    python -m examples.mir.summarize --root runs --out docs/figures --profile quick
+
+Reads every run directory under ``--root`` written by ``examples.mir.run``, draws Figure 2,
+measures the reference and the trimmed-optimal model of each task with ``lt.report`` (CPU
+latency included) and prints Table 1 and the targets as markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+import lotterytrim as lt
+
+from .models import build_model, example_input
+
+__all__ = ["collect", "main", "targets"]
+
+
+def collect(root: Path) -> tuple[pd.DataFrame, dict[str, tuple[Path, str]]]:
+    """All result rows under ``root``, and per task its run directory and model size."""
+    frames, where = [], {}
+    for settings in sorted(root.glob("*/settings.json")):
+        record = json.loads(settings.read_text())
+        table = lt.load_results(settings.parent)
+        if table.empty:
+            continue
+        task = record["config"]["task"]
+        if task in where:
+            raise SystemExit(f"two runs of {task!r} under {root}: pass a root holding one each")
+        frames.append(table)
+        where[task] = (settings.parent, record["settings"].get("size", "quick"))
+    if not frames:
+        raise SystemExit(f"no finished lottery runs under {root}")
+    return pd.concat(frames, ignore_index=True), where
+
+
+def targets(results: pd.DataFrame) -> pd.DataFrame:
+    """Per task: the checks of the quick-profile targets, from mean errors over replicates."""
+    rows = []
+    for task, group in results.groupby("task", sort=False):
+        mean = group.groupby(["method", "level"])[["error", "kept"]].mean()
+        ref = float(mean.loc[("trim", 0), "error"])
+        trim = mean.loc["trim"]
+        deep = trim[(trim.kept <= 0.25) & (trim.index >= 1)]
+        within = trim[(trim.error <= 1.1 * ref) & (trim.index >= 1)]
+        row = {
+            "task": task,
+            "reference error": ref,
+            "<=25% kept, error <= reference": bool((deep.error <= ref).any()),
+            "removed within 1.1x": 1.0 - float(within.kept.min()) if len(within) else 0.0,
+        }
+        if "finetune" in mean.index.get_level_values(0):
+            ft = mean.loc["finetune"]
+            common = [lv for lv in trim.index if lv >= 3 and lv in ft.index]
+            wins = sum(trim.loc[lv, "error"] < ft.loc[lv, "error"] for lv in common)
+            row["trim beats finetune (levels >= 3)"] = f"{wins}/{len(common)}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    """A plain markdown table (no optional dependency needed)."""
+
+    def cell(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Write Figure 2 and print Table 1 (with latency) and the target checks."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=Path("runs"))
+    parser.add_argument("--out", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--profile", default="quick", help="name used in the figure file name")
+    args = parser.parse_args(argv)
+    results, where = collect(args.root)
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = args.out / f"figure2_{args.profile}.png"
+    lt.plot.figure2(results, path=figure)
+    chosen = lt.select(results)
+    reports: dict[tuple[str, str], lt.Report] = {}
+    for task, (folder, size) in where.items():
+        rows = chosen[chosen.task == task].set_index("model")
+        x = example_input(task, size, batch=1)
+        for name, label in (("reference", "reference"), ("optimal", "trimmed")):
+            if name in rows.index:
+                build = functools.partial(build_model, task, size)
+                model = lt.load(folder / rows.loc[name, "path"], build)
+                reports[(task, label)] = lt.report(model, x, latency=True, threads=1, runs=100)
+    print(f"Figure 2: {figure}\n")
+    print(lt.plot.table1(results, reports=reports).to_markdown())
+    print()
+    print(_markdown(targets(results)))
+
+
+if __name__ == "__main__":
+    main()
