@@ -1,0 +1,75 @@
+"""The results summary: Figure 2 file, Table 1 with latency, target checks, from real run dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import lotterytrim as lt
+from examples.mir import summarize
+from examples.mir.models import build_model, example_input
+
+
+def _run(root: Path, task: str) -> lt.Lottery:
+    x = example_input(task, "tiny", batch=8)
+
+    def train(model: nn.Module, ctx: lt.LevelContext) -> None:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in ctx.epochs(2):
+            opt.zero_grad()
+            model(x).float().pow(2).mean().backward()
+            opt.step()
+
+    def evaluate(model: nn.Module) -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(model(x).abs().mean())
+
+    config = lt.LotteryConfig(task=task, levels=2, replicates=1, methods=("trim", "finetune"))
+    lottery = lt.Lottery(
+        lambda: build_model(task, "tiny"),
+        x,
+        train,
+        evaluate,
+        config,
+        settings={"size": "tiny"},
+        root=root,
+        progress=False,
+    )
+    lottery.run()
+    return lottery
+
+
+def test_summary_draws_the_figure_and_prints_the_tables(tmp_path: Path, capsys) -> None:
+    _run(tmp_path / "runs", "onset")
+    _run(tmp_path / "runs", "chord")
+    summarize.main(["--root", str(tmp_path / "runs"), "--out", str(tmp_path / "fig")])
+    out = capsys.readouterr().out
+    png = tmp_path / "fig" / "figure2_quick.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| onset | reference |" in out and "| chord | reference |" in out
+    assert "trim beats finetune (levels >= 3)" in out
+
+
+def test_targets_reads_mean_errors_per_level() -> None:
+    rows = []
+    for method, errors in {
+        "trim": [0.2, 0.19, 0.18, 0.17],
+        "finetune": [0.2, 0.3, 0.3, 0.3],
+    }.items():
+        for level, error in enumerate(errors):
+            rows.append(dict(task="t", method=method, level=level, error=error, kept=0.7**level))
+    table = summarize.targets(pd.DataFrame(rows)).iloc[0]
+    assert table["reference error"] == pytest.approx(0.2)
+    assert not table["<=25% kept, error <= reference"]  # 0.7**3 = 34% kept at best
+    assert table["removed within 1.1x"] == pytest.approx(1 - 0.7**3)
+    assert table["trim beats finetune (levels >= 3)"] == "1/1"
+
+
+def test_empty_root_is_a_clear_exit(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no finished lottery runs"):
+        summarize.main(["--root", str(tmp_path), "--out", str(tmp_path / "fig")])
