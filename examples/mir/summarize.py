@@ -66,11 +66,24 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_level(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean test error per (task, method) and level, with the share of weights trim kept."""
+    error = results.pivot_table(index=["task", "method"], columns="level", values="error")
+    trim = results[results.method == "trim"]
+    kept = trim.pivot_table(index="task", columns="level", values="kept")
+    kept.index = pd.MultiIndex.from_tuples([(t, "kept (trim)") for t in kept.index])
+    table = pd.concat([kept, error]).sort_index(level=0, sort_remaining=False)
+    table.columns = [f"L{c}" for c in table.columns]
+    return table.reset_index(names=["task", "method"])
+
+
 def _markdown(table: pd.DataFrame) -> str:
     """A plain markdown table (no optional dependency needed)."""
 
     def cell(value: object) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.3f}"  # NaN: no such level
+        return str(value)
 
     lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
@@ -100,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 reports[(task, label)] = lt.report(model, x, latency=True, threads=1, runs=100)
     print(f"Figure 2: {figure}\n")
     print(lt.plot.table1(results, reports=reports).to_markdown())
+    print()
+    print(_markdown(per_level(results)))
     print()
     print(_markdown(targets(results)))
 

@@ -53,6 +53,7 @@ def test_summary_draws_the_figure_and_prints_the_tables(tmp_path: Path, capsys) 
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| onset | reference |" in out and "| chord | reference |" in out
     assert "trim beats finetune (levels >= 3)" in out
+    assert "| onset | kept (trim) | 1.000 |" in out
 
 
 def test_targets_reads_mean_errors_per_level() -> None:
