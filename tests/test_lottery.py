@@ -243,6 +243,16 @@ def test_lottery_rejects_bad_arguments(tmp_path: Path) -> None:
         lt.Lottery(lambda: "net", TRAIN[0][:4], Recorder(), evaluate, cfg, root=tmp_path)
 
 
+def test_min_units_reaches_the_trimmer(tmp_path: Path) -> None:
+    results = _lottery(tmp_path, min_units=10, levels=2).run()
+    path = results.sort_values("level")["path"].iloc[-1]
+    model = lt.load(_lottery(tmp_path, min_units=10).directory / path, Net)
+    assert model.conv1.out_channels >= 10 and model.conv2.out_channels >= 10
+    assert model.fc.out_features >= 10
+    with pytest.raises(ValueError, match="min_units"):
+        lt.LotteryConfig(min_units=0)
+
+
 def test_unprunable_names_are_protected(tmp_path: Path) -> None:
     results = _lottery(tmp_path, unprunable=("fc",), levels=2).run()
     path = results.sort_values("level")["path"].iloc[-1]

@@ -64,6 +64,7 @@ class LotteryConfig:
     )
     scope: str = field(default="global", metadata=_describe("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_describe("per-layer score normalisation"))
+    min_units: int = field(default=1, metadata=_describe("units every layer keeps at least"))
     rewind_fraction: float = field(
         default=0.5, metadata=_describe("share of level-0 epochs after which W_k is captured")
     )
@@ -92,7 +93,7 @@ class LotteryConfig:
         if self.replicates < 1:
             raise ValueError(f"replicates must be >= 1, got {self.replicates}")
         check_amount(self.amount)
-        check_options(self.scope, self.normalize, 1)
+        check_options(self.scope, self.normalize, self.min_units)
         if not 0.0 <= float(self.rewind_fraction) <= 1.0:
             raise ValueError(f"rewind_fraction must lie in [0, 1], got {self.rewind_fraction}")
         if not self.methods or len(set(self.methods)) != len(self.methods):
@@ -351,6 +352,7 @@ class Lottery:
             normalize=config.normalize,
             method=method,
             unprunable=_modules(model, config.unprunable),
+            min_units=config.min_units,
             seed=self._seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
         )

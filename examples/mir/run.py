@@ -1,0 +1,412 @@
+"""Run the paper's lotteries on the six MIR tasks and print their Table 1 rows.
+
+    python -m examples.mir.run --task onset --profile quick
+    python -m examples.mir.run --task all --profile paper --data-root /data/mir --figure fig2.png
+
+Each task's lottery goes through ``lt.Lottery``: one reference per replicate, then ``levels``
+rounds of removing ``amount`` of the weights by each (method, criterion), rewinding and
+retraining. A profile fixes everything that changes the results; they are hashed into the run
+directory's name, so running the same command again resumes (finished levels are read back,
+not retrained) and changing any setting starts a new directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import lotterytrim as lt
+
+from .features import Splits
+from .models import SIZES, TASKS
+from .training import (
+    REAL_DATA,
+    TaskRun,
+    TrainSettings,
+    describe_splits,
+    load_real_splits,
+    synthetic_splits,
+)
+
+__all__ = ["PROFILES", "Profile", "build_lottery", "main", "parse_args", "run_task"]
+
+
+def _doc(text: str) -> dict[str, str]:
+    """Field metadata holding the field's description."""
+    return {"help": text}
+
+
+def _per_task(**values: Any) -> Mapping[str, Any]:
+    """A read-only task -> value mapping that must name every task."""
+    if set(values) != set(TASKS):
+        raise ValueError(f"per-task values must name every task: {sorted(TASKS)}")
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that decides a lottery's results, for every task at once."""
+
+    name: str = field(metadata=_doc("name used on the command line (--profile)"))
+    description: str = field(metadata=_doc("what the profile is for"))
+    size: str = field(metadata=_doc("model and input size in examples.mir.models.SIZES"))
+    levels: int = field(metadata=_doc("trimming levels after the reference"))
+    amount: float = field(metadata=_doc("share of the remaining weights removed per level"))
+    replicates: int = field(metadata=_doc("independent lotteries, each from its own seed"))
+    methods: tuple[str, ...] = field(metadata=_doc("trim | finetune | reinit | mask"))
+    criteria: tuple[str, ...] = field(metadata=_doc("unit criteria (mask always uses magnitude)"))
+    rewind_fraction: float = field(metadata=_doc("share of the reference's epochs before W_k"))
+    epochs: Mapping[str, int] = field(metadata=_doc("epochs per level, per task"))
+    examples: Mapping[str, int] = field(
+        metadata=_doc("synthetic examples per task, all splits (clips for drum and onset)")
+    )
+    epoch_examples: Mapping[str, int | None] = field(
+        metadata=_doc("training examples drawn per epoch, per task (None: all of them)")
+    )
+    batch_size: Mapping[str, int] = field(metadata=_doc("mini-batch size, per task"))
+    lr: float = field(default=1e-3, metadata=_doc("Adam learning rate"))
+    weight_decay: float = field(default=2e-4, metadata=_doc("Adam weight decay"))
+    plateau_factor: float = field(
+        default=0.5, metadata=_doc("learning-rate factor on a validation plateau")
+    )
+    plateau_patience: int = field(
+        default=10, metadata=_doc("epochs without a lower validation loss before that")
+    )
+    transpose: int = field(
+        default=0, metadata=_doc("chord: random transposition of each batch by up to +-n semitones")
+    )
+    criterion_batches: int = field(
+        default=4, metadata=_doc("validation batches that data-driven criteria read")
+    )
+    cap_real_data: bool = field(
+        default=False,
+        metadata=_doc("hold real datasets to `examples` (whole recordings) instead of all"),
+    )
+    seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
+        for name in ("epochs", "examples", "epoch_examples", "batch_size"):
+            mapping = getattr(self, name)
+            if set(mapping) != set(TASKS):
+                raise ValueError(f"profile {self.name!r}: {name} must name every task")
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Each field's description, e.g. for documentation."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+    def train_settings(self, task: str) -> TrainSettings:
+        """How each level of ``task`` is trained under this profile."""
+        return TrainSettings(
+            epochs=self.epochs[task],
+            batch_size=self.batch_size[task],
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            plateau_factor=self.plateau_factor,
+            plateau_patience=self.plateau_patience,
+            transpose=self.transpose if task == "chord" else 0,
+            epoch_examples=self.epoch_examples[task],
+        )
+
+    def config(self, task: str) -> lt.LotteryConfig:
+        """The runner's configuration of ``task``'s lottery."""
+        return lt.LotteryConfig(
+            task=task,
+            levels=self.levels,
+            amount=self.amount,
+            replicates=self.replicates,
+            methods=self.methods,
+            criteria=self.criteria,
+            scope="global",
+            normalize="max",
+            rewind_fraction=self.rewind_fraction,
+            seed=self.seed,
+        )
+
+    def settings(self, task: str, data_root: str | None = None) -> dict[str, Any]:
+        """Everything outside the runner's configuration that changes ``task``'s results."""
+        train = dataclasses.asdict(self.train_settings(task))
+        data: dict[str, Any]
+        if data_root is None:
+            data = {"source": "synthetic", "examples": self.examples[task], "seed": self.seed}
+        else:
+            data = {
+                "source": str(Path(data_root).resolve() / REAL_DATA[task]),
+                "limit": self.examples[task] if self.cap_real_data else None,
+                "seed": self.seed,
+            }
+        return {
+            "size": self.size,
+            "train": train,
+            "data": data,
+            "criterion_batches": self.criterion_batches,
+        }
+
+    def override(
+        self,
+        replicates: int | None = None,
+        levels: int | None = None,
+        epochs: int | None = None,
+    ) -> Profile:
+        """A copy with the command line's overrides (``epochs`` applies to every task)."""
+        changes: dict[str, Any] = {}
+        if replicates is not None:
+            changes["replicates"] = replicates
+        if levels is not None:
+            changes["levels"] = levels
+        if epochs is not None:
+            changes["epochs"] = _per_task(**dict.fromkeys(TASKS, epochs))
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {
+        "paper": Profile(
+            name="paper",
+            description="the paper's protocol: paper-size models, 15 levels, 5 replicates",
+            size="paper",
+            levels=15,
+            amount=0.3,
+            replicates=5,
+            methods=("trim", "finetune", "mask"),
+            criteria=("magnitude", "activation", "batchnorm"),
+            rewind_fraction=0.5,
+            epochs=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
+            examples=_per_task(
+                instrument=8000, singing=4000, pitch=20000, chord=20000, drum=500, onset=500
+            ),
+            epoch_examples=_per_task(**dict.fromkeys(TASKS)),
+            batch_size=_per_task(**dict.fromkeys(TASKS, 64)),
+            transpose=6,
+            criterion_batches=16,
+        ),
+        "quick": Profile(
+            name="quick",
+            description="minutes per task on a 2-core CPU: quick-size models, 7 levels",
+            size="quick",
+            levels=7,
+            amount=0.3,
+            replicates=1,
+            methods=("trim", "finetune", "mask"),
+            criteria=("magnitude",),
+            rewind_fraction=0.5,
+            epochs=_per_task(instrument=4, singing=4, pitch=3, chord=16, drum=8, onset=8),
+            examples=_per_task(
+                instrument=1400, singing=1400, pitch=3000, chord=1200, drum=60, onset=60
+            ),
+            epoch_examples=_per_task(
+                instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
+            ),
+            batch_size=_per_task(instrument=16, singing=16, pitch=8, chord=32, drum=32, onset=32),
+            cap_real_data=True,
+        ),
+        "tiny": Profile(
+            name="tiny",
+            description="seconds per task: checks the loop, files and resume, not accuracy",
+            size="tiny",
+            levels=2,
+            amount=0.3,
+            replicates=1,
+            methods=("trim", "finetune", "mask"),
+            criteria=("magnitude",),
+            rewind_fraction=0.5,
+            epochs=_per_task(**dict.fromkeys(TASKS, 1)),
+            examples=_per_task(instrument=40, singing=40, pitch=60, chord=40, drum=4, onset=4),
+            epoch_examples=_per_task(**dict.fromkeys(TASKS)),
+            batch_size=_per_task(**dict.fromkeys(TASKS, 16)),
+            criterion_batches=2,
+            cap_real_data=True,
+        ),
+    }
+)
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def _splits(task: str, profile: Profile, data_root: str | None) -> Splits:
+    """The task's data: cached synthetic splits, or the real dataset split by recording."""
+    if data_root is None:
+        return synthetic_splits(task, profile.examples[task], profile.seed, profile.size)
+    limit = profile.examples[task] if profile.cap_real_data else None
+    return load_real_splits(task, str(Path(data_root).resolve()), profile.size, profile.seed, limit)
+
+
+def build_lottery(
+    task: str,
+    profile: Profile,
+    root: str | Path = "runs",
+    data_root: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    device: str = "cpu",
+) -> tuple[lt.Lottery, TaskRun]:
+    """The runner for ``task`` under ``profile``, and the task's data/train/evaluate bundle."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+    run = TaskRun(
+        task,
+        _splits(task, profile, data_root),
+        profile.size,
+        profile.train_settings(task),
+        criterion_batches=profile.criterion_batches,
+        seed=profile.seed,
+        rewind_fraction=profile.rewind_fraction,
+        device=device,
+        log=log,
+    )
+    lottery = lt.Lottery(
+        run.build_model,
+        run.example_inputs,
+        run.train,
+        run.evaluate,
+        profile.config(task),
+        data=run.criterion_data(),
+        settings=profile.settings(task, data_root),
+        root=root,
+        progress=progress,
+    )
+    return lottery, run
+
+
+def run_task(
+    task: str,
+    profile: Profile,
+    root: str | Path = "runs",
+    data_root: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, lt.Lottery, TaskRun]:
+    """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle."""
+    say = log or (lambda _: None)
+    start = time.perf_counter()
+    lottery, run = build_lottery(task, profile, root, data_root, progress, log, device)
+    say(
+        f"{task}: profile {profile.name}, {TASKS[task].description}; "
+        f"data {describe_splits(run.splits)} (train/val/test) ready in "
+        f"{time.perf_counter() - start:.1f} s; run directory {lottery.directory}"
+    )
+    results = lottery.run()
+    say(
+        f"{task}: {len(results)} rows, {run.train_calls} levels trained in this run, "
+        f"{time.perf_counter() - start:.1f} s in all"
+    )
+    return results, lottery, run
+
+
+def _table(results: pd.DataFrame) -> str:
+    """Table 1 rows (reference vs trimmed-optimal) of ``results`` as markdown."""
+    return str(lt.plot.table1(results).to_markdown())
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; an unknown task or profile exits naming the valid ones."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.mir.run",
+        description="Run the trimming lottery of an MIR task and print its Table 1 row.",
+    )
+    parser.add_argument(
+        "--task", required=True, choices=[*TASKS, "all"], help="task to run, or all of them"
+    )
+    parser.add_argument(
+        "--profile", default="quick", choices=list(PROFILES), help="settings (default: quick)"
+    )
+    parser.add_argument("--root", default="runs", help="folder of the run directories")
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding the real datasets ("
+        + ", ".join(sorted(set(REAL_DATA.values())))
+        + "); synthetic data when not given",
+    )
+    parser.add_argument(
+        "--replicates", type=_positive, default=None, help="override the profile's replicates"
+    )
+    parser.add_argument(
+        "--levels", type=_non_negative, default=None, help="override the profile's levels"
+    )
+    parser.add_argument(
+        "--epochs", type=_positive, default=None, help="override the epochs of every task"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--figure", default=None, help="write Figure 2 to this path")
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        help="torch CPU threads (default 1: the fastest on a small or shared CPU)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where to train and evaluate, e.g. cuda (default: cpu)"
+    )
+    return parser.parse_args(argv)
+
+
+def _integer(text: str, minimum: int) -> int:
+    """``text`` as an integer of at least ``minimum``, or an argparse error saying why not."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """An integer >= 1, for argparse."""
+    return _integer(text, 1)
+
+
+def _non_negative(text: str) -> int:
+    """An integer >= 0, for argparse."""
+    return _integer(text, 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the lotteries asked for on the command line and print their Table 1 rows."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    profile = PROFILES[args.profile].override(args.replicates, args.levels, args.epochs)
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    log = tqdm.write
+    frames: list[pd.DataFrame] = []
+    for task in tasks:
+        results, lottery, _ = run_task(
+            task, profile, args.root, args.data_root, not args.no_progress, log, args.device
+        )
+        frames.append(results)
+        synthetic_splits.cache_clear()  # each task's data is used once here; free it
+        load_real_splits.cache_clear()
+        print(f"\nTable 1, {task} ({profile.name} profile):\n")
+        print(_table(results))
+        print(f"\nrun directory: {lottery.directory} (results.csv, models per level)\n")
+    everything = pd.concat(frames, ignore_index=True)
+    if len(tasks) > 1:
+        print(f"Table 1, all tasks ({profile.name} profile):\n")
+        print(_table(everything))
+    if args.figure is not None:
+        lt.plot.figure2(everything, path=args.figure)
+        print(f"Figure 2 written to {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

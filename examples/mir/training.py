@@ -1,0 +1,420 @@
+"""Data, training and evaluation for the MIR lotteries run by :mod:`examples.mir.run`.
+
+:class:`TaskRun` bundles what ``lt.Lottery`` needs for one task: a model builder, example
+inputs, a ``train(model, ctx)`` that follows the paper's protocol (Adam, learning rate halved
+on validation plateaus, best-validation model kept), an ``evaluate(model)`` that returns the
+task's test error, and the validation batches that data-driven criteria read. Data come from
+the seeded synthetic generators (generated once per process and cached) or from the real
+dataset loaders, split by recording so that no source is shared between splits.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import datasets, metrics, synth
+from .features import MIRData, Splits, transpose_chords
+from .models import TASKS, build_model
+
+__all__ = [
+    "GROUP_KEYS",
+    "REAL_DATA",
+    "LevelContextLike",
+    "TaskRun",
+    "TrainSettings",
+    "load_real_splits",
+    "split_by_group",
+    "subset",
+    "synthetic_splits",
+]
+
+#: Per-example ``meta`` key whose values must not be shared between splits of real data
+#: (drum and onset data are split by clip).
+GROUP_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "instrument": "file",
+        "singing": "singer",
+        "pitch": "instrument",
+        "chord": "song",
+        "drum": "clip",
+        "onset": "clip",
+    }
+)
+
+#: Folder under ``--data-root`` that holds each task's dataset, in the loader's layout.
+REAL_DATA: Mapping[str, str] = MappingProxyType(
+    {
+        "instrument": "instruments",
+        "singing": "vocalset",
+        "pitch": "nsynth",
+        "chord": "beatles",
+        "drum": "smt-drums",
+        "onset": "smt-drums",
+    }
+)
+
+_FRACTIONS = (0.7, 0.15, 0.15)
+_EVAL_BATCH = 512
+_CRITERION_BATCH = 64
+
+
+class LevelContextLike(Protocol):
+    """The part of ``lt.LevelContext`` that :meth:`TaskRun.train` uses."""
+
+    task: str
+    method: str
+    criterion: str
+    replicate: int
+    level: int
+    seed: int
+
+    def epochs(self, n: int) -> Iterable[int]:
+        """Iterate over ``n`` epoch indices (capturing the rewind point at level 0)."""
+        ...
+
+    def capture_rewind(self) -> None:
+        """Capture the rewind point W_k now (level 0 only)."""
+        ...
+
+    def record(self, **values: float) -> None:
+        """Add float columns to the level's result row."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one level is trained: the paper's optimiser and schedule, at a given budget."""
+
+    epochs: int
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 2e-4
+    plateau_factor: float = 0.5
+    plateau_patience: int = 10
+    transpose: int = 0
+    epoch_examples: int | None = None
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+@functools.lru_cache(maxsize=16)
+def synthetic_splits(task: str, n: int, seed: int, size: str) -> Splits:
+    """Seeded synthetic train / val / test splits, generated once per process and reused."""
+    return synth.make_dataset(task, n, seed=seed, size=size)
+
+
+def _per_clip_keys(data: MIRData) -> set[str]:
+    """``meta`` keys of window data that hold one entry per clip rather than per window."""
+    n_clips = len(data.meta["onsets"])
+    return {
+        k
+        for k, v in data.meta.items()
+        if k == "onsets" or (isinstance(v, list | np.ndarray) and k != "clip" and len(v) == n_clips)
+    }
+
+
+def subset(data: MIRData, rows: np.ndarray) -> MIRData:
+    """The examples ``rows`` of ``data``, with per-example ``meta`` entries cut to match.
+
+    Window data (drums, onsets: ``meta["clip"]``) are cut by whole clips: ``rows`` must hold
+    every window of the clips kept, and the clips are renumbered from 0 in order.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    meta: dict[str, Any] = {}
+    if "clip" in data.meta:
+        clip = np.asarray(data.meta["clip"])
+        kept = np.unique(clip[rows])
+        per_clip = _per_clip_keys(data)
+        renumber = np.full(int(clip.max()) + 1, -1, dtype=np.int64)
+        renumber[kept] = np.arange(kept.size)
+        for k, v in data.meta.items():
+            if k == "clip":
+                meta[k] = renumber[clip[rows]]
+            elif k in per_clip:
+                meta[k] = [v[int(c)] for c in kept]
+            elif isinstance(v, np.ndarray) and len(v) == data.n:
+                meta[k] = v[rows]
+            else:
+                meta[k] = v
+    else:
+        for k, v in data.meta.items():
+            if isinstance(v, np.ndarray | list) and len(v) == data.n:
+                meta[k] = v[rows] if isinstance(v, np.ndarray) else [v[int(i)] for i in rows]
+            else:
+                meta[k] = v
+    index = torch.from_numpy(rows)
+    return MIRData(data.inputs[index], data.targets[index], meta)
+
+
+def split_by_group(data: MIRData, key: str, seed: int, limit: int | None = None) -> Splits:
+    """Split ``data`` 70/15/15 by the groups of ``meta[key]`` (whole songs, singers, clips).
+
+    Groups are shuffled with ``seed``. With ``limit``, groups are taken until ``limit`` examples
+    (clips for window data) are reached, so a small profile can run on a large dataset.
+    """
+    groups = np.asarray([str(g) for g in data.meta[key]])
+    names, inverse = np.unique(groups, return_inverse=True)
+    if names.size < 3:
+        raise ValueError(f"need at least 3 distinct '{key}' groups to split, found {names.size}")
+    order = np.random.default_rng(seed).permutation(names.size)
+    if limit is not None:
+        sizes = np.ones(names.size) if key == "clip" else np.bincount(inverse)
+        enough = int(np.searchsorted(np.cumsum(sizes[order]), limit)) + 1
+        order = order[: max(3, min(enough, names.size))]
+    n_val = max(1, round(order.size * _FRACTIONS[1]))
+    n_test = max(1, round(order.size * _FRACTIONS[2]))
+    parts = np.split(order, [order.size - n_val - n_test, order.size - n_test])
+    return Splits(*(subset(data, np.flatnonzero(np.isin(inverse, p))) for p in parts))
+
+
+def _load_real(task: str, folder: Path, size: str) -> MIRData:
+    """Run the real-dataset loader of ``task`` on ``folder`` at the inputs of ``size``."""
+    spec = TASKS[task].size(size)
+    if task in ("instrument", "singing"):
+        seconds = spec.input_shape[-1] / spec.sample_rate
+        if task == "instrument":
+            return datasets.load_instruments(folder, seconds=seconds, sr=spec.sample_rate)
+        return datasets.load_vocalset(folder, seconds=seconds, sr=spec.sample_rate)
+    if task == "pitch":
+        return datasets.load_nsynth(folder)
+    if task == "chord":
+        return datasets.load_chords(folder / "audio", folder / "chordlab")
+    return datasets.load_smt_drums(folder, task=task)
+
+
+@functools.lru_cache(maxsize=4)
+def load_real_splits(
+    task: str, data_root: str, size: str, seed: int, limit: int | None = None
+) -> Splits:
+    """Load ``task``'s dataset from ``data_root / REAL_DATA[task]`` and split it by recording.
+
+    Cached per process, like the synthetic data.
+    """
+    data = _load_real(task, Path(data_root) / REAL_DATA[task], size)
+    return split_by_group(data, GROUP_KEYS[task], seed, limit)
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _mix_seed(*parts: int) -> int:
+    """One 31-bit seed from several integers (replicate seed, level)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] >> 1)
+
+
+def _to_cpu(model: nn.Module) -> None:
+    """Move ``model`` back to the CPU, with ``torch.nn.utils.prune`` masked weights recomputed.
+
+    A masked module's ``weight`` is a plain attribute the pruning hook sets on each forward;
+    moving the module leaves it on the old device until then.
+    """
+    model.to("cpu")
+    for module in model.modules():
+        if hasattr(module, "weight_orig") and hasattr(module, "weight_mask"):
+            with torch.no_grad():
+                module.weight = module.weight_orig * module.weight_mask
+
+
+def _outputs(model: nn.Module, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Model outputs for ``inputs`` in eval mode, in batches on ``device``, on the CPU."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x.to(device)).cpu() for x in inputs.split(_EVAL_BATCH)])
+
+
+class TaskRun:
+    """One task's data, model builder, training and evaluation, as ``lt.Lottery`` takes them.
+
+    ``train_calls`` counts the levels actually trained (a resumed run trains none of the
+    finished ones); ``log`` receives one line per trained and evaluated level. With a
+    ``device`` other than the CPU, models visit it only inside ``train`` and ``evaluate``: the
+    runner steps, measures and saves them on the CPU, and the rewind point is taken there too.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        splits: Splits,
+        size: str,
+        settings: TrainSettings,
+        criterion_batches: int = 4,
+        seed: int = 0,
+        rewind_fraction: float = 0.5,
+        device: str | torch.device = "cpu",
+        log: Callable[[str], None] | None = print,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+        self.task = task
+        self.spec = TASKS[task]
+        self.splits = splits
+        self.size = size
+        self.settings = settings
+        self.criterion_batches = criterion_batches
+        self.seed = seed
+        self.rewind_fraction = rewind_fraction
+        self.device = torch.device(device)
+        self.log = log
+        self.train_calls = 0
+        self._last: dict[str, Any] = {}
+
+    # -- what lt.Lottery takes --------------------------------------------------------------
+
+    def build_model(self) -> nn.Module:
+        """A fresh, untrained model of the task at the run's size."""
+        return build_model(self.task, self.size)
+
+    @property
+    def example_inputs(self) -> torch.Tensor:
+        """A small real input batch, for tracing and size reports."""
+        return self.splits.val.inputs[:2].clone()
+
+    def criterion_data(self) -> list[torch.Tensor]:
+        """``criterion_batches`` random validation batches of 64, for data-driven criteria."""
+        val = self.splits.val
+        gen = torch.Generator().manual_seed(self.seed)
+        n = min(val.n, self.criterion_batches * _CRITERION_BATCH)
+        rows = torch.randperm(val.n, generator=gen)[:n]
+        return list(val.inputs[rows].split(_CRITERION_BATCH))
+
+    def train(self, model: nn.Module, ctx: LevelContextLike) -> None:
+        """Train ``model`` in place for one level and restore its best-validation state.
+
+        Adam with weight decay, learning rate multiplied by ``plateau_factor`` after
+        ``plateau_patience`` epochs without a lower validation loss, and the state of the epoch
+        with the lowest validation error (ties: lowest loss) kept at the end, as in the paper.
+        The optimizer is built anew on every call: the runner replaces parameters between
+        levels.
+        """
+        self.train_calls += 1
+        s = self.settings
+        start = time.perf_counter()
+        seed = _mix_seed(ctx.seed, ctx.level)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        x, y = self.splits.train
+        device = self.device
+        # take W_k (level 0) on the CPU where the runner keeps it, when ctx.epochs would
+        capture_at = round(s.epochs * self.rewind_fraction) if ctx.level == 0 else -1
+        if capture_at == 0:
+            ctx.capture_rewind()
+        model.to(device)
+        try:
+            optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=s.plateau_factor, patience=s.plateau_patience
+            )
+            best: tuple[float, float] | None = None
+            best_state: dict[str, torch.Tensor] = {}
+            best_epoch = epochs_run = 0
+            for epoch in ctx.epochs(s.epochs):
+                model.train()
+                for idx in self._epoch_rows(gen).split(s.batch_size):
+                    if idx.numel() < 2:  # BatchNorm needs two examples in training mode
+                        continue
+                    xb, yb = x[idx], y[idx]
+                    if s.transpose:
+                        shift = torch.randint(-s.transpose, s.transpose + 1, (1,), generator=gen)
+                        xb, yb = transpose_chords(xb, yb, int(shift))
+                    optimizer.zero_grad(set_to_none=True)
+                    self._loss(model(xb.to(device)), yb.to(device)).backward()
+                    optimizer.step()
+                val_error, val_loss = self._validate(model)
+                scheduler.step(val_loss)
+                epochs_run += 1
+                if best is None or (val_error, val_loss) < best:
+                    best, best_epoch = (val_error, val_loss), epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if epoch + 1 == capture_at:
+                    _to_cpu(model)
+                    ctx.capture_rewind()
+                    model.to(device)
+            if best_state:
+                model.load_state_dict(best_state)
+        finally:
+            if device.type != "cpu":
+                _to_cpu(model)
+        ctx.record(best_epoch=float(best_epoch), val_loss=best[1] if best else float("nan"))
+        self._last = {
+            "ctx": f"{ctx.method}/{ctx.criterion} replicate {ctx.replicate} level {ctx.level}",
+            "seconds": time.perf_counter() - start,
+            "epochs": epochs_run,
+            "best_epoch": best_epoch,
+        }
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Test error (the paper's metric) plus the validation error at the same settings.
+
+        Drum and onset models are peak-picked on test at the threshold that is best on the
+        validation split (recorded as ``threshold``).
+        """
+        model.to(self.device)
+        try:
+            val_out = _outputs(model, self.splits.val.inputs, self.device)
+            test_out = _outputs(model, self.splits.test.inputs, self.device)
+        finally:
+            if self.device.type != "cpu":
+                _to_cpu(model)
+        result: dict[str, float]
+        if self.spec.metric == "onset_error":
+            threshold, val_error = metrics.best_threshold(val_out, self.splits.val)
+            error = metrics.onset_error(test_out, self.splits.test, threshold=threshold)
+            result = {"error": error, "val_error": val_error, "threshold": threshold}
+        else:
+            result = {
+                "error": metrics.task_error(self.task, test_out, self.splits.test),
+                "val_error": metrics.task_error(self.task, val_out, self.splits.val),
+            }
+        if self.log is not None and self._last:
+            last, self._last = self._last, {}
+            self.log(
+                f"{self.task} {last['ctx']}: trained {last['seconds']:.1f} s "
+                f"({last['epochs']} epochs, best {last['best_epoch']}), "
+                f"val error {result['val_error']:.3f}, test error {result['error']:.3f}"
+            )
+        return result
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The task's training loss on logits."""
+        if self.spec.loss == "cross_entropy":
+            return F.cross_entropy(outputs, targets)
+        return F.binary_cross_entropy_with_logits(outputs, targets)
+
+    def _epoch_rows(self, gen: torch.Generator) -> torch.Tensor:
+        """This epoch's training rows in random order, at most ``epoch_examples`` of them.
+
+        Drum and onset data hold one window per frame, mostly alike; a random share per epoch
+        keeps an epoch short without dropping any clip for good.
+        """
+        rows = torch.randperm(self.splits.train.n, generator=gen)
+        if self.settings.epoch_examples is not None:
+            rows = rows[: self.settings.epoch_examples]
+        return rows
+
+    def _validate(self, model: nn.Module) -> tuple[float, float]:
+        """Validation error (task metric; best threshold for onsets) and validation loss."""
+        val = self.splits.val
+        out = _outputs(model, val.inputs, self.device)
+        loss = float(self._loss(out, val.targets))
+        if self.spec.metric == "onset_error":
+            return metrics.best_threshold(out, val)[1], loss
+        return metrics.task_error(self.task, out, val), loss
+
+
+def describe_splits(splits: Splits) -> str:
+    """``train/val/test`` example counts, for the run's header line."""
+    return "/".join(str(part.n) for part in splits)

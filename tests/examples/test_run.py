@@ -1,0 +1,285 @@
+"""The MIR lottery runs (examples.mir.run): every task end to end on the tiny profile, resume,
+run directories, the command line and the real-data splits."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+import lotterytrim as lt
+from examples.mir import metrics, synth
+from examples.mir.datasets import DatasetNotFoundError
+from examples.mir.models import TASKS, count_parameters
+from examples.mir.run import PROFILES, Profile, build_lottery, main, parse_args, run_task
+from examples.mir.training import split_by_group, subset
+
+TINY = PROFILES["tiny"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One torch thread: tiny models gain nothing from more, and a busy CPU loses a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _file(directory: Path, path: str) -> Path:
+    """A result row's model file (paths may be relative to the run directory)."""
+    p = Path(path)
+    return p if p.is_absolute() else directory / p
+
+
+def _level_files(directory: Path) -> dict[Path, int]:
+    """Modification times of the per-level rows and model files of a run directory."""
+    files = [*directory.rglob("*.lt"), *directory.rglob("level-*.json")]
+    return {p: p.stat().st_mtime_ns for p in files}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_tiny_lottery_runs_saves_and_resumes(task: str, tmp_path: Path) -> None:
+    results, lottery, run = run_task(task, TINY, tmp_path, progress=False, log=None)
+    config = TINY.config(task)
+    pairs = config.runs()
+    expected = {
+        (m, c, r, level)
+        for r in range(config.replicates)
+        for m, c in pairs
+        for level in range(config.levels + 1)
+    }
+    keys = list(
+        zip(results.method, results.criterion, results.replicate, results.level, strict=True)
+    )
+    assert len(keys) == len(expected) and set(keys) == expected
+    assert (results["task"] == task).all()
+    assert results["error"].between(0.0, 1.0).all() and results["val_error"].notna().all()
+    assert "best_epoch" in results.columns
+    # one reference per replicate, then every (method, criterion) level once
+    assert run.train_calls == config.replicates * (1 + len(pairs) * config.levels)
+    assert lottery.directory.parent == tmp_path and lottery.directory.name.startswith(task)
+    on_disk = pd.read_csv(lottery.directory / "results.csv")
+    assert len(on_disk) == len(results)
+
+    reference = count_parameters(run.build_model())
+    for row in results.itertuples():
+        file = _file(lottery.directory, row.path)
+        assert file.is_file(), file
+        model = lt.load(file, run.build_model)
+        with torch.no_grad():
+            out = model.eval()(run.example_inputs)
+        assert out.shape == (2, TASKS[task].n_outputs) and torch.isfinite(out).all()
+        if row.level == 0 or row.method == "mask":  # masking keeps the shapes
+            assert count_parameters(model) == reference
+        else:
+            assert count_parameters(model) == row.params < reference
+    for method in ("trim", "finetune"):
+        params = results[results.method == method].sort_values("level")["params"].to_numpy()
+        assert np.all(np.diff(params) < 0), (method, params)
+
+    before = _level_files(lottery.directory)
+    again, lottery2, run2 = run_task(task, TINY, tmp_path, progress=False, log=None)
+    assert lottery2.directory == lottery.directory
+    assert run2.train_calls == 0
+    pd.testing.assert_frame_equal(again, results)
+    assert _level_files(lottery.directory) == before
+
+
+def test_same_settings_give_the_same_numbers(tmp_path: Path) -> None:
+    profile = TINY.override(levels=1)
+    first, _, _ = run_task("singing", profile, tmp_path / "a", progress=False, log=None)
+    second, _, _ = run_task("singing", profile, tmp_path / "b", progress=False, log=None)
+    numbers = ["error", "val_error", "val_loss", "params", "macs"]
+    pd.testing.assert_frame_equal(first[numbers], second[numbers])
+
+
+def test_changed_settings_get_their_own_directory(tmp_path: Path) -> None:
+    same, _ = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
+    again, _ = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
+    assert same.directory == again.directory
+    changed = [
+        TINY.override(epochs=2),
+        TINY.override(levels=3),
+        dataclasses.replace(TINY, lr=5e-4),
+        dataclasses.replace(TINY, examples={**TINY.examples, "pitch": 30}),
+        dataclasses.replace(TINY, seed=1),
+    ]
+    directories = {
+        build_lottery("pitch", p, tmp_path, progress=False)[0].directory for p in changed
+    }
+    assert len(directories) == len(changed) and same.directory not in directories
+    other_task, _ = build_lottery("onset", TINY, tmp_path, progress=False, log=None)
+    assert other_task.directory.name.startswith("onset-")
+    assert not any(tmp_path.iterdir())  # building a runner writes nothing
+
+
+def test_command_line_runs_a_task_and_prints_its_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figure = tmp_path / "figure2.png"
+    argv = ["--task", "onset", "--profile", "tiny", "--root", str(tmp_path / "runs")]
+    argv += ["--no-progress", "--levels", "1", "--epochs", "2", "--figure", str(figure)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (directory,) = (tmp_path / "runs").iterdir()
+    assert f"run directory: {directory}" in out
+    assert "| onset" in out and "reference" in out and "optimal" in out
+    assert "level 1: trained" in out and "(2 epochs" in out  # per-level timing
+    assert figure.is_file() and figure.stat().st_size > 0
+    rows = pd.read_csv(directory / "results.csv")
+    assert sorted(rows.level.unique()) == [0, 1]
+
+
+def test_parse_args_defaults_and_overrides() -> None:
+    args = parse_args(["--task", "pitch"])
+    assert (args.task, args.profile, args.root, args.data_root) == ("pitch", "quick", "runs", None)
+    assert args.replicates is args.levels is args.epochs is args.figure is None
+    args = parse_args(
+        ["--task", "all", "--profile", "paper", "--replicates", "2", "--levels", "3"]
+        + ["--epochs", "7", "--data-root", "/data", "--no-progress", "--figure", "f.png"]
+    )
+    assert (args.task, args.profile, args.replicates, args.levels, args.epochs) == (
+        "all",
+        "paper",
+        2,
+        3,
+        7,
+    )
+    assert args.no_progress and args.data_root == "/data" and args.figure == "f.png"
+    profile = PROFILES[args.profile].override(args.replicates, args.levels, args.epochs)
+    assert (profile.replicates, profile.levels) == (2, 3)
+    assert set(profile.epochs.values()) == {7} and set(profile.epochs) == set(TASKS)
+    assert profile.batch_size == PROFILES["paper"].batch_size
+
+
+@pytest.mark.parametrize(
+    ("argv", "bad"),
+    [
+        (["--task", "tempo"], "tempo"),
+        (["--task", "onset", "--profile", "huge"], "huge"),
+        (["--task", "onset", "--levels", "-1"], "-1"),
+        (["--task", "onset", "--epochs", "many"], "expected an integer, got 'many'"),
+        (["--profile", "quick"], "--task"),
+    ],
+)
+def test_parse_args_rejects_unknown_values(
+    argv: list[str], bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert bad in err
+    if "--task" in argv and bad == "tempo":
+        assert all(task in err for task in TASKS)  # the message lists the valid tasks
+    if bad == "huge":
+        assert all(name in err for name in PROFILES)
+
+
+def test_profiles_follow_the_paper_and_document_every_field() -> None:
+    helps = Profile.help()
+    assert set(helps) == {f.name for f in dataclasses.fields(Profile)}
+    assert all(text.strip() for text in helps.values())
+    paper = PROFILES["paper"]
+    assert (paper.levels, paper.amount, paper.replicates, paper.rewind_fraction) == (
+        15,
+        0.3,
+        5,
+        0.5,
+    )
+    assert set(paper.batch_size.values()) == {64} and (paper.lr, paper.weight_decay) == (1e-3, 2e-4)
+    assert (paper.plateau_factor, paper.plateau_patience, paper.size) == (0.5, 10, "paper")
+    assert {"trim", "finetune", "mask"} <= set(paper.methods)
+    assert {"magnitude", "activation", "batchnorm"} <= set(paper.criteria)
+    quick = PROFILES["quick"]
+    assert quick.size == "quick" and (1 - quick.amount) ** quick.levels < 0.1  # > 90% removed
+    assert {"trim", "finetune", "mask"} <= set(quick.methods)
+    assert TINY.size == "tiny" and TINY.levels == 2 and set(TINY.epochs.values()) == {1}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        paper.levels = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="size"):
+        dataclasses.replace(TINY, size="huge")
+
+
+def _smt_drums(root: Path, clips: int) -> int:
+    """A small IDMT-SMT-Drums folder: noise-burst drum mixes with text annotations."""
+    sr = 22050
+    (root / "audio").mkdir(parents=True)
+    (root / "annotation_txt").mkdir()
+    rng = np.random.default_rng(0)
+    burst = rng.standard_normal(1500) * np.exp(-np.arange(1500) / 200)
+    for c in range(clips):
+        times = np.sort(rng.choice(np.arange(0.2, 1.8, 0.1), 5, replace=False))
+        y = 0.01 * rng.standard_normal(2 * sr)
+        for t in times:
+            y[int(t * sr) : int(t * sr) + 1500] += 0.3 * burst
+        sf.write(str(root / "audio" / f"Mix{c:02d}#MIX.wav"), y.astype(np.float32), sr)
+        lines = [f"{t:.3f} {'KD' if i % 2 else 'HH'}" for i, t in enumerate(times)]
+        (root / "annotation_txt" / f"Mix{c:02d}#MIX.txt").write_text("\n".join(lines))
+    return clips
+
+
+def test_real_data_root_runs_on_recordings_split_by_clip(tmp_path: Path) -> None:
+    _smt_drums(tmp_path / "data" / "smt-drums", clips=6)
+    real = dataclasses.replace(TINY, levels=1)
+    results, lottery, run = run_task(
+        "onset", real, tmp_path / "runs", str(tmp_path / "data"), progress=False, log=None
+    )
+    files = [set(part.meta["file"]) for part in run.splits]
+    assert sum(len(f) for f in files) == real.examples["onset"]  # tiny keeps 4 whole clips
+    assert all(len(f) >= 1 for f in files)
+    assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])
+    assert all(
+        len(part.meta["onsets"]) == len(f) for part, f in zip(run.splits, files, strict=True)
+    )
+    assert len(results) == len(real.config("onset").runs()) * 2
+    assert results["error"].between(0.0, 1.0).all()
+    synthetic, _ = build_lottery("onset", real, tmp_path / "runs", progress=False, log=None)
+    assert synthetic.directory != lottery.directory  # the data source is part of the hash
+
+
+def test_missing_real_data_names_the_expected_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="smt-drums"):
+        build_lottery("onset", TINY, tmp_path / "runs", data_root=str(tmp_path), log=None)
+
+
+def test_split_by_group_keeps_clips_whole_and_scorable() -> None:
+    data = synth.onsets(6, seed=3, size="tiny")
+    splits = split_by_group(data, "clip", seed=0)
+    clips_per_split = [len(part.meta["onsets"]) for part in splits]
+    assert sum(clips_per_split) == 6 and min(clips_per_split) >= 1
+    assert sum(part.n for part in splits) == data.n
+    seen: list[float] = []
+    for part in splits:
+        assert set(np.unique(part.meta["clip"])) == set(range(len(part.meta["onsets"])))
+        # perfect activations at the reference onsets give a perfect score on every split
+        assert metrics.onset_error(part.targets * 20 - 10, part) == pytest.approx(0.0, abs=0.05)
+        seen.extend(float(t) for clip in part.meta["onsets"] for t in clip[0])
+    everything = [float(t) for clip in data.meta["onsets"] for t in clip[0]]
+    assert sorted(seen) == sorted(everything)  # every clip lands in exactly one split
+
+
+def test_split_by_group_keeps_groups_apart_and_limits_them() -> None:
+    data = synth.chords(60, seed=1, size="tiny")
+    data.meta["song"] = [f"song{i // 5}" for i in range(data.n)]  # 12 songs of 5 patches
+    data.meta["row"] = np.arange(data.n)
+    splits = split_by_group(data, "song", seed=0)
+    songs = [set(part.meta["song"]) for part in splits]
+    assert not (songs[0] & songs[1] or songs[0] & songs[2] or songs[1] & songs[2])
+    assert sum(part.n for part in splits) == data.n
+    for part in splits:  # inputs and labels stay aligned with their meta
+        rows = torch.as_tensor(part.meta["row"])
+        assert torch.equal(part.inputs, data.inputs[rows])
+        assert torch.equal(part.targets, data.targets[rows])
+    limited = split_by_group(data, "song", seed=0, limit=20)
+    assert sum(part.n for part in limited) == 20
+    picked = subset(data, np.array([3, 7]))
+    assert torch.equal(picked.inputs, data.inputs[[3, 7]])
+    assert picked.meta["song"] == [data.meta["song"][3], data.meta["song"][7]]
