@@ -59,8 +59,11 @@ class LoadError(LotteryTrimError, ValueError):
 def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> None:
     """Write tensors and string metadata as safetensors, atomically (temp file, fsync, replace)."""
     data = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    blob = _st_save(data, metadata=dict(meta))
-    path = Path(path)
+    write_bytes_atomic(Path(path), _st_save(data, metadata=dict(meta)))
+
+
+def write_bytes_atomic(path: Path, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` so that readers see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .criteria import CRITERIA
 from .errors import LotteryError
-from .io import load, load_state, load_trimmer_state, save
+from .io import load, load_state, load_trimmer_state, save, write_bytes_atomic
 from .report import report
 from .results import _RESERVED, _read_json, load_results
 from .selection import check_amount, check_options
@@ -291,7 +290,7 @@ class Lottery:
     def _write_table(self) -> pd.DataFrame:
         table = self.results()
         blob = table.to_csv(index=False).encode("utf-8")
-        _atomic_write(self.directory / "results.csv", blob)
+        write_bytes_atomic(self.directory / "results.csv", blob)
         return table
 
     # ---------------------------------------------------------------- one lottery
@@ -580,22 +579,8 @@ def _finished_levels(folder: Path, levels: int) -> int:
     return done
 
 
-def _atomic_write(path: Path, blob: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_json(path: Path, value: Mapping[str, Any]) -> None:
     clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in value.items()
     }
-    _atomic_write(path, json.dumps(clean, indent=1, sort_keys=True).encode("utf-8"))
+    write_bytes_atomic(path, json.dumps(clean, indent=1, sort_keys=True).encode("utf-8"))
