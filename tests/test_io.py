@@ -108,7 +108,8 @@ def test_header_length_that_starts_like_a_pickle_still_loads(tmp_path):
         pytest.fail("no padding gave a header length with low byte 0x80")
     loaded = lt.load(path, ConvFlatten)
     assert all(
-        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+        torch.equal(a, b)
+        for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)
     )
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import lotterytrim as lt
 from examples.mir.models import TASKS, build_model, example_input
-from lotterytrim.io import ExportError, export_onnx
+from lotterytrim.export import ExportError, export_onnx
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -17,18 +17,10 @@ from .errors import (
     TrimVerificationError,
     UnsupportedLayerError,
 )
+from .export import ExportError, OnnxExport, export_onnx
 from .functional import TrimResult, layer_units, trim
 from .graph import TrimGraph, UnitGroup, unprunable
-from .io import (
-    ExportError,
-    LoadError,
-    OnnxExport,
-    export_onnx,
-    load,
-    load_state,
-    load_trimmer_state,
-    save,
-)
+from .io import LoadError, load, load_state, load_trimmer_state, save
 from .lottery import LevelContext, Lottery, LotteryConfig
 from .optim import rebuild_optimizer
 from .plan import TrimPlan
