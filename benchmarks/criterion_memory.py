@@ -24,7 +24,6 @@ import gc
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,12 +34,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# the repository's package and examples first; drop this folder, whose coverage.py would
-# shadow the coverage package that numba (through librosa) imports
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(ROOT / "src"), str(ROOT)] + [
-    p for p in sys.path if Path(p or ".").resolve() != _HERE
-]
+# the repository's package and examples first
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from _machine import machine  # noqa: E402
 
 CRITERIA = ("activation", "information")
 
@@ -180,7 +177,6 @@ def main() -> None:
         _child(args)
         return
     import pandas as pd
-    import torch
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -239,14 +235,6 @@ def main() -> None:
         ],
     )
     drift_table = pd.DataFrame(drift_rows).fillna("-")
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     command = "python benchmarks/criterion_memory.py " + " ".join(sys.argv[1:])
     text = "\n".join(
         [
@@ -254,8 +242,7 @@ def main() -> None:
             "",
             f"Task `{args.task}`, size `{args.size}`, batches of {args.batch}, N = "
             f"{args.batches}, factors {args.factors}; one subprocess per row, 1 torch thread. "
-            f"Machine: {cpu}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, Python {platform.python_version()}. Took "
+            f"Machine: {machine()}. Took "
             f"{time.perf_counter() - t0:.0f} s.",
             "",
             table.to_markdown(index=False),

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,12 +35,10 @@ from torch import nn
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-# the repository's package and examples first; drop this folder, whose coverage.py would
-# shadow the coverage package that numba (through librosa) imports
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(ROOT / "src"), str(ROOT)] + [
-    p for p in sys.path if Path(p or ".").resolve() != _HERE
-]
+# the repository's package and examples first
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from _machine import machine  # noqa: E402
 
 import lotterytrim as lt  # noqa: E402
 from examples.mir.models import TASKS, build_model, example_input  # noqa: E402
@@ -64,26 +60,6 @@ class _Variant:
     kept: float  # share of the original weights still in use (mask: unmasked share)
     macs: int
     onnx_path: Path
-
-
-def machine() -> str:
-    """CPU model, cores, library versions and load: the context of every figure."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, onnxruntime "
-        f"{onnxruntime.__version__}, Python {platform.python_version()}; load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min)"
-    )
 
 
 def _time_interleaved(
@@ -420,7 +396,10 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    before = machine()
+    import onnxruntime
+
+    runtime = f"onnxruntime {onnxruntime.__version__}"
+    before = machine(runtime)
     t0 = time.perf_counter()
     frames, summaries = [], []
     with tempfile.TemporaryDirectory() as tmp, tqdm(tasks, unit="task") as bar:
@@ -435,7 +414,7 @@ def main() -> None:
         f"Size `{args.size}`, {args.levels} levels of {args.amount:.0%}, batch 1, torch eager at 1 "
         f"thread and onnxruntime with 1 intra-op thread, {args.runs} timed runs per variant in "
         f"{args.rounds} interleaved rounds. Took {time.perf_counter() - t0:.0f} s.\n\n"
-        f"Machine at start: {before}.\n\nMachine at end: {machine()}."
+        f"Machine at start: {before}.\n\nMachine at end: {machine(runtime)}."
     )
     df.to_csv(args.out / "latency.csv", index=False, float_format="%.6g")
     text = _markdown(df, summaries, header)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import platform
 import sys
 import time
 import warnings
@@ -36,12 +34,10 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-# the repository's package and examples first; drop this folder, whose coverage.py would
-# shadow the coverage package that numba (through librosa) imports
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(ROOT / "src"), str(ROOT)] + [
-    p for p in sys.path if Path(p or ".").resolve() != _HERE
-]
+# the repository's package and examples first
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from _machine import machine  # noqa: E402
 
 import lotterytrim as lt  # noqa: E402
 from examples.mir.models import TASKS, build_model  # noqa: E402
@@ -63,24 +59,6 @@ class _Lottery:
     params: list[int] = field(default_factory=list)  # stored (trim) or unmasked (mask)
     macs: list[int] = field(default_factory=list)
     val_error: list[float] = field(default_factory=list)
-
-
-def machine() -> str:
-    """CPU model, cores, torch version and load: the context of the figures."""
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python "
-        f"{platform.python_version()}; load average {load[0]:.1f} / {load[1]:.1f} / "
-        f"{load[2]:.1f} (1 / 5 / 15 min)"
-    )
 
 
 def _loss_fn(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

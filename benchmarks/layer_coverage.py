@@ -1,6 +1,6 @@
 """Coverage of the audio architecture zoo: lotterytrim against torch-pruning alone.
 
-Run from the repository root: ``python benchmarks/coverage.py`` (writes docs/coverage.md).
+Run from the repository root: ``python benchmarks/layer_coverage.py`` (writes docs/coverage.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import lotterytrim as lt  # noqa: E402
 from lotterytrim.graph import output_signature, run_model  # noqa: E402
 
 AMOUNT = 0.3
-COMMAND = "python benchmarks/coverage.py"
+COMMAND = "python benchmarks/layer_coverage.py"
 
 
 def _params(model: nn.Module) -> int:
