@@ -8,58 +8,21 @@ import pytest
 import lotterytrim as lt
 
 
+def _row(method: str, rep: int, level: int, error: float, path: str) -> dict:
+    params = int(1000 * 0.7**level)
+    key = dict(task="t", method=method, criterion="magnitude", replicate=rep, level=level)
+    return key | dict(error=error, params=params, kept=params / 1000, macs=5 * params, path=path)
+
+
 def _frame() -> pd.DataFrame:
-    rows = []
-    # reference error 0.20; trim levels 1..4 (mean over two replicates)
+    """Reference error 0.20; trim levels 1..4 with two replicates; finetune flat at 0.15."""
     errors = {1: (0.18, 0.20), 2: (0.21, 0.23), 3: (0.27, 0.29), 4: (0.40, 0.50)}
+    rows = []
     for rep in (0, 1):
-        rows.append(
-            dict(
-                task="t",
-                method="trim",
-                criterion="magnitude",
-                replicate=rep,
-                level=0,
-                error=0.20,
-                params=1000,
-                kept=1.0,
-                macs=5000,
-                path=f"r{rep}/ref.lt",
-            )
-        )
-        rows.append(
-            dict(
-                task="t",
-                method="finetune",
-                criterion="magnitude",
-                replicate=rep,
-                level=0,
-                error=0.20,
-                params=1000,
-                kept=1.0,
-                macs=5000,
-                path="x",
-            )
-        )
+        rows += [_row("trim", rep, 0, 0.20, f"r{rep}/ref.lt"), _row("finetune", rep, 0, 0.20, "x")]
         for level, pair in errors.items():
-            params = int(1000 * 0.7**level)
-            rows.append(
-                dict(
-                    task="t",
-                    method="trim",
-                    criterion="magnitude",
-                    replicate=rep,
-                    level=level,
-                    error=pair[rep],
-                    params=params,
-                    kept=params / 1000,
-                    macs=5 * params,
-                    path=f"r{rep}/L{level}.lt",
-                )
-            )
-            rows.append(dict(task="t", method="finetune", criterion="magnitude", replicate=rep,
-                             level=level, error=0.15, params=params, kept=params / 1000,
-                             macs=5 * params, path="ft"))  # fmt: skip
+            rows.append(_row("trim", rep, level, pair[rep], f"r{rep}/L{level}.lt"))
+            rows.append(_row("finetune", rep, level, 0.15, "ft"))
     return pd.DataFrame(rows)
 
 

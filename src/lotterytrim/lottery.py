@@ -285,7 +285,8 @@ class Lottery:
             for replicate in range(self.config.replicates):
                 for method, criterion in pairs:
                     self._run_one(replicate, method, criterion, bar)
-        return self._write_table()
+                    self._write_table()  # the rows are the record; the CSV is a convenience
+        return self.results()
 
     def _write_table(self) -> pd.DataFrame:
         table = self.results()
@@ -494,7 +495,6 @@ class Lottery:
         if level >= 2 and trimmer is not None:
             self._slim(folder / _level_name(level - 1))
         bar.update(1)
-        self._write_table()
 
     def _slim(self, path: Path) -> None:
         """Rewrite a superseded level file without the trimmer state (it is only for resuming)."""
