@@ -48,7 +48,9 @@ def _lottery(method: str, levels: int = 3, criterion: str = "magnitude", trimmer
 
 @pytest.mark.parametrize("method", METHODS)
 def test_three_level_lottery(method):
-    model, trimmer, data = _lottery(method)
+    # safeguards make the steps of this 4-to-12-channel model coarser than 5 points; their
+    # budget is checked in test_selection and test_properties
+    model, trimmer, data = _lottery(method, trimmer_kw={"safeguards": False})
     assert trimmer.level == 3 and len(trimmer.history) == 3
     for r in trimmer.history:
         assert r.method == method

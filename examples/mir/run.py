@@ -94,6 +94,12 @@ class Profile:
         metadata=_doc("hold real datasets to `examples` (whole recordings) instead of all"),
     )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
+    scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
+    normalize: str = field(default="l2", metadata=_doc("per-layer score normalisation"))
+    safeguards: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType(lt.Safeguards().to_dict()),
+        metadata=_doc("selection safeguards: step_cap, keep_floor, cost (lt.Safeguards)"),
+    )
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -130,8 +136,9 @@ class Profile:
             replicates=self.replicates,
             methods=self.methods,
             criteria=self.criteria,
-            scope="global",
-            normalize="max",
+            scope=self.scope,
+            normalize=self.normalize,
+            safeguards=lt.Safeguards(**self.safeguards),
             rewind_fraction=self.rewind_fraction,
             seed=self.seed,
         )

@@ -27,6 +27,7 @@ from .plan import TrimPlan
 from .report import Report, ReportTable, compare, layer_diff, layer_table, report
 from .results import load_results, select
 from .rewind import RewindPoint
+from .safeguards import Safeguards
 from .selection import Selection
 from .selection import select as select_units
 from .trimmer import CompactResult, LotteryTrimmer, StepResult, TrimmerStateError
@@ -53,6 +54,7 @@ __all__ = [
     "Report",
     "ReportTable",
     "RewindPoint",
+    "Safeguards",
     "Selection",
     "StepResult",
     "TrimGraph",

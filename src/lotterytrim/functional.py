@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from .criteria import Criterion, get_criterion
 from .errors import TrimVerificationError
 from .graph import TrimGraph, _Modes, output_signature, run_model
 from .plan import TrimPlan
+from .safeguards import Safeguards
 from .selection import Selection, check_amount, check_options, select
 
 __all__ = ["trim", "TrimResult", "layer_units"]
@@ -34,6 +35,7 @@ class TrimResult:
     protected: dict[str, str] = field(default_factory=dict)  # group -> why it kept its units
     shortfall: str | None = None  # why less than requested was removed (None: on target)
     seconds: float = 0.0
+    held: dict[str, str] = field(default_factory=dict)  # group -> the safeguard that held it
 
     @property
     def achieved(self) -> float:
@@ -163,6 +165,8 @@ def trim(
     data: Iterable[Any] | None = None,
     on_unsupported: str = "error",
     graph: TrimGraph | None = None,
+    safeguards: Safeguards | Mapping[str, Any] | bool = True,
+    prior: TrimPlan | None = None,
 ) -> tuple[TrimPlan, TrimResult]:
     """Remove ``amount`` of the model's parameters in one step, in place.
 
@@ -170,10 +174,14 @@ def trim(
     Every argument is checked before the model is touched; a failing step leaves it as it was.
     The trimmed model is verified on ``example_inputs``: a group whose removal breaks it is
     found by bisection, protected and reported, and trimming goes on with the rest.
+    ``safeguards`` (see :class:`Safeguards`) cap what one step takes from a layer and keep a
+    floor of its original units; ``prior`` is the cumulative plan of earlier steps, from which
+    the original unit counts are read (``LotteryTrimmer`` passes it).
     """
     t0 = time.perf_counter()
     amount = check_amount(amount)
     check_options(scope, normalize, min_units)
+    guard = Safeguards.coerce(safeguards)
     crit = get_criterion(criterion)
     if graph is None:
         graph = TrimGraph(
@@ -187,7 +195,15 @@ def trim(
     broken: set[int] = set()
     for _ in range(len(graph.groups) + 1):
         sel: Selection = select(
-            graph, scores, amount, scope, normalize, min_units, exclude=frozenset(broken)
+            graph,
+            scores,
+            amount,
+            scope,
+            normalize,
+            min_units,
+            exclude=frozenset(broken),
+            safeguards=guard,
+            prior=prior,
         )
         if not sel.removal:
             break
@@ -198,7 +214,9 @@ def trim(
             broken.add(gid)
             protected[graph.groups[gid].name] = why
     else:  # pragma: no cover - the loop always ends by success or by running out of groups
-        sel = select(graph, scores, amount, scope, normalize, min_units, exclude=frozenset(broken))
+        sel = select(
+            graph, scores, amount, scope, normalize, min_units, frozenset(broken), guard, prior
+        )
     if not sel.removal:
         plan = TrimPlan.identity(model)
         if broken and not any(g.protected is None and g.id not in broken for g in graph.groups):
@@ -222,5 +240,6 @@ def trim(
         protected=protected,
         shortfall=sel.reason,
         seconds=time.perf_counter() - t0,
+        held=sel.held,
     )
     return plan, result

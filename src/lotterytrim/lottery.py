@@ -35,6 +35,7 @@ from .errors import LotteryError
 from .io import load, load_state, load_trimmer_state, save, write_bytes_atomic
 from .report import report
 from .results import _RESERVED, _read_json, load_results
+from .safeguards import Safeguards
 from .selection import check_amount, check_options
 from .trimmer import METHODS, LotteryTrimmer
 
@@ -64,6 +65,13 @@ class LotteryConfig:
     scope: str = field(default="global", metadata=_describe("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_describe("per-layer score normalisation"))
     min_units: int = field(default=1, metadata=_describe("units every layer keeps at least"))
+    safeguards: Safeguards = field(
+        default_factory=Safeguards,
+        metadata=_describe(
+            "per-layer limits of a step (step_cap, keep_floor) and cost-aware ranking (cost); "
+            "a Safeguards, a mapping of its fields, True (defaults) or False (off)"
+        ),
+    )
     rewind_fraction: float = field(
         default=0.5, metadata=_describe("share of level-0 epochs after which W_k is captured")
     )
@@ -81,6 +89,7 @@ class LotteryConfig:
         object.__setattr__(self, "criteria", tuple(self.criteria))
         object.__setattr__(self, "unprunable", tuple(self.unprunable))
         object.__setattr__(self, "criterion_options", dict(self.criterion_options))
+        object.__setattr__(self, "safeguards", Safeguards.coerce(self.safeguards))
         if not isinstance(self.task, str) or not self.task or "/" in self.task:
             raise ValueError(f"task must be a non-empty name without '/', got {self.task!r}")
         for name in ("levels", "replicates", "seed"):
@@ -353,6 +362,7 @@ class Lottery:
             method=method,
             unprunable=_modules(model, config.unprunable),
             min_units=config.min_units,
+            safeguards=config.safeguards,
             seed=self._seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
         )

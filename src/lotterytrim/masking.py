@@ -2,13 +2,18 @@
 
 Masks cover the weights of convolutions and linear layers. Each step masks ``amount`` of the
 weights still unmasked, smallest magnitude first across the whole network; the masks stay in
-place through training (``weight = weight_orig * weight_mask``), so masked weights stay zero.
-:func:`zero_fan_in_removal` finds the units that masking emptied, for physical removal.
+place through training, so masked weights stay zero. The names are ``torch.nn.utils.prune``'s
+(``weight_orig`` parameter, ``weight_mask`` buffer, a pruning-method forward pre-hook), and
+``prune.remove`` / ``prune.is_pruned`` work as usual, but training runs at dense speed: instead of
+building ``weight_orig * weight_mask`` anew at every forward pass, the hook zeroes the masked
+entries of ``weight_orig`` in place and hands the layer that tensor through a node that masks
+its gradient. :func:`zero_fan_in_removal` finds the units that masking emptied, for removal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +35,40 @@ __all__ = [
 ]
 
 _MASKED_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+class _MaskGrad(torch.autograd.Function):
+    """Identity forward (same storage, no copy); the backward zeroes masked entries' gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        return weight.detach()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+class DenseSpeedMask(prune.CustomFromMask):
+    """``prune.custom_from_mask`` that trains at dense speed (same names, same ``remove``).
+
+    Before each forward pass the masked entries of ``<name>_orig`` are set to zero in place
+    (no new tensor, no autograd node), and the layer uses that tensor directly; its gradient
+    is masked, so an optimizer with fresh state never moves a masked weight.
+    """
+
+    def __call__(self, module: nn.Module, inputs: Any) -> None:
+        orig = getattr(module, self._tensor_name + "_orig")
+        mask = getattr(module, self._tensor_name + "_mask")
+        with torch.no_grad():
+            orig.data.mul_(mask)
+        if torch.is_grad_enabled() and orig.requires_grad:
+            weight = _MaskGrad.apply(orig, mask)
+        else:
+            weight = orig.detach()
+        setattr(module, self._tensor_name, weight)
 
 
 def _join(mod: str, attr: str) -> str:
@@ -102,7 +141,8 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
         m, attr = layers[name]
         current = m._buffers.get(attr + "_mask")
         if current is None:
-            prune.custom_from_mask(m, attr, mask.to(_effective(m, attr).dtype))
+            DenseSpeedMask.apply(m, attr, mask=mask.to(_effective(m, attr).dtype))
+            _refresh(m, attr)
         else:
             if current.shape != mask.shape:
                 raise ValueError(
@@ -110,7 +150,19 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
                     f"the weight is {tuple(current.shape)}"
                 )
             current.copy_(mask)
-            setattr(m, attr, m._parameters[attr + "_orig"] * current)
+            _refresh(m, attr)
+
+
+def _refresh(module: nn.Module, attr: str) -> None:
+    """Run the layer's mask hook now, so that ``module.<attr>`` reflects its mask at once."""
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, prune.BasePruningMethod) and hook._tensor_name == attr:
+            if isinstance(hook, DenseSpeedMask):
+                hook(module, ())
+            else:
+                setattr(module, attr, hook.apply_mask(module))
+            return
+    setattr(module, attr, module._parameters[attr + "_orig"] * getattr(module, attr + "_mask"))
 
 
 def strip_masks(model: nn.Module) -> dict[str, torch.Tensor]:

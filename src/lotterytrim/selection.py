@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .graph import TrimGraph, UnitGroup
+from .plan import TrimPlan
+from .safeguards import Safeguards, original_units, unit_costs
 
 __all__ = ["Selection", "select", "SCOPES", "NORMALIZATIONS"]
 
@@ -25,6 +27,7 @@ class Selection:
     params_after: int
     requested: float
     reason: str | None = None
+    held: dict[str, str] = field(default_factory=dict)  # group -> which safeguard held it, how
 
     @property
     def achieved(self) -> float:
@@ -77,15 +80,22 @@ def select(
     normalize: str = "max",
     min_units: int = 1,
     exclude: frozenset[int] = frozenset(),
+    safeguards: Safeguards | None = None,
+    prior: TrimPlan | None = None,
 ) -> Selection:
     """Pick the lowest-scored units so that ``amount`` of the current parameters go.
 
     The count is exact (a weight shared by two removed units is counted once). The result is
-    within one unit's cost of the target; when protected groups and ``min_units`` leave too
-    little to remove, everything removable goes and ``reason`` says why.
+    within one unit's cost of the target; when protected groups, ``min_units`` or the
+    ``safeguards`` leave too little to remove, everything removable goes and ``reason`` says
+    why. ``prior`` is the cumulative plan of earlier steps: the safeguards' floor is a share of
+    the units each group had before them. ``held`` names the groups a safeguard kept units in.
     """
     amount = check_amount(amount)
     check_options(scope, normalize, min_units)
+    guard = safeguards if safeguards is not None else Safeguards.off()
+    originals = original_units(graph, prior)
+    weights = unit_costs(graph, guard.cost) if guard.cost != "none" else {}
     cost = graph.cost_model()
     total = cost.total
     target_left = total * (1.0 - amount)
@@ -105,12 +115,15 @@ def select(
         if not np.all(np.isfinite(s)):
             raise ValueError(f"criterion returned non-finite scores for group '{g.name}'")
         norm[g.id] = normalize_scores(s, g, normalize)
+        if g.id in weights:  # cost-aware: score per parameter or per MAC the unit costs
+            norm[g.id] = norm[g.id] / weights[g.id]
+    limits = {gid: guard.limits(graph.groups[gid], originals[gid], min_units) for gid in norm}
     row_rank = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
     if scope == "global":
         cand_g, cand_u, cand_s = [], [], []
         for gid, s in norm.items():
             n = s.size
-            order = np.lexsort((np.arange(n), s))[: max(n - min_units, 0)]
+            order = np.lexsort((np.arange(n), s))[: limits[gid][0]]
             cand_g.append(np.full(order.size, gid))
             cand_u.append(order)
             cand_s.append(s[order])
@@ -149,7 +162,7 @@ def select(
             within[sel] = rank[cost.u[sel]]
         sizes = {gid: s.size for gid, s in norm.items()}
         gids = np.array(list(sizes), dtype=np.int64)
-        caps = np.array([max(sizes[g] - min_units, 0) for g in gids], dtype=np.int64)
+        caps = np.array([limits[int(g)][0] for g in gids], dtype=np.int64)
         ns = np.array([sizes[g] for g in gids], dtype=np.float64)
         steps = 1000
 
@@ -176,16 +189,40 @@ def select(
             ),
             default=0.0,
         )
+    if scope == "global":
+        held = _held_global(
+            norm, limits, chosen, gg[k - 1] if k else None, uu[k - 1] if k else None
+        )
+    else:
+        wanted = np.floor(ns * i / steps + 1e-9).astype(np.int64)
+        held = {
+            int(g): int(min(w, max(sizes[int(g)] - min_units, 0)) - c)
+            for g, w, c in zip(gids.tolist(), wanted.tolist(), caps.tolist(), strict=True)
+            if limits[int(g)][1] is not None and min(w, sizes[int(g)] - min_units) > c
+        }
+    held_names = {
+        graph.groups[g].name: (
+            f"{limits[g][1]} kept {n} unit(s) the ranking would have removed "
+            f"({graph.groups[g].n_units - limits[g][0]} of {graph.groups[g].n_units} must stay)"
+        )
+        for g, n in held.items()
+        if n > 0
+    }
     left = cost.remaining(cost.rows_for(chosen))
     achieved = 1.0 - left / total if total else 0.0
     reason = None
     unit = boundary / max(total, 1.0)
-    if achieved < amount - max(0.02, unit):
+    if achieved < amount - max(0.02, unit) or (exhausted and achieved < amount - 0.02):
         why = []
         if exhausted:
             why.append(
                 f"every removable unit is gone: the rest is protected or at min_units={min_units}"
             )
+            if guard.active:
+                why.append(
+                    f"safeguards step_cap={guard.step_cap:g}, keep_floor={guard.keep_floor:g} "
+                    "limit each group's share"
+                )
         protected = [g for g in graph.groups if g.protected or g.id in exclude]
         if protected:
             names = ", ".join(f"'{g.name}'" for g in protected[:6])
@@ -202,7 +239,34 @@ def select(
         params_after=int(round(left)),
         requested=amount,
         reason=reason,
+        held=held_names,
     )
+
+
+def _held_global(
+    norm: Mapping[int, np.ndarray],
+    limits: Mapping[int, tuple[int, str | None]],
+    chosen: Mapping[int, np.ndarray],
+    last_g: object,
+    last_u: object,
+) -> dict[int, int]:
+    """Units per group that a safeguard kept although they score below the last unit chosen."""
+    if last_g is None:
+        return {}
+    threshold = float(norm[int(last_g)][int(last_u)])  # type: ignore[call-overload]
+    out: dict[int, int] = {}
+    for gid, (allowed, which) in limits.items():
+        if which is None:
+            continue
+        s = norm[gid]
+        taken = chosen.get(gid, np.zeros(0, dtype=np.int64)).size
+        if taken < allowed:
+            continue
+        below = int((s < threshold).sum())
+        extra = min(below, s.size - 1) - taken
+        if extra > 0:
+            out[gid] = extra
+    return out
 
 
 def _search(left_after: Callable[[int], float], n: int, target_left: float) -> int:

@@ -25,6 +25,7 @@ from .functional import _apply, _breaking_groups, layer_units, trim
 from .graph import TrimGraph
 from .plan import TrimPlan
 from .rewind import RewindPoint, model_tensors
+from .safeguards import Safeguards
 from .selection import check_amount, check_options
 
 __all__ = ["LotteryTrimmer", "StepResult", "CompactResult", "TrimmerStateError", "METHODS"]
@@ -53,6 +54,7 @@ class StepResult:
     shortfall: str | None = None  # why less than requested was removed (None: on target)
     rewound: bool = False  # whether the survivors were written back from the rewind point
     seconds: float = 0.0  # wall time of the step
+    held: dict[str, str] = field(default_factory=dict)  # group -> safeguard that kept its units
 
     @property
     def achieved(self) -> float:
@@ -100,11 +102,13 @@ class LotteryTrimmer:
         on_unsupported: str = "error",
         criterion_options: Mapping[str, Any] | None = None,
         sync_scores: bool | None = None,
+        safeguards: Safeguards | Mapping[str, Any] | bool = True,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.amount = check_amount(amount)
         check_options(scope, normalize, min_units)
+        self.safeguards = Safeguards.coerce(safeguards)
         options = dict(criterion_options or {})
         if criterion == "random":
             options.setdefault("seed", seed)
@@ -213,6 +217,8 @@ class LotteryTrimmer:
             data=data,
             on_unsupported=self.on_unsupported,
             graph=self._graph,
+            safeguards=self.safeguards,
+            prior=self.plan,
         )
         self._graph = None
         self.plan = self.plan.then(step_plan)
@@ -236,6 +242,7 @@ class LotteryTrimmer:
             shortfall=res.shortfall,
             rewound=self.method == "trim",
             seconds=time.perf_counter() - t0,
+            held=res.held,
         )
 
     def _reinit(self) -> None:

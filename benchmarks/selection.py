@@ -1,0 +1,237 @@
+"""Selection study: which scope, normalisation, safeguards and criterion keep trimmed tickets
+accurate, measured with the example lotteries.
+
+Each setting is one lottery per task (methods trim and finetune, the same selection for both)
+run through ``examples.mir.run`` with the quick profile, so every run directory resumes and a
+setting already run is read back, not retrained. The table gives, per task, setting, method and
+level, the mean test error over replicates with its min-max.
+
+    python -m benchmarks.selection --tasks chord --grid full --replicates 1 --levels 6
+    python -m benchmarks.selection --tasks chord,onset,drum,instrument --grid confirm \\
+        --replicates 3 --levels 6
+
+``--grid full`` is the factorial (scope x normalize x safeguards x criterion; local scope keeps
+one normalisation, since a per-layer scaling does not change a per-layer ranking);
+``--grid confirm`` the few settings picked from it (see docs/selection.md);
+``--setting NAME=scope/normalize/guard/criterion`` adds any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import torch
+
+import lotterytrim as lt
+from examples.mir.run import PROFILES, Profile, run_task
+
+GUARDS = {"on": lt.Safeguards(), "off": lt.Safeguards.off()}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One selection setting of the study."""
+
+    scope: str
+    normalize: str
+    guard: str  # a key of GUARDS
+    criterion: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope}/{self.normalize}/{self.guard}/{self.criterion}"
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        parts = text.split("/")
+        if len(parts) != 4 or parts[2] not in GUARDS:
+            raise ValueError(f"a setting is scope/normalize/on|off/criterion, got {text!r}")
+        return cls(*parts)
+
+
+def full_grid() -> list[Setting]:
+    """The factorial: global x {none, max, l2, fan_in} + local x none, guards on/off, 2 criteria."""
+    out = []
+    for criterion in ("magnitude", "activation"):
+        for guard in ("on", "off"):
+            for norm in ("none", "max", "l2", "fan_in"):
+                out.append(Setting("global", norm, guard, criterion))
+            out.append(Setting("local", "none", guard, criterion))
+    return out
+
+
+CONFIRM = [
+    Setting("global", "max", "off", "magnitude"),  # the former default
+    Setting("global", "l2", "on", "magnitude"),
+    Setting("local", "none", "on", "magnitude"),
+    Setting("global", "l2", "on", "activation"),
+]
+
+
+def profile_for(
+    base: Profile,
+    setting: Setting,
+    replicates: int,
+    levels: int,
+    methods: tuple[str, ...] = ("trim", "finetune"),
+) -> Profile:
+    """The quick profile with the setting's selection and the given methods."""
+    return dataclasses.replace(
+        base,
+        scope=setting.scope,
+        normalize=setting.normalize,
+        safeguards=MappingProxyType(GUARDS[setting.guard].to_dict()),
+        criteria=(setting.criterion,),
+        methods=methods,
+        replicates=replicates,
+        levels=levels,
+    )
+
+
+def run(
+    tasks: Sequence[str],
+    settings: Sequence[Setting],
+    replicates: int,
+    levels: int,
+    root: str,
+    methods: tuple[str, ...] = ("trim", "finetune"),
+) -> pd.DataFrame:
+    """Run (or resume) every task x setting and return all rows with a ``setting`` column."""
+    frames = []
+    base = PROFILES["quick"]
+    for task in tasks:
+        for setting in settings:
+            start = time.perf_counter()
+            results, _, _ = run_task(
+                task,
+                profile_for(base, setting, replicates, levels, methods),
+                root=root,
+                progress=False,
+                log=None,
+            )
+            results = results.assign(setting=setting.name)
+            frames.append(results)
+            ref = results[results.level == 0].error.mean()
+            print(
+                f"{task} {setting.name}: reference {ref:.3f}, {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean, min and max test error per task, setting, method and level; share of weights kept."""
+    rows = rows.copy()
+    rows.loc[rows.level == 0, "method"] = "reference"
+    grouped = rows.groupby(["task", "setting", "method", "level"])
+    table = grouped.agg(
+        error=("error", "mean"),
+        low=("error", "min"),
+        high=("error", "max"),
+        kept=("kept", "mean"),
+        n=("error", "size"),
+    )
+    return table.reset_index()
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """One block per task: rows setting x method, columns levels, ``mean [min-max]``."""
+    blocks = []
+    for task, part in table.groupby("task", sort=False):
+        levels = sorted(int(v) for v in part.level.unique())
+        head = "| setting | method | " + " | ".join(f"L{lv}" for lv in levels) + " |"
+        rule = "| --- | --- | " + " | ".join("---:" for _ in levels) + " |"
+        kept = part[part.method == "trim"].groupby("level").kept.mean()
+        lines = [
+            f"### {task}",
+            "",
+            head,
+            rule,
+            "| | kept (trim) | "
+            + " | ".join(f"{kept.get(lv, 1.0):.0%}" if lv else "100%" for lv in levels)
+            + " |",
+        ]
+        for (setting, method), cells in part[part.level > 0].groupby(["setting", "method"]):
+            ref = part[(part.setting == setting) & (part.level == 0)]
+            by = {int(r.level): r for r in pd.concat([ref, cells]).itertuples()}
+            lines.append(
+                f"| {setting} | {method} | " + " | ".join(_cell(by.get(lv)) for lv in levels) + " |"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _cell(row: object) -> str:
+    if row is None:
+        return ""
+    err, low, high, n = row.error, row.low, row.high, row.n  # type: ignore[attr-defined]
+    return f"{err:.3f}" if n == 1 else f"{err:.3f} [{low:.3f}-{high:.3f}]"
+
+
+def scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task and setting: trim error relative to the reference, averaged over levels >= 1,
+    the level-4 ratio, and the share of levels >= 3 where trim is no worse than finetune."""
+    out = []
+    for (task, setting), part in table.groupby(["task", "setting"]):
+        ref = float(part[part.level == 0].error.mean())
+        trim = part[part.method == "trim"].set_index("level").error
+        fine = part[part.method == "finetune"].set_index("level").error
+        late = [lv for lv in trim.index if lv >= 3 and lv in fine.index]
+        out.append(
+            {
+                "task": task,
+                "setting": setting,
+                "reference": ref,
+                "trim_mean_ratio": float(trim.mean() / ref) if ref > 0 else np.nan,
+                "trim_L4_ratio": float(trim.get(4, np.nan) / ref) if ref > 0 else np.nan,
+                "trim_le_finetune_from_L3": (
+                    float(np.mean([trim[lv] <= fine[lv] for lv in late])) if late else np.nan
+                ),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.selection", description=__doc__)
+    parser.add_argument("--tasks", default="chord", help="comma-separated example tasks")
+    parser.add_argument("--grid", choices=("full", "confirm", "none"), default="confirm")
+    parser.add_argument("--setting", action="append", default=[], help="scope/norm/on|off/crit")
+    parser.add_argument("--criteria", default=None, help="keep only these grid criteria")
+    parser.add_argument("--methods", default="trim,finetune", help="comma-separated methods")
+    parser.add_argument("--replicates", type=int, default=3)
+    parser.add_argument("--levels", type=int, default=6)
+    parser.add_argument("--root", default="runs/selection")
+    parser.add_argument("--out", default="benchmarks/results/selection")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = {"full": full_grid(), "confirm": list(CONFIRM), "none": []}[args.grid]
+    if args.criteria:
+        settings = [s for s in settings if s.criterion in args.criteria.split(",")]
+    settings += [Setting.parse(s) for s in args.setting]
+    methods = tuple(args.methods.split(","))
+    rows = run(args.tasks.split(","), settings, args.replicates, args.levels, args.root, methods)
+    table = summary(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    text = markdown(table)
+    ranking = scores(table).sort_values(["task", "trim_mean_ratio"])
+    text += "\n### Scores\n\n" + ranking.to_markdown(index=False, floatfmt=".3f") + "\n"
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
