@@ -28,13 +28,13 @@ def _module(model: nn.Module, name: str) -> nn.Module:
         raise ValueError(f"plan sets attributes of module {name!r}, absent from the model") from exc
 
 
-def _owned(module: nn.Module, name: str) -> tuple[_layers.Adapter, set[str]]:
+def _owned(module: nn.Module, name: str, keys: Any = ()) -> tuple[_layers.Adapter, set[str]]:
     """The adapter of ``module`` and the attribute names it may write."""
     ad = _layers.adapter_for(module)
     if ad is None:
         raise ValueError(
-            f"plan sets attributes of module {name!r} ({type(module).__name__}), which "
-            "lotterytrim never resizes"
+            f"plan sets attribute(s) {sorted(keys)} of module {name!r} "
+            f"({type(module).__name__}), a layer lotterytrim never resizes"
         )
     return ad, set(ad.attributes(module, ad.out_channels(module), ad.in_channels(module)))
 
@@ -65,7 +65,7 @@ def check_before(plan: TrimPlan, model: nn.Module) -> None:
         seen.setdefault(id(t), (name, keep))
     for mod_name, attrs in plan.attributes.items():
         module = _module(model, mod_name)
-        _, allowed = _owned(module, mod_name)
+        _, allowed = _owned(module, mod_name, attrs)
         for key, value in attrs.items():
             if not _width(value):
                 raise ValueError(
