@@ -245,6 +245,19 @@ def load_trimmer_state(path: str | Path) -> dict[str, Any] | None:
     return {"meta": meta, "tensors": ours}
 
 
+def has_trimmer_state(path: str | Path) -> bool:
+    """Whether a file written by :func:`save` holds trimmer state (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {}).get(_KEY, "{}")
+        header = _json(text)
+    except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
+        raise LoadError(f"cannot read the header of {path}: {exc}") from exc
+    return isinstance(header, dict) and "trimmer" in header
+
+
 def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
     """Build the original model, resize it by the saved plan and load the tensors strictly."""
     tensors, plan, _ = load_state(path)
