@@ -174,3 +174,16 @@ def test_save_refuses_non_finite_metadata(tmp_path: Path, value: float) -> None:
     with pytest.raises(ValueError, match="NaN or infinities"):
         lt.save(_build(), path, metadata={"loss": value})
     assert not path.exists()
+
+
+def test_trimmer_state_cannot_set_other_attributes(tmp_path: Path) -> None:
+    bad = _craft(tmp_path, _attr("0", stride=[2]))
+    tensors, meta = read_tensors(bad)
+    header = json.loads(meta["lotterytrim"])
+    header["trimmer"]["plan"]["attributes"]["0"] = {"stride": [2]}
+    write_tensors(bad, tensors, {"lotterytrim": json.dumps(header)})
+    model = _build()
+    trimmer = lt.LotteryTrimmer(model, torch.randn(2, 1, 16), amount=0.3, method="finetune")
+    with pytest.raises(lt.TrimmerStateError, match="stride"):
+        trimmer.load_state_dict(lt.load_trimmer_state(bad))
+    assert model[0].stride == (1,)

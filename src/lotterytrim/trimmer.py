@@ -444,7 +444,7 @@ class LotteryTrimmer:
                 f"{bad!r} is {current.get(bad)}, the plan says {plan.current_shape(bad)}"
             )
         if not fits:
-            plan.apply_to_model(self.model)
+            _resize_checked(self.model, plan)
             self._graph = None
         rewind = {k[len("rewind/") :]: v for k, v in tensors.items() if k.startswith("rewind/")}
         self.rewind_point = (
@@ -464,6 +464,18 @@ class LotteryTrimmer:
         self.last_step_plan = None
         self._old_names = {}
         self._remember()
+
+
+def _resize_checked(model: nn.Module, plan: TrimPlan) -> None:
+    """Resize ``model`` to a plan from saved state, with the checks a file's plan gets."""
+    from . import _plancheck
+
+    try:
+        _plancheck.check_before(plan, model)
+        plan.apply_to_model(model)
+        _plancheck.check_after(plan, model)
+    except (KeyError, ValueError) as exc:
+        raise TrimmerStateError(f"the saved plan does not fit the model: {exc}") from exc
 
 
 def _masked_names(model: nn.Module) -> set[str]:
