@@ -7,13 +7,16 @@ consumed them, rewind the survivors, retrain, repeat: the result is a smaller, f
 from __future__ import annotations
 
 from . import criteria, plot
+from ._handover import StaleOptimizerWarning
 from ._layers import Adapter, Piece, register_adapter
+from ._lock import CellBusyError
 from .criteria import Criterion, LayerCriterion
 from .errors import (
     CriterionError,
     ExampleInputError,
     LotteryError,
     LotteryTrimError,
+    ModelStateError,
     TrimVerificationError,
     UnsupportedLayerError,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "Adapter",
     "CompactResult",
     "Criterion",
+    "CellBusyError",
     "CriterionError",
     "ExampleInputError",
     "ExportError",
@@ -49,6 +53,7 @@ __all__ = [
     "LotteryConfig",
     "LotteryError",
     "LotteryTrimmer",
+    "ModelStateError",
     "OnnxExport",
     "Piece",
     "Report",
@@ -56,6 +61,7 @@ __all__ = [
     "RewindPoint",
     "Safeguards",
     "Selection",
+    "StaleOptimizerWarning",
     "StepResult",
     "TrimGraph",
     "TrimPlan",

@@ -103,9 +103,18 @@ def _split_metadata(header: dict[str, str], path: str) -> tuple[Any, dict[str, s
     if METADATA_KEY not in header:
         return None, extra
     try:
-        return json.loads(header[METADATA_KEY]), extra
-    except json.JSONDecodeError as err:
+        return json.loads(header[METADATA_KEY], parse_constant=_refuse_constant), extra
+    except RecursionError:
+        raise FileReportError(
+            f"corrupt {METADATA_KEY} metadata in {path}: JSON nested too deeply"
+        ) from None
+    except ValueError as err:
         raise FileReportError(f"corrupt {METADATA_KEY} metadata in {path}: {err}") from err
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and infinities are not JSON: ``report --json`` could not print them validly."""
+    raise ValueError(f"non-finite number {name}")
 
 
 def _natural_key(name: str) -> list[Any]:

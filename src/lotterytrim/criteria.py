@@ -8,7 +8,7 @@ scores of coupled layers). Built in: ``magnitude`` (paper eq. 3), ``activation``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _layers
+from ._batches import batch_errors, model_device, no_batches, to_device
 from .errors import CriterionError
 from .graph import Member, TrimGraph, UnitGroup, _Modes, run_model
 
@@ -215,7 +216,7 @@ def _fan_in_sum(
         with torch.no_grad():
             vals = fn(w.detach(), g).double()
             dims = [d for d in range(vals.dim()) if d != p.dim]
-            per_index = vals.sum(dim=dims) if dims else vals
+            per_index = (vals.sum(dim=dims) if dims else vals).cpu()
         rows = torch.as_tensor(p.rows, dtype=torch.long)
         total += per_index[rows].sum(dim=1)
     return total
@@ -264,11 +265,22 @@ class _Streaming(LayerCriterion):
     def channel_scores(self, name: str, module: nn.Module) -> torch.Tensor | None:
         return self._scores.get(name)
 
-    def _batches(self, data: Iterable[Any]) -> Iterable[Any]:
+    def _batches(self, data: Iterable[Any], graph: TrimGraph) -> Iterator[tuple[int, Any]]:
+        """``(index, batch)`` pairs, each batch on the model's device; empty data is refused."""
+        device = model_device(graph.model)
+        n = 0
         for i, batch in enumerate(data):
             if self.max_batches is not None and i >= self.max_batches:
-                return
-            yield batch
+                break
+            n += 1
+            yield i, to_device(batch, device)
+        if n == 0:
+            raise no_batches(self.name)
+
+    def _run(self, graph: TrimGraph, index: int, inputs: Any) -> Any:
+        """Run the model on one batch's inputs; a batch that does not fit is named."""
+        with batch_errors(self.name, index, inputs, graph.example_inputs):
+            return run_model(graph.model, inputs)
 
 
 class Activation(_Streaming):
@@ -303,8 +315,8 @@ class Activation(_Streaming):
         graph.model.eval()
         try:
             with torch.no_grad():
-                for batch in self._batches(data):
-                    run_model(graph.model, split_batch(batch)[0])
+                for i, batch in self._batches(data, graph):
+                    self._run(graph, i, split_batch(batch)[0])
         finally:
             for h in handles:
                 h.remove()
@@ -353,14 +365,16 @@ class Gradient(_Streaming):
         modes = _Modes(graph.model)
         graph.model.eval()
         try:
-            for batch in self._batches(data):
+            for i, batch in self._batches(data, graph):
                 inputs, target = split_batch(batch)
                 if target is None:
                     raise CriterionError(
                         f"criterion '{self.name}' needs (inputs, targets) batches to compute a loss"
                     )
                 with torch.enable_grad():
-                    loss = self.loss_fn(run_model(graph.model, inputs), target)
+                    out = self._run(graph, i, inputs)
+                    with batch_errors(self.name, i, batch, graph.example_inputs):
+                        loss = self.loss_fn(out, target)
                     grads = torch.autograd.grad(loss, plist, allow_unused=True)
                 gmap = {id(p): g for p, g in zip(plist, grads, strict=True) if g is not None}
                 for name, m in producers.items():
@@ -438,15 +452,16 @@ class Information(_Streaming):
         graph.model.eval()
         try:
             with torch.no_grad():
-                for batch in self._batches(data):
+                for i, batch in self._batches(data, graph):
                     inputs, target = split_batch(batch)
                     if target is None:
                         raise CriterionError(
                             "criterion 'information' needs (inputs, targets) batches"
                         )
                     cur.clear()
-                    run_model(graph.model, inputs)
-                    yield dict(cur), self.target_fn(target).long().reshape(-1)
+                    self._run(graph, i, inputs)
+                    acts = {k: v.cpu() for k, v in cur.items()}
+                    yield acts, self.target_fn(target).long().reshape(-1).cpu()
         finally:
             for h in handles:
                 h.remove()

@@ -8,6 +8,8 @@ __all__ = [
     "UnsupportedLayerError",
     "CriterionError",
     "TrimVerificationError",
+    "LotteryError",
+    "ModelStateError",
 ]
 
 
@@ -33,3 +35,7 @@ class TrimVerificationError(LotteryTrimError, RuntimeError):
 
 class LotteryError(LotteryTrimError, RuntimeError):
     """A lottery cannot go on: the user's functions broke a rule the runner relies on."""
+
+
+class ModelStateError(LotteryTrimError, ValueError):
+    """The model is in a state lotterytrim cannot trim (pruning masks, meta tensors)."""

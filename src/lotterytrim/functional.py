@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import _layers
+from ._guards import check_trimmable
 from .criteria import Criterion, get_criterion
 from .errors import TrimVerificationError
 from .graph import TrimGraph, _Modes, output_signature, run_model
@@ -182,6 +183,7 @@ def trim(
     amount = check_amount(amount)
     check_options(scope, normalize, min_units)
     guard = Safeguards.coerce(safeguards)
+    check_trimmable(model, "lt.trim()")
     crit = get_criterion(criterion)
     if graph is None:
         graph = TrimGraph(

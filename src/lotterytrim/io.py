@@ -9,9 +9,7 @@ atomically and read only after their bytes have been checked: pickles are refuse
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,8 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 from torch import nn
 
+from . import _plancheck
+from ._atomic import _fsync_dir, write_bytes_atomic  # noqa: F401 - export.py uses _fsync_dir
 from .errors import LotteryTrimError
 from .plan import TrimPlan
 
@@ -52,36 +52,6 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping
     write_bytes_atomic(Path(path), _st_save(data, metadata=dict(meta)))
 
 
-def write_bytes_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` so that readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable where the platform allows opening directories."""
-    try:
-        fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
     """Validate the safetensors layout before handing bytes to the parser; return metadata."""
     # a safetensors file opens with its header length then "{"; the length's low byte may well
@@ -101,8 +71,8 @@ def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
             f"{len(blob) - 8} bytes present"
         )
     try:
-        header = json.loads(blob[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = _json(blob[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise LoadError(f"{path} has an unreadable safetensors header: {exc}") from exc
     if not isinstance(header, dict):
         raise LoadError(f"{path} has a malformed safetensors header")
@@ -122,6 +92,18 @@ def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
             f"{len(blob) - 8 - n} are present"
         )
     return {str(k): str(v) for k, v in meta.items()}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} (lotterytrim never writes one)")
+
+
+def _json(text: str) -> Any:
+    """Parse JSON from a file; nesting too deep for Python or NaN/Infinity is a ValueError."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -157,10 +139,7 @@ def save(
     from .masking import plain_state
 
     if metadata is not None:
-        try:
-            json.dumps(dict(metadata))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"metadata must be JSON-serialisable: {exc}") from exc
+        _check_metadata(metadata)
     if trimmer is not None and trimmer.model is not model:
         raise ValueError("trimmer drives a different model than the one being saved")
     if trimmer is not None:
@@ -180,7 +159,25 @@ def save(
         header["trimmer"] = state["meta"]
         for k, v in state["tensors"].items():
             tensors[_TRIMMER_PREFIX + k] = v
-    write_tensors(Path(path), tensors, {_KEY: json.dumps(header, separators=(",", ":"))})
+    try:
+        text = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"cannot save {path}: a non-finite number in the header: {exc}") from exc
+    write_tensors(Path(path), tensors, {_KEY: text})
+
+
+def _check_metadata(metadata: Mapping[str, Any]) -> None:
+    """User metadata must be JSON that any reader parses back: no NaN, no infinities."""
+    try:
+        text = json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"metadata must be JSON-serialisable without NaN or infinities: {exc}"
+        ) from exc
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise ValueError("metadata is nested too deeply to be read back") from None
 
 
 def _check_plan_fits(plan: TrimPlan, model: nn.Module) -> None:
@@ -201,8 +198,8 @@ def _read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if _KEY not in meta:
         raise LoadError(f"{path} is a safetensors file but was not written by lt.save()")
     try:
-        header = json.loads(meta[_KEY])
-    except json.JSONDecodeError as exc:
+        header = _json(meta[_KEY])
+    except ValueError as exc:
         raise LoadError(f"{path}: the lotterytrim header is not valid JSON: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         got = header.get("format") if isinstance(header, dict) else None
@@ -213,12 +210,21 @@ def _read(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], TrimPlan, dict[str, Any]]:
     """The model tensors, trimming plan and user metadata of a file, without building a model."""
     tensors, header = _read(path)
-    try:
-        plan = TrimPlan.from_dict(header["plan"])
-    except (KeyError, ValueError) as exc:
-        raise LoadError(f"{path}: malformed trimming plan: {exc}") from exc
     model_tensors = {k: v for k, v in tensors.items() if not k.startswith(_TRIMMER_PREFIX)}
-    return model_tensors, plan, dict(header.get("metadata") or {})
+    plan = _plan(path, header.get("plan"), model_tensors, "trimming plan")
+    metadata = header.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise LoadError(f"{path}: metadata must be a JSON object, got {type(metadata).__name__}")
+    return model_tensors, plan, dict(metadata)
+
+
+def _plan(path: str | Path, data: Any, tensors: Mapping[str, torch.Tensor], what: str) -> TrimPlan:
+    """Parse a plan of a file, bounded by the shapes of the tensors the file holds."""
+    current = {k: tuple(v.shape) for k, v in tensors.items()}
+    try:
+        return TrimPlan.from_dict(data, current=current)
+    except ValueError as exc:
+        raise LoadError(f"{path}: malformed {what}: {exc}") from exc
 
 
 def load_trimmer_state(path: str | Path) -> dict[str, Any] | None:
@@ -227,10 +233,29 @@ def load_trimmer_state(path: str | Path) -> dict[str, Any] | None:
     if "trimmer" not in header:
         return None
     n = len(_TRIMMER_PREFIX)
-    return {
-        "meta": header["trimmer"],
-        "tensors": {k[n:]: v for k, v in tensors.items() if k.startswith(_TRIMMER_PREFIX)},
-    }
+    meta = header["trimmer"]
+    ours = {k[n:]: v for k, v in tensors.items() if k.startswith(_TRIMMER_PREFIX)}
+    if not isinstance(meta, dict):
+        raise LoadError(f"{path}: the trimmer state is not a JSON object")
+    model = {k: v for k, v in tensors.items() if not k.startswith(_TRIMMER_PREFIX)}
+    _plan(path, meta.get("plan"), model, "trimmer plan")
+    if meta.get("rewind_plan") is not None:
+        rewind = {k[len("rewind/") :]: v for k, v in ours.items() if k.startswith("rewind/")}
+        _plan(path, meta["rewind_plan"], rewind, "rewind plan")
+    return {"meta": meta, "tensors": ours}
+
+
+def has_trimmer_state(path: str | Path) -> bool:
+    """Whether a file written by :func:`save` holds trimmer state (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {}).get(_KEY, "{}")
+        header = _json(text)
+    except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
+        raise LoadError(f"cannot read the header of {path}: {exc}") from exc
+    return isinstance(header, dict) and "trimmer" in header
 
 
 def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
@@ -240,7 +265,9 @@ def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"build_model() must return an nn.Module, got {type(model).__name__}")
     try:
+        _plancheck.check_before(plan, model)
         plan.apply_to_model(model)
+        _plancheck.check_after(plan, model)
     except (KeyError, ValueError) as exc:
         raise LoadError(f"{path} does not fit the model from build_model(): {exc}") from exc
     expected = model.state_dict()

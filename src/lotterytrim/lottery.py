@@ -30,9 +30,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._lock import cell_lock
 from .criteria import CRITERIA
 from .errors import LotteryError
-from .io import load, load_state, load_trimmer_state, save, write_bytes_atomic
+from .io import has_trimmer_state, load, load_state, load_trimmer_state, save, write_bytes_atomic
 from .report import report
 from .results import _RESERVED, _read_json, load_results
 from .safeguards import Safeguards
@@ -217,6 +218,10 @@ class Lottery:
     ``model.parameters()`` each time (steps replace parameters); ``evaluate(model)`` returns the
     test error, or a mapping with key ``"error"`` plus extra numeric columns. ``data`` (an
     iterable of batches, or a callable returning one) feeds data-driven criteria.
+
+    Each lottery cell and each reference is run by one process at a time (a lock file in its
+    folder); ``lock_timeout`` seconds is how long a second process waits for a busy one (0:
+    refuse at once, naming the holder's pid and host; negative: wait forever).
     """
 
     def __init__(
@@ -232,6 +237,7 @@ class Lottery:
         root: str | os.PathLike[str] = "lottery_runs",
         progress: bool = True,
         latency: bool = False,
+        lock_timeout: float = 0.0,
     ) -> None:
         if not isinstance(config, LotteryConfig):
             raise TypeError(f"config must be a LotteryConfig, got {type(config).__name__}")
@@ -241,6 +247,7 @@ class Lottery:
         self.build_model, self.example_inputs = build_model, example_inputs
         self.train, self.evaluate, self.config = train, evaluate, config
         self.data, self.progress, self.latency = data, progress, latency
+        self.lock_timeout = float(lock_timeout)
         self.settings = dict(settings or {})
         try:
             json.dumps(self.settings, sort_keys=True)
@@ -311,6 +318,15 @@ class Lottery:
         return self.directory / f"replicate-{replicate}" / f"{method}-{criterion}"
 
     def _run_one(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
+        """Run one lottery cell under its lock; first finish slimming a crash interrupted."""
+        folder = self._rundir(replicate, method, criterion)
+        what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
+        with cell_lock(folder, ".lock", what, self.lock_timeout):
+            for level in range(1, _finished_levels(folder, self.config.levels) - 1):
+                self._slim(folder / _level_name(level))
+            self._run_cell(replicate, method, criterion, bar)
+
+    def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
         folder = self._rundir(replicate, method, criterion)
         done = _finished_levels(folder, self.config.levels)
         if done > self.config.levels:
@@ -373,7 +389,14 @@ class Lottery:
         file, row_file = folder / "reference.lt", folder / "reference.json"
         if row_file.exists() and file.exists():
             return {"file": file, "row": _read_json(row_file)}
-        folder.mkdir(parents=True, exist_ok=True)
+        what = f"the reference of replicate {replicate} of {self.directory}"
+        with cell_lock(folder, ".reference.lock", what, self.lock_timeout):
+            if row_file.exists() and file.exists():  # another process finished it meanwhile
+                return {"file": file, "row": _read_json(row_file)}
+            return self._train_reference(replicate, file, row_file)
+
+    def _train_reference(self, replicate: int, file: Path, row_file: Path) -> dict[str, Any]:
+        """Train, measure and save the reference of ``replicate`` (its lock is held)."""
         seed = self._seed(replicate)
         _seed_everything(seed)
         model = self._build()
@@ -508,7 +531,7 @@ class Lottery:
 
     def _slim(self, path: Path) -> None:
         """Rewrite a superseded level file without the trimmer state (it is only for resuming)."""
-        if not path.exists() or load_trimmer_state(path) is None:
+        if not path.exists() or not has_trimmer_state(path):
             return
         _, plan, meta = load_state(path)
         with torch.random.fork_rng(devices=[]):

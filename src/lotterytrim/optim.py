@@ -17,7 +17,7 @@ from torch import nn
 
 from .plan import TrimPlan
 
-__all__ = ["rebuild_optimizer"]
+__all__ = ["rebuild_optimizer", "rebuild_in_place"]
 
 
 def _names_of(
@@ -45,6 +45,47 @@ def rebuild_optimizer(
     trainable parameter of the model joins that group. ``carry_state=True`` copies per-parameter
     state, slicing tensors shaped like the parameter by ``plan_step`` (the step's plan).
     """
+    names, groups = _regroup(optimizer, model, old_names)
+    cls = type(optimizer)
+    try:
+        new = cls(groups, **optimizer.defaults)
+    except TypeError:
+        new = cls(groups)
+    if carry_state:
+        current = dict(model.named_parameters())
+        new.state.update(_carried(optimizer, names, current, plan_step))
+    return new
+
+
+def rebuild_in_place(
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    plan_step: TrimPlan | None = None,
+    carry_state: bool = False,
+    old_names: Mapping[int, str] | None = None,
+) -> None:
+    """Point ``optimizer`` at ``model``'s current parameters without replacing the object.
+
+    Groups keep their options (so an LR scheduler bound to ``optimizer`` goes on with its
+    schedule); each group's ``params`` is replaced, and per-parameter state is dropped, or with
+    ``carry_state=True`` sliced by ``plan_step``. References the user holds stay valid.
+    """
+    names, groups = _regroup(optimizer, model, old_names)
+    state: dict[Any, Any] = {}
+    if carry_state:
+        state = _carried(optimizer, names, dict(model.named_parameters()), plan_step)
+    for group, new in zip(optimizer.param_groups, groups, strict=True):
+        group["params"] = new["params"]
+    optimizer.state.clear()
+    optimizer.state.update(state)
+    if hasattr(optimizer, "_params"):  # LBFGS caches its single group's parameter list
+        optimizer._params = optimizer.param_groups[0]["params"]
+
+
+def _regroup(
+    optimizer: torch.optim.Optimizer, model: nn.Module, old_names: Mapping[int, str] | None
+) -> tuple[list[list[str | None]], list[dict[str, Any]]]:
+    """The names of the optimizer's parameters and its groups over the model's current ones."""
     names = _names_of(optimizer, model, old_names)
     current = dict(model.named_parameters())
     groups: list[dict[str, Any]] = []
@@ -60,24 +101,17 @@ def rebuild_optimizer(
         else:
             params = [current[n] for n in group_names if n in current]
         groups.append({"params": params, **opts})
-    cls = type(optimizer)
-    try:
-        new = cls(groups, **optimizer.defaults)
-    except TypeError:
-        new = cls(groups)
-    if carry_state:
-        _carry(optimizer, new, names, current, plan_step)
-    return new
+    return names, groups
 
 
-def _carry(
+def _carried(
     old: torch.optim.Optimizer,
-    new: torch.optim.Optimizer,
     names: list[list[str | None]],
     current: Mapping[str, nn.Parameter],
     plan_step: TrimPlan | None,
-) -> None:
-    """Copy per-parameter state from ``old`` to ``new``, sliced by the step plan."""
+) -> dict[nn.Parameter, dict[str, Any]]:
+    """Per-parameter state of ``old`` for the current parameters, sliced by the step plan."""
+    out: dict[nn.Parameter, dict[str, Any]] = {}
     for group, group_names in zip(old.param_groups, names, strict=True):
         for p, name in zip(group["params"], group_names, strict=True):
             if name is None or name not in current or p not in old.state:
@@ -99,7 +133,8 @@ def _carry(
                     state[key] = value.clone()
                 else:
                     state[key] = value
-            new.state[target] = state
+            out[target] = state
+    return out
 
 
 def _base_name_for(name: str) -> str:

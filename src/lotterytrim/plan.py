@@ -178,21 +178,49 @@ class TrimPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrimPlan:
-        """Inverse of :meth:`to_dict`, with a clear error on malformed input."""
-        try:
-            if data.get("format") != 1:
-                raise ValueError(f"unknown plan format {data.get('format')!r}")
-            return cls(
-                shapes={k: tuple(int(x) for x in v) for k, v in data["shapes"].items()},
-                keep={
-                    n: [None if k is None else _unruns(k) for k in ks]
-                    for n, ks in data["keep"].items()
-                },
-                attributes={k: dict(v) for k, v in data["attributes"].items()},
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"malformed trimming plan: {exc!r}") from exc
+    def from_dict(
+        cls, data: Mapping[str, Any], *, current: Mapping[str, tuple[int, ...]] | None = None
+    ) -> TrimPlan:
+        """Inverse of :meth:`to_dict`; refuses anything :meth:`to_dict` would not write.
+
+        Shapes are non-negative integers, every ``keep`` entry names a tensor of ``shapes``
+        with one entry per dim, and runs are integer ``[start, stop)`` pairs, non-empty,
+        sorted, disjoint and inside the dim: indices stay unique and in range. ``current``
+        (e.g. the shapes of the tensors a file holds) must be the shapes the plan produces;
+        it is checked before any index is materialised, which bounds the memory a crafted
+        plan can claim.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"malformed trimming plan: a mapping expected, got {_kind(data)}")
+        if data.get("format") != 1:
+            raise ValueError(f"unknown plan format {data.get('format')!r}")
+        for key in ("shapes", "keep", "attributes"):
+            if not isinstance(data.get(key), Mapping):
+                raise ValueError(f"malformed trimming plan: {key!r} must be a mapping")
+        shapes = {_name(k, "tensor"): _shape(k, v) for k, v in data["shapes"].items()}
+        keep: dict[str, Keep] = {}
+        for name, ks in data["keep"].items():
+            if name not in shapes:
+                raise ValueError(f"plan keeps indices of tensor {name!r}, absent from its shapes")
+            shape = shapes[name]
+            if not isinstance(ks, list) or len(ks) != len(shape):
+                raise ValueError(
+                    f"plan entry of tensor {name!r} must list one entry per dim of "
+                    f"{shape}, got {ks!r:.80}"
+                )
+            for d, k in enumerate(ks):
+                if k is not None:
+                    _check_runs(k, shape[d], f"{name!r} dim {d}")
+        if current is not None:
+            _check_current(shapes, data["keep"], current)
+        for name, ks in data["keep"].items():
+            keep[name] = [None if k is None else _unruns(k) for k in ks]
+        attributes: dict[str, dict[str, Any]] = {}
+        for mod, attrs in data["attributes"].items():
+            if not isinstance(attrs, Mapping):
+                raise ValueError(f"plan attributes of module {mod!r} must be a mapping")
+            attributes[_name(mod, "module")] = {_name(k, "attribute"): v for k, v in attrs.items()}
+        return cls(shapes=shapes, keep=keep, attributes=attributes)
 
     def to_json(self) -> str:
         """The plan as a JSON string."""
@@ -210,6 +238,65 @@ class TrimPlan:
 
 
 # -------------------------------------------------------------------- helpers
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"plan {what} names must be strings, got {value!r:.80}")
+    return value
+
+
+def _shape(name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(_is_int(x) and x >= 0 for x in value):
+        raise ValueError(f"plan shape of tensor {name!r} must list sizes >= 0, got {value!r:.80}")
+    return tuple(value)
+
+
+def _check_current(
+    shapes: Mapping[str, tuple[int, ...]],
+    keep: Mapping[str, list[Any]],
+    current: Mapping[str, tuple[int, ...]],
+) -> None:
+    """The shapes a (validated) raw plan produces must be ``current``; bounds index counts."""
+    for name, shape in shapes.items():
+        if name not in current:
+            raise ValueError(f"plan names tensor {name!r}, which the file does not hold")
+        ks = keep.get(name) or [None] * len(shape)
+        got = tuple(shape[d] if k is None else sum(b - a for a, b in k) for d, k in enumerate(ks))
+        want = tuple(current[name])
+        if got != want:
+            raise ValueError(f"plan makes tensor {name!r} {got}, the file holds it as {want}")
+        limit = max(int(np.prod(want, dtype=np.float64)), 1 << 20)
+        if any(k is not None and n > limit for k, n in zip(ks, got, strict=True)):
+            raise ValueError(f"plan keeps more indices of tensor {name!r} than it holds")
+
+
+def _check_runs(runs: Any, size: int, where: str) -> list[list[int]]:
+    """Validate ``[start, stop)`` runs of one dim without materialising their indices."""
+    if not isinstance(runs, list):
+        raise ValueError(f"plan runs of tensor {where} must be a list, got {_kind(runs)}")
+    prev = 0
+    for run in runs:
+        if not (isinstance(run, list) and len(run) == 2 and all(_is_int(x) for x in run)):
+            raise ValueError(
+                f"plan run {run!r:.80} of tensor {where} is not a pair of integers [start, stop)"
+            )
+        start, stop = run
+        if start < prev or stop <= start or stop > size:
+            raise ValueError(
+                f"plan run {run!r} of tensor {where} is empty, unsorted, overlapping or "
+                f"outside the dim of size {size}"
+            )
+        prev = stop
+    return runs
+
+
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter and buffer by state_dict name (tied tensors under each of their names)."""
     out: dict[str, torch.Tensor] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,7 +40,7 @@ class Selection:
 
 def check_amount(amount: object) -> float:
     """Validate ``amount``: a fraction strictly between 0 and 1."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+    if isinstance(amount, (bool, np.bool_)) or not isinstance(amount, numbers.Real):
         raise TypeError(f"amount must be a number in (0, 1), got {type(amount).__name__}")
     if not 0.0 < float(amount) < 1.0:
         raise ValueError(f"amount must lie strictly between 0 and 1, got {amount}")

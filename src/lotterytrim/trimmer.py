@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import masking
+from . import _guards, masking
+from ._handover import Handover, make_handover, watch_removed
 from .criteria import Criterion, Random, get_criterion
 from .distributed import SyncedCriterion, is_distributed
 from .errors import LotteryTrimError
@@ -121,6 +122,8 @@ class LotteryTrimmer:
         self.on_unsupported = on_unsupported
         self.sync_scores = sync_scores
         self.rewind_to_disk = Path(rewind_to_disk) if rewind_to_disk is not None else None
+        self._handover: Handover | None = None
+        _guards.check_trimmable(model, "LotteryTrimmer", masks_ok=method == "mask")
         # trace once now so that bad inputs or unsupported layers fail here, not at step 1;
         # the trace serves the first step too (training changes values, not structure)
         self._graph: TrimGraph | None = TrimGraph(
@@ -141,6 +144,7 @@ class LotteryTrimmer:
 
     def _check_model(self) -> None:
         """Raise when the model's tensors no longer match the plan or were replaced."""
+        _guards.check_trimmable(self.model, "LotteryTrimmer", masks_ok=self.method == "mask")
         current = model_tensors(self.model)
         for name, shape in self.plan.current_shapes().items():
             t = current.get(name)
@@ -194,13 +198,38 @@ class LotteryTrimmer:
         if self.method in ("trim", "mask"):
             self._require_rewind()
         self._check_model()
+        before = dict(self.model.named_parameters(remove_duplicate=False))
         if self.method == "mask":
             result = self._mask_step()
         else:
             result = self._trim_step(data)
         self.history.append(result)
         self._remember()
+        self._hand_over(before)
         return result
+
+    def attach(
+        self, optimizer: torch.optim.Optimizer, *schedulers: Any, carry_state: bool | None = None
+    ) -> LotteryTrimmer:
+        """Rebuild ``optimizer`` in place after every step; ``schedulers`` go on with it.
+
+        The optimizer object stays the same (its groups get the new parameters), so references
+        to it and the LR schedulers bound to it stay valid and keep their schedule.
+        Per-parameter state is dropped (a rewind starts afresh) unless ``carry_state``; None
+        carries it, sliced, for ``"finetune"`` only. Returns the trimmer, for chaining.
+        """
+        if carry_state is None:
+            carry_state = self.method == "finetune"
+        self._handover = make_handover(self.model, optimizer, schedulers, carry_state)
+        return self
+
+    def _hand_over(self, before: Mapping[str, nn.Parameter]) -> None:
+        """Rebuild the attached optimizer; watch the removed parameters for stale optimizers."""
+        now = {id(p) for p in self.model.parameters()}
+        removed = {n: p for n, p in before.items() if id(p) not in now}
+        if self._handover is not None:
+            self._handover.after_step(self.model, self.last_step_plan, self._old_names)
+        watch_removed(removed, self.level)
 
     def _trim_step(self, data: Iterable[Any] | None) -> StepResult:
         t0 = time.perf_counter()
@@ -296,6 +325,7 @@ class LotteryTrimmer:
         t0 = time.perf_counter()
         before = _n_params(self.model)
         origs = {n: t.detach().clone() for n, t in model_tensors(self.model).items()}
+        params = dict(self.model.named_parameters(remove_duplicate=False))
         masks = masking.strip_masks(self.model)
         self._graph = None
         skipped: dict[str, str] = {}
@@ -325,7 +355,9 @@ class LotteryTrimmer:
         self._write(step_plan.apply_to_state_dict(origs))
         self.plan = self.plan.then(step_plan)
         self.last_step_plan = step_plan
+        self._old_names = {id(p): n for n, p in params.items()}
         self._remember()
+        self._hand_over(params)
         return CompactResult(
             params_before=before,
             params_after=_n_params(self.model),
@@ -419,7 +451,7 @@ class LotteryTrimmer:
                 f"{bad!r} is {current.get(bad)}, the plan says {plan.current_shape(bad)}"
             )
         if not fits:
-            plan.apply_to_model(self.model)
+            _resize_checked(self.model, plan)
             self._graph = None
         rewind = {k[len("rewind/") :]: v for k, v in tensors.items() if k.startswith("rewind/")}
         self.rewind_point = (
@@ -439,6 +471,18 @@ class LotteryTrimmer:
         self.last_step_plan = None
         self._old_names = {}
         self._remember()
+
+
+def _resize_checked(model: nn.Module, plan: TrimPlan) -> None:
+    """Resize ``model`` to a plan from saved state, with the checks a file's plan gets."""
+    from . import _plancheck
+
+    try:
+        _plancheck.check_before(plan, model)
+        plan.apply_to_model(model)
+        _plancheck.check_after(plan, model)
+    except (KeyError, ValueError) as exc:
+        raise TrimmerStateError(f"the saved plan does not fit the model: {exc}") from exc
 
 
 def _masked_names(model: nn.Module) -> set[str]:
