@@ -154,7 +154,7 @@ class _MultiheadAdapter(Adapter):
         return None
 
     def channel_dim(self, m: nn.Module, output: Any) -> int:
-        return output.dim() - 1 if m.batch_first or output.dim() < 3 else output.dim() - 1
+        return output.dim() - 1  # (batch, seq, embed) or (seq, batch, embed)
 
 
 _layers.register_adapter(nn.MultiheadAttention, _MultiheadAdapter())

@@ -23,7 +23,7 @@ from torch_pruning.dependency import index_mapping as _im
 from . import _attention, _layers
 from ._params import OwnedParams
 from ._recurrent import STATE_NODE_NAME, RecurrentPruner, dead_ends, recording, traceable
-from .errors import ExampleInputError, UnsupportedLayerError
+from .errors import ExampleInputError
 from .plan import TrimPlan
 
 __all__ = ["UnitGroup", "Member", "TrimGraph", "unprunable", "run_model", "output_signature"]
