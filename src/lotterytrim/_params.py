@@ -202,6 +202,7 @@ def _use_problem(node: Any, owned: _Owned) -> str | None:
             stack.extend(n.outputs)
         elif op == "CatBackward0":
             dim = int(getattr(n.grad_fn, "_saved_dim", 0))
+            dim = dim - 2**64 if dim >= 2**63 else dim  # autograd stores it unsigned
             if dim % owned.param.dim() == owned.dim:
                 return "a concatenation along its sliced dim"
         elif op not in _BROADCAST_OPS:
