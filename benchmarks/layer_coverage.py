@@ -19,7 +19,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from zoo_models import ZOO, ZooCase, clone  # noqa: E402
+from zoo_models import TRANSFORMERS, ZOO, ZooCase, clone  # noqa: E402
 
 import lotterytrim as lt  # noqa: E402
 from lotterytrim.graph import output_signature, run_model  # noqa: E402
@@ -97,6 +97,40 @@ def run_torch_pruning(case: ZooCase) -> str:
     return f"works, {100 * (1 - _params(model) / n0):.1f}% removed"
 
 
+def _widths(model: nn.Module) -> tuple[int, int, int]:
+    """Attention heads (all layers), embedding width (first attention) and feed-forward width."""
+    heads, embed, ffn = 0, 0, 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.MultiheadAttention):
+            heads += m.num_heads
+            embed = embed or m.embed_dim
+        elif isinstance(getattr(m, "num_heads", None), int):
+            heads += m.num_heads
+        if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in ("linear1", "fc1", "up"):
+            ffn += m.out_features
+    if not embed:
+        embed = next(m.normalized_shape[0] for m in model.modules() if isinstance(m, nn.LayerNorm))
+    return heads, embed, ffn
+
+
+def transformer_levels(case: ZooCase, levels: int = 3) -> list[str]:
+    """Rows of repeated 30% magnitude steps on one transformer: widths, share kept, MACs."""
+    torch.manual_seed(0)
+    model, x = case.build().eval(), case.inputs()
+    n0 = _params(model)
+    rows = []
+    for level in range(levels + 1):
+        if level:
+            lt.trim(model, x, "magnitude", AMOUNT)
+        heads, embed, ffn = _widths(model)
+        macs = lt.report(model, x, latency=False).macs
+        rows.append(
+            f"| {case.name} | {level} | {100 * _params(model) / n0:.1f}% | {heads} | {embed} | "
+            f"{ffn} | {macs:,} |"
+        )
+    return rows
+
+
 def build_table() -> str:
     """The coverage table as markdown."""
     rows = []
@@ -140,15 +174,36 @@ def build_table() -> str:
         "- torch-pruning's `pruning_ratio` is a share of channels per layer, so where it works it",
         "  removes about 1 - 0.7^2 of a conv stack's parameters; lotterytrim's `amount` is a share",
         "  of the model's parameters.",
-        "- `nn.MultiheadAttention` keeps its heads: PyTorch's implementation needs the q/k/v width",
-        "  to equal `embed_dim`, so removing whole heads would mean replacing the module; the",
-        "  group feeding it is protected and the reason says so.",
-        "- Widths stored or hard-coded in `forward` (`width_attribute`, the hand attention)",
-        "  are found by the verification pass; the breaking group is protected by name.",
-        "- Every model's trimmed output equals the masked original within 1e-5 except",
-        "  `ddsp_decoder` and `transformer_block`, whose LayerNorms normalise across the units.",
+        "- `nn.MultiheadAttention` computes with a width equal to its embedding width, so one",
+        "  of its heads is a block of `head_dim` embedding channels: the residual stream of every",
+        "  block is one group whose units are heads (q/k/v rows, out-projection rows and columns,",
+        "  LayerNorms, embeddings, positions, class and mask tokens). Attention written with",
+        "  separate q/k/v Linear layers and a `num_heads` attribute has head units of its own.",
+        "- Widths stored or hard-coded in `forward` (`width_attribute`, the fused-qkv hand",
+        "  attention with a literal head count) are found by the verification pass; the breaking",
+        "  group is protected by name.",
+        "- Every model's trimmed output equals the masked original within 1e-5 except those",
+        "  whose LayerNorms normalise across the units (`ddsp_decoder`, `transformer_block` and",
+        "  the five transformers); removing whole heads alone is exact (tests/test_attention.py).",
+        "- torch-pruning's embedding-width cut of `nn.MultiheadAttention` keeps `num_heads` and",
+        "  shrinks every head, so the head boundaries move (the model runs, heads mix).",
     ]
-    return "\n".join(header + rows + notes) + "\n"
+    levels = [
+        "",
+        "## Transformers over several levels",
+        "",
+        f'Repeated `lt.trim(model, x, "magnitude", {AMOUNT})` steps (random initial weights, so',
+        "magnitudes are close and the cheapest units go first). Heads are summed over layers,",
+        "the feed-forward width over blocks; MACs are `lt.report(...).macs` at the example batch,",
+        "fused fast-path kernels included.",
+        "",
+        "| model | level | params kept | heads | embedding | feed-forward | MACs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in ZOO:
+        if case.name in TRANSFORMERS:
+            levels += transformer_levels(case)
+    return "\n".join(header + rows + notes + levels) + "\n"
 
 
 def main() -> None:

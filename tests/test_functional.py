@@ -140,9 +140,22 @@ def test_gru_hidden_units_trim_across_layers_and_directions():
 
 # ------------------------------------------------------------------ bad input
 class _Custom(nn.Module):
+    """Mixes channels with a matrix of its own: only an adapter could say how to slice it."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.ones(8, 1))
+        self.mix = nn.Parameter(torch.eye(8) + 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("oc,bct->bot", self.mix, x)
+
+
+class _Scale(nn.Module):
+    """A per-channel scale held as a plain parameter, broadcast against its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, 8).reshape(8, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale
@@ -180,7 +193,7 @@ def test_bad_input_leaves_model_untouched(kwargs, exc, words):
 def test_custom_layer_error_names_it_and_leaves_model():
     model = _custom_model()
     before = snapshot(model)
-    with pytest.raises(lt.UnsupportedLayerError, match=r"'1' \(_Custom\) owns scale"):
+    with pytest.raises(lt.UnsupportedLayerError, match=r"'1' \(_Custom\) owns mix \(used by"):
         lt.trim(model, torch.randn(2, 2, 10), "magnitude", 0.3)
     assert same_state(model, before)
 
@@ -189,8 +202,23 @@ def test_custom_layer_protected_on_request():
     model = _custom_model()
     plan, res = lt.trim(model, torch.randn(2, 2, 10), "magnitude", 0.3, on_unsupported="protect")
     assert model[0].out_channels == 8
-    assert any("cannot be sliced" in why for why in res.protected.values())
+    assert any("'1.mix'" in why and "unknown" in why for why in res.protected.values())
     assert res.shortfall is not None
+
+
+def test_module_owned_scale_is_sliced_with_its_channels():
+    """A broadcast scale parameter loses the rows of removed channels; the model is equivalent."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 8, 3), _Scale(), nn.ReLU(), nn.Conv1d(8, 2, 1))
+    original = copy.deepcopy(model)
+    x = torch.randn(2, 2, 10)
+    plan, res = lt.trim(model, x, "magnitude", 0.3)
+    assert model[0].out_channels < 8
+    assert not any("scale" in why for why in res.protected.values())
+    assert model[1].scale.shape == (model[0].out_channels, 1)
+    kept = plan.kept_indices("1.scale", 0)
+    assert torch.equal(model[1].scale, original[1].scale[kept])
+    torch.testing.assert_close(model(x), masked_copy(original, plan)(x), atol=1e-5, rtol=1e-5)
 
 
 def test_batchnorm_without_norms_names_layers():

@@ -275,3 +275,24 @@ def test_deploy_doc_snippets_run(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.ts"]
     assert namespace["result"].max_abs_diff <= TOL
     assert namespace["model"][0].out_channels < 32  # the snippets ran on a trimmed model
+
+
+def test_fast_path_transformers_export_and_match_torch(tmp_path):
+    """Eval-mode encoders take fused kernels in torch; the ONNX graph is traced on the math
+    path and agrees with the fused outputs, before and after trimming heads."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo_transformers import EncoderClassifier, SpeechEncoder
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 10, 16)
+    model = EncoderClassifier().eval()
+    before = torch.backends.mha.get_fastpath_enabled()
+    out = export_onnx(model, x, tmp_path / "encoder.onnx")
+    assert out.max_abs_diff is not None and out.max_abs_diff < 1e-4
+    assert torch.backends.mha.get_fastpath_enabled() == before
+    lt.trim(model, x, "magnitude", 0.5)
+    out = export_onnx(model, x, tmp_path / "trimmed.onnx", dynamic_batch=True)
+    assert out.max_abs_diff < 1e-4 and len(out.checked_batches) == 2
+    speech = SpeechEncoder().eval()
+    out = export_onnx(speech, torch.randn(1, 1, 400), tmp_path / "speech.onnx")
+    assert out.max_abs_diff < 1e-4

@@ -270,3 +270,45 @@ def test_select_works_on_real_results(tmp_path: Path) -> None:
     trim = results[results.method == "trim"]
     assert smallest["level"] == 2 and smallest["params"] == trim["params"].min()
     assert np.isfinite(table["error"]).all()
+
+
+class MixedNet(Net):
+    """Net whose second conv output is remixed by a matrix only an adapter could slice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = nn.Parameter(torch.eye(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.einsum("oc,bct->bot", self.mix, torch.relu(self.conv2(x))).mean(-1)
+        return self.head(torch.relu(self.fc(x)))
+
+
+def test_on_unsupported_reaches_the_trimmer(tmp_path: Path) -> None:
+    def run(choice: str | None) -> lt.Lottery:
+        extra = {} if choice is None else {"on_unsupported": choice}
+        cfg = lt.LotteryConfig(task="toy", levels=1, replicates=1, **extra)
+        return lt.Lottery(
+            MixedNet, TRAIN[0][:4], Recorder(), evaluate, cfg, root=tmp_path, progress=False
+        )
+
+    with pytest.raises(lt.UnsupportedLayerError, match=r"'<model>' \(MixedNet\) owns mix"):
+        run(None).run()
+    lottery = run("protect")
+    results = lottery.run()
+    path = results.sort_values("level")["path"].iloc[-1]
+    model = lt.load(lottery.directory / path, MixedNet)
+    assert model.conv2.out_channels == 16 and model.mix.shape == (16, 16)
+    assert model.conv1.out_channels < 12 or model.fc.out_features < 24
+    with pytest.raises(ValueError, match="on_unsupported must be 'error' or 'protect'"):
+        lt.LotteryConfig(on_unsupported="ignore")
+
+
+def test_default_on_unsupported_keeps_the_run_directory(tmp_path: Path) -> None:
+    """Configs that leave on_unsupported at its default hash as they did before it existed."""
+    a = _lottery(tmp_path)
+    b = _lottery(tmp_path, on_unsupported="error")
+    c = _lottery(tmp_path, on_unsupported="protect")
+    assert a.directory == b.directory != c.directory
+    assert "on_unsupported" not in a._settings_record()["config"]

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
+from zoo_transformers import ConformerBlock, EncoderClassifier, SpectrogramViT, SpeechEncoder
 
 
 class CRNN(nn.Module):
@@ -343,6 +344,14 @@ def _two(a: tuple[int, ...], b: tuple[int, ...]) -> Callable[[], tuple[torch.Ten
     return make
 
 
+def _wav_and_mask() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    return {
+        "wav": torch.randn(2, 1, 400, generator=gen),
+        "mask": torch.rand(2, 39, generator=gen) < 0.3,
+    }
+
+
 ZOO = [
     ZooCase("crnn", CRNN, _randn(2, 1, 16, 10), ("fc",)),
     ZooCase("wavenet", WaveNet, _randn(2, 1, 32), ("out",)),
@@ -370,4 +379,47 @@ ZOO = [
     ZooCase("multi_input_tuple", MultiInputTuple, _two((2, 8, 7), (2, 5)), ("cls", "emb")),
     ZooCase("dataclass_output", DataclassOutput, _randn(2, 6, 9), ("frame", "clip")),
     ZooCase("conv_lstm_linear", ConvLSTMLinear, _randn(2, 8, 7), ("out",)),
+    ZooCase(
+        "encoder_fast_path",
+        EncoderClassifier,
+        _randn(2, 10, 16),
+        ("head",),
+        equivalent=False,
+        note="LayerNorm normalises across the embedding; eval runs the fused fast path",
+    ),
+    ZooCase(
+        "encoder_math_path",
+        lambda: EncoderClassifier(batch_first=False),
+        _randn(2, 10, 16),
+        ("head",),
+        equivalent=False,
+        note="LayerNorm normalises across the embedding",
+    ),
+    ZooCase(
+        "spectrogram_vit",
+        SpectrogramViT,
+        _randn(2, 1, 16, 16),
+        ("head",),
+        equivalent=False,
+        note="LayerNorm normalises across the embedding",
+    ),
+    ZooCase(
+        "speech_encoder",
+        SpeechEncoder,
+        _wav_and_mask,
+        ("ctc",),
+        equivalent=False,
+        note="LayerNorm normalises across conv features and the embedding",
+    ),
+    ZooCase(
+        "conformer",
+        ConformerBlock,
+        _randn(2, 10, 12),
+        ("head",),
+        equivalent=False,
+        note="LayerNorm normalises across the embedding",
+    ),
 ]
+TRANSFORMERS = frozenset(
+    {"encoder_fast_path", "encoder_math_path", "spectrogram_vit", "speech_encoder", "conformer"}
+)

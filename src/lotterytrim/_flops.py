@@ -29,6 +29,7 @@ __all__ = [
     "IGNORED_OPS",
     "REDUCTION_OPS",
     "RECURRENT_OPS",
+    "FAST_PATH_OPS",
     "MacCount",
     "count_macs",
     "mac_handles",
@@ -228,6 +229,59 @@ def _attention(inputs: list[Any], outputs: list[Any]) -> int:
     return weights * q[-1] + weights * v[-1] + weights
 
 
+def _constant_int(value: Any) -> int | None:
+    """An integer argument of a traced node (None when it is not a constant)."""
+    constant = value.toIValue()
+    return int(constant) if isinstance(constant, int) else None
+
+
+def _mha_macs(q: list[int], k: list[int], embed: int, heads: int) -> int:
+    """Multi-head attention as its math path counts it: q/k/v and output projections, then
+    per head the score and weighted-sum products plus one operation per attention weight."""
+    tokens_q, tokens_k = math.prod(q[:-1]), math.prod(k[:-1])
+    projections = tokens_q * q[-1] * embed + 2 * tokens_k * k[-1] * embed + tokens_q * embed**2
+    weights = tokens_q * k[-2] * heads
+    return projections + weights * (2 * (embed // heads) + 1)
+
+
+def _native_mha(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """``aten::_native_multi_head_attention``: nn.MultiheadAttention's fused eval path."""
+    q, k = _shape(inputs[0]), _shape(inputs[1])
+    embed, heads = _constant_int(inputs[3]), _constant_int(inputs[4])
+    if q is None or k is None or not embed or not heads:
+        return Counter()
+    return Counter({"multi_head_attention": _mha_macs(q, k, embed, heads)})
+
+
+def _encoder_layer(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """``aten::_transformer_encoder_layer_fwd``: nn.TransformerEncoderLayer's fused eval path.
+
+    Self-attention (as :func:`_native_mha`), two feed-forward products, the activation (one
+    per hidden element), two residual adds and two layer norms (5 per element, fvcore's rule).
+    """
+    x, ffn = _shape(inputs[0]), _shape(inputs[14])
+    embed, heads = _constant_int(inputs[1]), _constant_int(inputs[2])
+    if x is None or ffn is None or not embed or not heads:
+        return Counter()
+    tokens = math.prod(x[:-1])
+    return Counter(
+        {
+            "multi_head_attention": _mha_macs(x, x, embed, heads),
+            "linear": 2 * tokens * embed * ffn[0],
+            "gelu" if inputs[7].toIValue() else "relu": tokens * ffn[0],
+            "add": 2 * tokens * embed,
+            "layer_norm": 2 * 5 * tokens * embed,
+        }
+    )
+
+
+FAST_PATH_OPS: dict[str, Handle] = {
+    "aten::_native_multi_head_attention": _native_mha,
+    "aten::_transformer_encoder_layer_fwd": _encoder_layer,
+}
+"""PyTorch's fused eval-mode attention kernels, counted as their math path would be."""
+
+
 def mac_handles() -> dict[str, Handle | None]:
     """All handlers added to fvcore's defaults; a None handler marks an ignored operator."""
     handles: dict[str, Handle | None] = {op: _recurrent for op in RECURRENT_OPS}
@@ -238,6 +292,7 @@ def mac_handles() -> dict[str, Handle | None]:
     handles.update({op: _product(op, operand) for op, operand in MATMUL_OPS.items()})
     handles.update({op: _per_output_element(op, s) for op, s in INTERPOLATION_OPS.items()})
     handles["aten::scaled_dot_product_attention"] = _attention
+    handles.update(FAST_PATH_OPS)
     handles.update({op: None for op in IGNORED_OPS})
     return handles
 

@@ -18,13 +18,14 @@ from torch import nn
 __all__: list[str] = []
 
 # Roles tell criteria what a piece is: the unit's own incoming weights, a consumer's columns,
-# a bias, a norm's scale, a norm's shift, or a running statistic.
+# a bias, a norm's scale, a norm's shift, a running statistic, or a module-owned parameter.
 FAN_IN = "fan_in"
 FAN_OUT = "fan_out"
 BIAS = "bias"
 GAMMA = "gamma"
 BETA = "beta"
 STAT = "stat"
+OWNED = "owned"  # a module-owned parameter along the width (class token, positions, scale)
 
 
 @dataclass(frozen=True)
@@ -374,27 +375,6 @@ class _RecurrentAdapter(Adapter):
         return output.dim() - 1
 
 
-class _AttentionAdapter(Adapter):
-    """Multi-head attention: its embedding width is protected (heads are kept whole)."""
-
-    def out_channels(self, m: nn.Module) -> int:
-        return int(m.embed_dim)
-
-    in_channels = out_channels
-
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        return []
-
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
-        return {}
-
-    def unsupported(self, m: nn.Module) -> str | None:
-        return "multi-head attention: its embedding width is kept (heads are protected)"
-
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
-        return output.dim() - 1
-
-
 _REGISTRY: dict[type, Adapter] = {
     nn.modules.conv._ConvNd: _ConvAdapter(),
     nn.Linear: _LinearAdapter(),
@@ -405,7 +385,6 @@ _REGISTRY: dict[type, Adapter] = {
     nn.PReLU: _PReLUAdapter(),
     nn.Embedding: _EmbeddingAdapter(),
     nn.RNNBase: _RecurrentAdapter(),
-    nn.MultiheadAttention: _AttentionAdapter(),
 }
 
 

@@ -6,11 +6,12 @@ from an unmasked eval-mode copy and the file appears only once every check has p
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,22 @@ def _default_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def _math_attention() -> Iterator[None]:
+    """Trace attention's math path: PyTorch's fused eval kernels have no ONNX form.
+
+    ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` switch to fused kernels in
+    eval mode without gradients; the exported graph computes the same with plain ops, and the
+    onnxruntime check compares it with the fused outputs torch gives.
+    """
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
 def _export(
     model: nn.Module,
     args: tuple[Any, ...],
@@ -336,7 +353,7 @@ def _export(
         for notice in _LEGACY_NOTICES:
             warnings.filterwarnings("ignore", message=notice, category=DeprecationWarning)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _math_attention():
                 torch.onnx.export(
                     _Flat(model, args, kwargs),
                     tuple(_tensor_leaves((args, kwargs))),

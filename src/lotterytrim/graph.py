@@ -20,9 +20,10 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import index_mapping as _im
 
-from . import _layers
+from . import _attention, _layers
+from ._params import OwnedParams
 from ._recurrent import STATE_NODE_NAME, RecurrentPruner, dead_ends, recording, traceable
-from .errors import ExampleInputError, UnsupportedLayerError
+from .errors import ExampleInputError
 from .plan import TrimPlan
 
 __all__ = ["UnitGroup", "Member", "TrimGraph", "unprunable", "run_model", "output_signature"]
@@ -236,6 +237,21 @@ class _UnionFind:
         return labels.astype(np.int64), int(uniq.size)
 
 
+def _fix_glu(dg: tp.DependencyGraph) -> None:
+    """``glu`` halves its input: channel ``c`` and ``c + half`` both become output ``c``."""
+    for node in list(dg.module2node.values()):
+        if type(node.grad_fn).__name__ != "GluBackward0":
+            continue
+        half = int(node.grad_fn._saved_self.shape[node.grad_fn._saved_dim]) // 2
+        for src in node.inputs:
+            for dep in src.dependencies:
+                if dep.target is node:
+                    dep.index_mapping[0] = _ModHidden(half)
+            for dep in node.dependencies:
+                if dep.target is src:
+                    dep.index_mapping[0] = _ExpandHidden(half, 2)
+
+
 # ------------------------------------------------------------------------ the graph
 class TrimGraph:
     """The model traced once: its unit groups, their exact parameter costs, and plan building."""
@@ -263,9 +279,12 @@ class TrimGraph:
         self._unprunable = {id(inner) for m in declared for inner in m.modules()}
         self._aliases = _tensor_aliases(model)
         self.signature = self._check_runs()
-        self._custom = self._custom_layers(on_unsupported)
+        self._owned = OwnedParams(model, self._is_unprunable)
+        self._heads = _attention.find_heads(model)
         self._dg = self._trace()
+        self._custom = self._owned.classify(self._dg, on_unsupported)
         self.groups = self._discover()
+        self._owned.protect_unused(self.groups)
 
     # ---------------------------------------------------------------- checks
     def _check_runs(self) -> Any:
@@ -286,35 +305,6 @@ class TrimGraph:
                 f"{type(self.model).__name__} returned no tensor for the example inputs"
             )
         return output_signature(out)
-
-    def _custom_layers(self, on_unsupported: str) -> dict[str, list[str]]:
-        """Modules that own parameters no adapter knows how to slice."""
-        known: set[int] = set()
-        for m in self.model.modules():
-            if _layers.adapter_for(m) is not None:
-                known.update(id(p) for p in m.parameters())
-        custom: dict[str, list[str]] = {}
-        for mod_name, m in self.model.named_modules():
-            for p_name, p in m.named_parameters(recurse=False):
-                if id(p) not in known:
-                    custom.setdefault(mod_name, []).append(p_name)
-        bad = {
-            n: ps
-            for n, ps in custom.items()
-            if not self._is_unprunable(self.model.get_submodule(n) if n else self.model)
-        }
-        if bad and on_unsupported == "error":
-            desc = "; ".join(
-                f"'{n or '<model>'}' ({type(self.model.get_submodule(n)).__name__}) owns "
-                f"{', '.join(ps)}"
-                for n, ps in bad.items()
-            )
-            raise UnsupportedLayerError(
-                f"lotterytrim cannot slice these parameters: {desc}. Mark the layer with "
-                "lt.unprunable(layer) or pass on_unsupported='protect' to keep the units that "
-                "touch it, or register an adapter with lt.register_adapter()."
-            )
-        return custom
 
     def _is_unprunable(self, module: nn.Module) -> bool:
         return id(module) in self._unprunable
@@ -349,6 +339,7 @@ class TrimGraph:
                     forward_fn=run_model,
                     output_transform=_outputs,
                     customized_pruners=pruners,
+                    unwrapped_parameters=self._owned.unwrapped(),
                     verbose=False,
                 )
         except Exception as exc:  # noqa: BLE001
@@ -358,6 +349,7 @@ class TrimGraph:
         finally:
             modes.restore()
         self._fix_recurrent_states(dg)
+        _fix_glu(dg)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
         self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
         return dg
@@ -433,6 +425,14 @@ class TrimGraph:
             k = np.arange(dirs) * h
             idx = ((idx % h)[:, None] + k[None, :]).ravel()
             root = np.repeat(root, dirs)
+        elif isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim:
+            idx, root = _attention.whole_heads(idx, root, m.head_dim)
+        elif (
+            isinstance(m, nn.Linear)
+            and self._names.get(m) in self._heads
+            and self._dg.is_out_channel_pruning_fn(handler)
+        ):
+            idx, root = _attention.whole_heads(idx, root, self._heads[self._names[m]].head_dim)
         return _dedupe(idx, root)
 
     def _discover(self) -> list[UnitGroup]:
@@ -481,8 +481,12 @@ class TrimGraph:
             if side == "out" and id(node) in self._output_nodes:
                 reasons.append("its units reach a model output")
             if isinstance(m, nn.Parameter) or node.type == tp.ops.OPTYPE.PARAMETER:
-                owner = self._param_owner(m)
-                reasons.append(f"it reaches parameters of layer '{owner}' that cannot be sliced")
+                piece, why = self._owned.piece(m, idx)
+                if why is not None:
+                    reasons.append(why)
+                elif piece is not None:
+                    tensor, dim, owner = piece
+                    pieces.append((tensor, dim, idx, root, _layers.OWNED, owner))
                 continue
             if not isinstance(m, nn.Module) or m not in self._names:
                 continue  # an operation (add, cat, reshape ...) with no tensors of its own
@@ -497,7 +501,10 @@ class TrimGraph:
             if side == "out" and self._is_unprunable(m):
                 reasons.append(f"layer '{mod_name}' is unprunable")
             if mod_name in self._custom:
-                reasons.append(f"layer '{mod_name}' owns parameters that cannot be sliced")
+                reasons.append(
+                    f"layer '{mod_name}' owns parameters that cannot be sliced "
+                    f"({', '.join(self._custom[mod_name])})"
+                )
             raw.append((mod_name, type(m).__name__, side, idx, root, ad.producer))
             got = ad.out_pieces(m, idx) if side == "out" else ad.in_pieces(m, idx)
             for p in got:
@@ -537,13 +544,6 @@ class TrimGraph:
             protected="; ".join(dict.fromkeys(reasons)) or None,
             entries=tuple(entries),
         )
-
-    def _param_owner(self, p: Any) -> str:
-        for mod_name, m in self.model.named_modules():
-            for pn, q in m.named_parameters(recurse=False):
-                if q is p:
-                    return f"{mod_name}.{pn}" if mod_name else pn
-        return "<unknown>"
 
     def _unit_params(self, entries: Sequence[_Entry], n_units: int) -> np.ndarray:
         out = np.zeros(n_units, dtype=np.float64)
@@ -605,9 +605,15 @@ class TrimGraph:
                 out_n = (ad.out_channels(m) or 0) - lost[(mod_name, "out")]
             if (mod_name, "in") in lost:
                 in_n = (ad.in_channels(m) or 0) - lost[(mod_name, "in")]
-            attrs = ad.attributes(m, out_n, in_n)
-            if attrs:
-                plan.attributes[mod_name] = attrs
+            for key, value in ad.attributes(m, out_n, in_n).items():
+                child, _, attr = key.rpartition(".")
+                owner = ".".join(p for p in (mod_name, child) if p)
+                plan.attributes.setdefault(owner, {})[attr] = value
+        for proj, spec in self._heads.items():
+            keep = plan.keep.get(f"{proj}.weight")
+            if keep is not None and keep[0] is not None:
+                attrs = _attention.head_attributes(spec, int(keep[0].size))
+                plan.attributes.setdefault(spec.module, {}).update(attrs)
         return plan
 
     def describe(self) -> list[dict[str, Any]]:

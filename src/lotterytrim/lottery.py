@@ -18,7 +18,6 @@ import math
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -80,6 +79,12 @@ class LotteryConfig:
     unprunable: tuple[str, ...] = field(
         default=(), metadata=_describe("names of modules whose output units are kept")
     )
+    on_unsupported: str = field(
+        default="error",
+        metadata=_describe(
+            "'error' raises on a parameter only an adapter could slice; 'protect' keeps its units"
+        ),
+    )
     criterion_options: Mapping[str, Mapping[str, Any]] = field(
         default_factory=dict,
         metadata=_describe("keyword arguments per criterion name, e.g. {'information': {...}}"),
@@ -103,6 +108,10 @@ class LotteryConfig:
             raise ValueError(f"replicates must be >= 1, got {self.replicates}")
         check_amount(self.amount)
         check_options(self.scope, self.normalize, self.min_units)
+        if self.on_unsupported not in ("error", "protect"):
+            raise ValueError(
+                f"on_unsupported must be 'error' or 'protect', got {self.on_unsupported!r}"
+            )
         if not 0.0 <= float(self.rewind_fraction) <= 1.0:
             raise ValueError(f"rewind_fraction must lie in [0, 1], got {self.rewind_fraction}")
         if not self.methods or len(set(self.methods)) != len(self.methods):
@@ -270,6 +279,8 @@ class Lottery:
             list(t.shape) for t in _leaves(self.example_inputs) if isinstance(t, torch.Tensor)
         ]
         config = asdict(self.config)
+        if config["on_unsupported"] == "error":
+            del config["on_unsupported"]  # the default: runs started before it existed resume
         return {
             "config": json.loads(json.dumps(config)),
             "settings": self.settings,
@@ -379,6 +390,7 @@ class Lottery:
             unprunable=_modules(model, config.unprunable),
             min_units=config.min_units,
             safeguards=config.safeguards,
+            on_unsupported=config.on_unsupported,
             seed=self._seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
         )
@@ -486,14 +498,12 @@ class Lottery:
         }
         row.update(_outcome(outcome))
         row.update(ctx.records)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="MACs leave out")
-            rep = report(
-                model,
-                self.example_inputs,
-                latency=self.latency,
-                unprunable=_modules(model, self.config.unprunable),
-            )
+        rep = report(
+            model,
+            self.example_inputs,
+            latency=self.latency,
+            unprunable=_modules(model, self.config.unprunable),
+        )
         row.update(
             params=int(params),
             kept=float(params) / float(params0),
