@@ -28,6 +28,7 @@ __all__ = [
     "current_masks",
     "global_magnitude_masks",
     "apply_masks",
+    "enforce_masks",
     "strip_masks",
     "plain_state",
     "zero_fan_in_removal",
@@ -150,6 +151,16 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
                     f"the weight is {tuple(current.shape)}"
                 )
             current.copy_(mask)
+            _refresh(m, attr)
+
+
+def enforce_masks(model: nn.Module) -> None:
+    """Zero the masked entries of every masked weight's stored values and refresh the layer's
+    weight, e.g. after values were written into ``<name>_orig`` (a rewind, a reload)."""
+    for _, (m, attr) in maskable(model).items():
+        if attr + "_orig" in m._parameters:
+            with torch.no_grad():
+                m._parameters[attr + "_orig"].mul_(getattr(m, attr + "_mask"))
             _refresh(m, attr)
 
 

@@ -291,6 +291,7 @@ class LotteryTrimmer:
         masks = masking.global_magnitude_masks(self.model, self.amount)
         masking.apply_masks(self.model, masks)
         self._require_rewind().restore(self.model, self.plan)
+        masking.enforce_masks(self.model)
         self.last_step_plan = TrimPlan.identity(self.model)
         self._old_names = {}
         self.level += 1
@@ -372,6 +373,7 @@ class LotteryTrimmer:
             for name, t in model_tensors(self.model).items():
                 if name in values:
                     t.copy_(values[name])
+        masking.enforce_masks(self.model)
 
     # ---------------------------------------------------------------- optimizer
     def rebuild_optimizer(
