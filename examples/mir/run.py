@@ -250,12 +250,12 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             criteria=("magnitude",),
             rewind_epochs=_per_task(**dict.fromkeys(TASKS, 1)),
             max_epochs=_per_task(instrument=30, singing=30, pitch=30, chord=40, drum=30, onset=30),
-            patience=_per_task(instrument=4, singing=4, pitch=3, chord=3, drum=3, onset=3),
+            patience=_per_task(**dict.fromkeys(TASKS, 3)),
             examples=_per_task(
                 instrument=2000, singing=2000, pitch=6000, chord=2500, drum=150, onset=150
             ),
             epoch_examples=_per_task(
-                instrument=640, singing=640, pitch=None, chord=None, drum=2048, onset=2048
+                instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
             ),
             batch_size=_per_task(instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32),
             fractions=(0.5, 0.15, 0.35),
