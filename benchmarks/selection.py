@@ -120,6 +120,7 @@ def run(
     levels: int,
     root: str,
     methods: tuple[str, ...] = ("trim", "finetune"),
+    profile_root: str = "runs",
 ) -> pd.DataFrame:
     """Run (or resume) every task x setting and return all rows with a ``setting`` column."""
     frames = []
@@ -129,7 +130,8 @@ def run(
         for setting in settings:
             start = time.perf_counter()
             profile = profile_for(base, setting, replicates, levels, methods)
-            lottery, _ = build_lottery(task, profile, root=root, progress=False, log=None)
+            where = profile_root if profile is base else root
+            lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
             if donor is not None:
                 _adopt_references(donor, lottery.directory, replicates)
             results = lottery.run()
@@ -243,7 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default="trim,finetune", help="comma-separated methods")
     parser.add_argument("--replicates", type=int, default=3)
     parser.add_argument("--levels", type=int, default=6)
-    parser.add_argument("--root", default="runs")
+    parser.add_argument("--root", default="runs/selection", help="the study's run directories")
+    parser.add_argument(
+        "--profile-root",
+        default="runs",
+        help="where the quick profile's own setting runs (shared with examples.mir.run)",
+    )
     parser.add_argument("--out", default="benchmarks/results/selection")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -253,7 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = [s for s in settings if s.criterion in args.criteria.split(",")]
     settings += [Setting.parse(s) for s in args.setting]
     methods = tuple(args.methods.split(","))
-    rows = run(args.tasks.split(","), settings, args.replicates, args.levels, args.root, methods)
+    rows = run(
+        args.tasks.split(","),
+        settings,
+        args.replicates,
+        args.levels,
+        args.root,
+        methods,
+        args.profile_root,
+    )
     table = summary(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
