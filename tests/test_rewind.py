@@ -10,8 +10,8 @@ from helpers import randomize_norms
 from zoo_patterns import CASES, ConvFlatten
 
 import lotterytrim as lt
-from lotterytrim.graph import run_model
-from lotterytrim.rewind import RewindPoint, model_tensors
+from lotterytrim.calls import run_model
+from lotterytrim.trimming.rewind import RewindPoint, model_tensors
 
 IDS = [c.name for c in CASES]
 
