@@ -14,7 +14,8 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.criteria import CRITERIA
-from lotterytrim.engine.layers import GAMMA, Adapter, Piece, adapter_for, register_adapter
+from lotterytrim.engine.adapter import GAMMA, Adapter, Piece
+from lotterytrim.engine.layers import adapter_for, register_adapter
 from lotterytrim.trimming.methods import METHODS
 
 

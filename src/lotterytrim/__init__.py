@@ -72,8 +72,8 @@ _LAZY = {"plot": ("lotterytrim.plot", None), "export_onnx": ("lotterytrim.export
 
 # names that left the top level, still importable from here (and from the module named)
 _MOVED = {
-    "Adapter": "lotterytrim.engine.layers",
-    "Piece": "lotterytrim.engine.layers",
+    "Adapter": "lotterytrim.engine.adapter",
+    "Piece": "lotterytrim.engine.adapter",
     "register_adapter": "lotterytrim.engine.layers",
     "TrimGraph": "lotterytrim.engine.graph",
     "UnitGroup": "lotterytrim.engine.groups",

@@ -22,6 +22,7 @@ from lotterytrim.calls import TensorCall, eval_mode, run_model, split_inputs, te
 from lotterytrim.engine.masknames import masked_weights
 from lotterytrim.errors import ExampleInputError, ExportError
 from lotterytrim.storage.atomic import atomic_file
+from lotterytrim.trimming.masking import strip_masks
 
 __all__ = ["OnnxExport", "export_onnx"]
 
@@ -80,8 +81,6 @@ def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]
 
 def _plain_copy(model: nn.Module) -> nn.Module:
     """``model`` itself, or a copy with masks baked in when it carries pruning masks."""
-    from lotterytrim.trimming.masking import strip_masks
-
     if not masked_weights(model):
         return model
     # a masked weight is a computed (non-leaf) tensor attribute, which deepcopy refuses: hand

@@ -11,6 +11,7 @@ from torch import nn
 
 from lotterytrim.criteria.base import LayerCriterion
 from lotterytrim.engine import layers
+from lotterytrim.engine.adapter import FAN_IN, logical_shape, underlying
 from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.errors import CriterionError
 
@@ -50,14 +51,14 @@ class BatchNorm(LayerCriterion):
 
 def _logical_weight(module: nn.Module, name: str) -> torch.Tensor | None:
     """The weight the layer computes with (resolving parametrizations and weight norm)."""
-    parts = layers.underlying(module, name)
+    parts = underlying(module, name)
     if not parts:
         return None
     if len(parts) == 1:
         return parts[0][1]
     t = getattr(module, name, None)
     if isinstance(t, torch.Tensor) and all(t.shape[d] >= 1 for d in range(t.dim())):
-        shape = layers.logical_shape(module, name)
+        shape = logical_shape(module, name)
         if tuple(t.shape) == tuple(shape):
             return t
     g, v = parts[0][1], parts[1][1]
@@ -80,7 +81,7 @@ def fan_in_sum(
     total = torch.zeros(n, dtype=torch.float64)
     seen: set[tuple[str, int]] = set()
     for p in ad.out_pieces(module, np.arange(n)):
-        if p.role != layers.FAN_IN:
+        if p.role != FAN_IN:
             continue
         if grads is None:
             logical = p.tensor.split(".")[1] if p.tensor.startswith("parametrizations.") else None

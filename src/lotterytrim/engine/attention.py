@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from lotterytrim.engine import layers as _layers
-from lotterytrim.engine.layers import BIAS, FAN_IN, FAN_OUT, Adapter, Piece
+from lotterytrim.engine.adapter import BIAS, FAN_IN, FAN_OUT, Adapter, Piece
+from lotterytrim.engine.layers import register_adapter
 
-__all__: list[str] = []
+__all__ = ["HeadSpec", "find_heads", "head_attributes", "whole_heads"]
 
 HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
 """Attributes read as a module's head count."""
@@ -157,4 +157,4 @@ class _MultiheadAdapter(Adapter):
         return output.dim() - 1  # (batch, seq, embed) or (seq, batch, embed)
 
 
-_layers.register_adapter(nn.MultiheadAttention, _MultiheadAdapter())
+register_adapter(nn.MultiheadAttention, _MultiheadAdapter())

@@ -19,10 +19,9 @@ from torch import nn
 
 from lotterytrim.calls import eval_mode, kept_modes, output_signature, run_model, tensor_leaves
 from lotterytrim.engine import attention, layers
-from lotterytrim.engine.groups import Entry, Member, UnitGroup
+from lotterytrim.engine.adapter import OWNED
+from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup
 from lotterytrim.engine.indexmap import (
-    ExpandHidden,
-    ModHidden,
     UnionFind,
     Unmappable,
     dedupe,
@@ -32,9 +31,9 @@ from lotterytrim.engine.indexmap import (
 from lotterytrim.engine.owned import OwnedParams, check_on_unsupported
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.recurrent import (
-    STATE_NODE_NAME,
     RecurrentPruner,
     dead_ends,
+    fix_recurrent_states,
     recording,
     traceable,
 )
@@ -67,7 +66,7 @@ class TrimGraph:
         # a declared or tagged container protects every layer inside it
         declared += [m for m in model.modules() if is_unprunable(m)]
         self._unprunable = {id(inner) for m in declared for inner in m.modules()}
-        self._aliases = _Aliases(model)
+        self._aliases = TensorAliases(model)
         self.signature = self._check_runs()
         self._owned = OwnedParams(model, self._is_unprunable)
         self._heads = attention.find_heads(model)
@@ -132,28 +131,11 @@ class TrimGraph:
             raise ExampleInputError(
                 f"tracing {type(self.model).__name__} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        self._fix_recurrent_states(dg)
+        fix_recurrent_states(dg)
         fix_glu(dg)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
         self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
         return dg
-
-    def _fix_recurrent_states(self, dg: tp.DependencyGraph) -> None:
-        """Hidden states have ``hidden_size`` features where the output has one per direction."""
-        for node in dg.module2node.values():
-            if getattr(node.module, "_grad_fn", None) != STATE_NODE_NAME:
-                continue
-            for src in node.inputs:
-                rnn = src.module
-                if not isinstance(rnn, nn.RNNBase):
-                    continue
-                dirs = 2 if rnn.bidirectional else 1
-                for dep in src.dependencies:
-                    if dep.target is node:
-                        dep.index_mapping[0] = ModHidden(rnn.hidden_size)
-                for dep in node.dependencies:
-                    if dep.target is src:
-                        dep.index_mapping[0] = ExpandHidden(rnn.hidden_size, dirs)
 
     # ---------------------------------------------------------------- group discovery
     def _propagate(
@@ -270,7 +252,7 @@ class TrimGraph:
                     reasons.append(why)
                 elif piece is not None:
                     tensor, dim, owner = piece
-                    pieces.append((tensor, dim, idx, root, layers.OWNED, owner))
+                    pieces.append((tensor, dim, idx, root, OWNED, owner))
                 continue
             if not isinstance(m, nn.Module) or m not in self._names:
                 continue  # an operation (add, cat, reshape ...) with no tensors of its own
@@ -413,24 +395,3 @@ class TrimGraph:
             }
             for g in self.groups
         ]
-
-
-class _Aliases:
-    """State_dict names of every tensor, grouped by identity (tied weights share a canonical)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        by_id: dict[int, list[str]] = {}
-        self.param_shapes: dict[str, tuple[int, ...]] = {}
-        for name, p in model.named_parameters(remove_duplicate=False):
-            by_id.setdefault(id(p), []).append(name)
-        for name, b in model.named_buffers(remove_duplicate=False):
-            if b is not None and b.dim() > 0:
-                by_id.setdefault(id(b), []).append(name)
-        self.names: dict[str, list[str]] = {}
-        self.canonical: dict[str, str] = {}
-        for names in by_id.values():
-            self.names[names[0]] = names
-            for n in names:
-                self.canonical[n] = names[0]
-        for name, p in model.named_parameters():
-            self.param_shapes[self.canonical[name]] = tuple(p.shape)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from torch import nn
 
-__all__ = ["Member", "Entry", "UnitGroup"]
+__all__ = ["Member", "Entry", "UnitGroup", "TensorAliases"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,24 @@ class UnitGroup:
     def producers(self) -> list[Member]:
         """Members that compute the units (conv, linear, recurrent, embedding outputs)."""
         return [m for m in self.members if m.side == "out" and m.producer]
+
+
+class TensorAliases:
+    """State_dict names of every tensor, grouped by identity (tied weights share a canonical)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        by_id: dict[int, list[str]] = {}
+        self.param_shapes: dict[str, tuple[int, ...]] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            by_id.setdefault(id(p), []).append(name)
+        for name, b in model.named_buffers(remove_duplicate=False):
+            if b is not None and b.dim() > 0:
+                by_id.setdefault(id(b), []).append(name)
+        self.names: dict[str, list[str]] = {}
+        self.canonical: dict[str, str] = {}
+        for names in by_id.values():
+            self.names[names[0]] = names
+            for n in names:
+                self.canonical[n] = names[0]
+        for name, p in model.named_parameters():
+            self.param_shapes[self.canonical[name]] = tuple(p.shape)

@@ -1,141 +1,31 @@
-"""Layer adapters: where each layer type keeps its units, and how its attributes follow a trim.
+"""The built-in layer adapters and the registry that finds a layer's adapter by its class.
 
-An adapter answers three questions for one layer type: how many channels flow out of and into
-the layer, which tensor indices belong to a given set of channels (a *piece*), and which module
-attributes must change once tensors have been sliced. The engine never slices a tensor it has
-no adapter for; a layer without one is protected or reported.
+The engine never slices a tensor it has no adapter for; a layer without one is protected or
+reported. :func:`register_adapter` teaches it a new layer type (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = [
-    "Adapter",
-    "Piece",
-    "RecurrentAdapter",
-    "register_adapter",
-    "adapter_for",
-    "is_recurrent",
-    "underlying",
-    "logical_shape",
-    "FAN_IN",
-    "FAN_OUT",
-    "BIAS",
-    "GAMMA",
-    "BETA",
-    "STAT",
-    "OWNED",
-]
+from lotterytrim.engine.adapter import (
+    BETA,
+    BIAS,
+    FAN_IN,
+    FAN_OUT,
+    GAMMA,
+    STAT,
+    Adapter,
+    Piece,
+    column,
+    tensor_pieces,
+)
 
-# Roles tell criteria what a piece is: the unit's own incoming weights, a consumer's columns,
-# a bias, a norm's scale, a norm's shift, a running statistic, or a module-owned parameter.
-FAN_IN = "fan_in"
-FAN_OUT = "fan_out"
-BIAS = "bias"
-GAMMA = "gamma"
-BETA = "beta"
-STAT = "stat"
-OWNED = "owned"  # a module-owned parameter along the width (class token, positions, scale)
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Indices of one tensor along one dim that belong to given channels.
-
-    ``rows[i]`` lists the tensor indices owned by the i-th requested channel, so the owner of
-    every index is known (needed for exact costs and for scoring).
-    """
-
-    tensor: str
-    dim: int
-    rows: np.ndarray
-    role: str
-
-
-def underlying(module: nn.Module, name: str) -> list[tuple[str, torch.Tensor]]:
-    """The stored tensors behind a logical weight: plain, parametrized or old-style weight norm."""
-    plist = getattr(module, "parametrizations", None)
-    if plist is not None and name in plist:
-        entry = plist[name]
-        out = []
-        for attr in ("original", "original0", "original1"):
-            t = getattr(entry, attr, None)
-            if isinstance(t, torch.Tensor):
-                out.append((f"parametrizations.{name}.{attr}", t))
-        return out
-    g, v = getattr(module, name + "_g", None), getattr(module, name + "_v", None)
-    if isinstance(g, torch.Tensor) and isinstance(v, torch.Tensor):
-        return [(name + "_g", g), (name + "_v", v)]
-    t = getattr(module, name, None)
-    return [(name, t)] if isinstance(t, torch.Tensor) else []
-
-
-def logical_shape(module: nn.Module, name: str) -> tuple[int, ...]:
-    """Shape of a logical weight without computing a parametrization."""
-    parts = underlying(module, name)
-    shape: list[int] = []
-    for _, t in parts:
-        if not shape:
-            shape = list(t.shape)
-        else:
-            shape = [max(a, b) for a, b in zip(shape, t.shape, strict=False)]
-    return tuple(shape)
-
-
-def _pieces(module: nn.Module, name: str, dim: int, rows: np.ndarray, role: str) -> list[Piece]:
-    """Pieces for a logical weight, expanded to its stored tensors (size-1 dims are shared)."""
-    full = logical_shape(module, name)
-    out = []
-    for rel, t in underlying(module, name):
-        if t.dim() == len(full) and t.shape[dim] == full[dim]:
-            out.append(Piece(rel, dim, rows, role))
-    return out
-
-
-def _col(idx: np.ndarray) -> np.ndarray:
-    return np.asarray(idx, dtype=np.int64).reshape(-1, 1)
-
-
-class Adapter:
-    """How one layer type stores its units. Subclass and register to support a new layer."""
-
-    #: whether the layer computes new features (conv, linear, recurrent) rather than passing
-    #: channels through (norms, activations); criteria score producers.
-    producer: bool = True
-
-    def out_channels(self, m: nn.Module) -> int | None:
-        """Number of channels the layer emits (None: not defined)."""
-        raise NotImplementedError
-
-    def in_channels(self, m: nn.Module) -> int | None:
-        """Number of channels the layer consumes (None: not defined)."""
-        raise NotImplementedError
-
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        """Tensor indices owned by output channels ``idx``."""
-        raise NotImplementedError
-
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        """Tensor indices that read input channels ``idx``."""
-        return []
-
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
-        """Attributes to set once the layer has ``out`` output and ``inp`` input channels."""
-        raise NotImplementedError
-
-    def unsupported(self, m: nn.Module) -> str | None:
-        """Why this particular layer cannot lose units (None when it can)."""
-        return None
-
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
-        """Dim of the layer's output tensor that indexes its output channels."""
-        return 1 if output.dim() > 1 else 0
+__all__ = ["RecurrentAdapter", "register_adapter", "adapter_for", "is_recurrent"]
 
 
 class _ConvAdapter(Adapter):
@@ -150,16 +40,16 @@ class _ConvAdapter(Adapter):
 
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
         dim = 1 if m.transposed and not self._depthwise(m) else 0
-        pieces = _pieces(m, "weight", dim, _col(idx), FAN_IN)
+        pieces = tensor_pieces(m, "weight", dim, column(idx), FAN_IN)
         if m.bias is not None:
-            pieces.append(Piece("bias", 0, _col(idx), BIAS))
+            pieces.append(Piece("bias", 0, column(idx), BIAS))
         return pieces
 
     def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
         if self._depthwise(m):
             return []  # input and output channels are the same units; out_pieces covers them
         dim = 0 if m.transposed else 1
-        return _pieces(m, "weight", dim, _col(idx), FAN_OUT)
+        return tensor_pieces(m, "weight", dim, column(idx), FAN_OUT)
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
         if self._depthwise(m):
@@ -189,13 +79,13 @@ class _LinearAdapter(Adapter):
         return int(m.in_features)
 
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        pieces = _pieces(m, "weight", 0, _col(idx), FAN_IN)
+        pieces = tensor_pieces(m, "weight", 0, column(idx), FAN_IN)
         if m.bias is not None:
-            pieces.append(Piece("bias", 0, _col(idx), BIAS))
+            pieces.append(Piece("bias", 0, column(idx), BIAS))
         return pieces
 
     def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        return _pieces(m, "weight", 1, _col(idx), FAN_OUT)
+        return tensor_pieces(m, "weight", 1, column(idx), FAN_OUT)
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
@@ -220,7 +110,7 @@ class _NormAdapter(Adapter):
     in_channels = out_channels
 
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        rows = _col(idx)
+        rows = column(idx)
         pieces = []
         if isinstance(getattr(m, "weight", None), torch.Tensor):
             pieces.append(Piece("weight", 0, rows, GAMMA))
@@ -247,9 +137,9 @@ class _LayerNormAdapter(Adapter):
         pieces = []
         dim = len(m.normalized_shape) - 1
         if isinstance(m.weight, torch.Tensor):
-            pieces.append(Piece("weight", dim, _col(idx), GAMMA))
+            pieces.append(Piece("weight", dim, column(idx), GAMMA))
         if isinstance(getattr(m, "bias", None), torch.Tensor):
-            pieces.append(Piece("bias", dim, _col(idx), BETA))
+            pieces.append(Piece("bias", dim, column(idx), BETA))
         return pieces
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
@@ -276,8 +166,8 @@ class _GroupNormAdapter(Adapter):
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
         pieces = []
         if isinstance(m.weight, torch.Tensor):
-            pieces.append(Piece("weight", 0, _col(idx), GAMMA))
-            pieces.append(Piece("bias", 0, _col(idx), BETA))
+            pieces.append(Piece("weight", 0, column(idx), GAMMA))
+            pieces.append(Piece("bias", 0, column(idx), BETA))
         return pieces
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
@@ -305,7 +195,7 @@ class _PReLUAdapter(Adapter):
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
         if m.num_parameters == 1:
             return []
-        return [Piece("weight", 0, _col(idx), GAMMA)]
+        return [Piece("weight", 0, column(idx), GAMMA)]
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
         if m.num_parameters == 1:
@@ -321,7 +211,7 @@ class _EmbeddingAdapter(Adapter):
         return None
 
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        return _pieces(m, "weight", 1, _col(idx), FAN_IN)
+        return tensor_pieces(m, "weight", 1, column(idx), FAN_IN)
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
         return {"embedding_dim": out} if out is not None else {}
@@ -358,20 +248,20 @@ class RecurrentAdapter(Adapter):
         for layer in range(m.num_layers):
             for sfx in ("", "_reverse")[:dirs]:
                 tag = f"_l{layer}{sfx}"
-                pieces += _pieces(m, "weight_ih" + tag, 0, gated, FAN_IN)
-                pieces += _pieces(m, "weight_hh" + tag, 0, gated, FAN_IN)
-                pieces += _pieces(m, "weight_hh" + tag, 1, _col(units), FAN_IN)
+                pieces += tensor_pieces(m, "weight_ih" + tag, 0, gated, FAN_IN)
+                pieces += tensor_pieces(m, "weight_hh" + tag, 0, gated, FAN_IN)
+                pieces += tensor_pieces(m, "weight_hh" + tag, 1, column(units), FAN_IN)
                 if m.bias:
                     pieces.append(Piece("bias_ih" + tag, 0, gated, BIAS))
                     pieces.append(Piece("bias_hh" + tag, 0, gated, BIAS))
                 if layer > 0:
-                    pieces += _pieces(m, "weight_ih" + tag, 1, across, FAN_IN)
+                    pieces += tensor_pieces(m, "weight_ih" + tag, 1, across, FAN_IN)
         return pieces
 
     def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
         pieces = []
         for sfx in ("", "_reverse")[: self._dirs(m)]:
-            pieces += _pieces(m, "weight_ih_l0" + sfx, 1, _col(idx), FAN_OUT)
+            pieces += tensor_pieces(m, "weight_ih_l0" + sfx, 1, column(idx), FAN_OUT)
         return pieces
 
     def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:

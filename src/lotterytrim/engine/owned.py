@@ -18,7 +18,7 @@ import numpy as np
 import torch_pruning as tp
 from torch import nn
 
-from lotterytrim.engine import layers as _layers
+from lotterytrim.engine import layers
 from lotterytrim.errors import UnsupportedLayerError
 
 __all__ = ["OwnedParams", "ON_UNSUPPORTED", "check_on_unsupported"]
@@ -91,7 +91,7 @@ class OwnedParams:
     def __init__(self, model: nn.Module, is_unprunable: Callable[[nn.Module], bool]) -> None:
         known: set[int] = set()
         for m in model.modules():
-            if _layers.adapter_for(m) is not None:
+            if layers.adapter_for(m) is not None:
                 known.update(id(p) for p in m.parameters())
         self.model = model
         self.by_id: dict[int, _Owned] = {}
@@ -184,7 +184,7 @@ class OwnedParams:
             widths = set()
             for mem in g.producers():
                 m = self.model.get_submodule(mem.module)
-                ad = _layers.adapter_for(m)
+                ad = layers.adapter_for(m)
                 if ad is not None and ad.out_channels(m):
                     widths.add(int(ad.out_channels(m)))
             reasons = [

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from lotterytrim.engine import layers
+from lotterytrim.engine.adapter import Adapter
 from lotterytrim.engine.plan import TrimPlan
 
 __all__ = ["check_before", "check_after", "apply_checked"]
@@ -28,7 +29,7 @@ def _module(model: nn.Module, name: str) -> nn.Module:
         raise ValueError(f"plan sets attributes of module {name!r}, absent from the model") from exc
 
 
-def _owned(module: nn.Module, name: str, keys: Any = ()) -> tuple[layers.Adapter, set[str]]:
+def _owned(module: nn.Module, name: str, keys: Any = ()) -> tuple[Adapter, set[str]]:
     """The adapter of ``module`` and the attribute names it may write."""
     ad = layers.adapter_for(module)
     if ad is None:

@@ -18,9 +18,18 @@ import torch_pruning as tp
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from lotterytrim.engine.indexmap import ExpandHidden, ModHidden
 from lotterytrim.engine.layers import RecurrentAdapter
+from lotterytrim.engine.plan import TrimPlan
 
-__all__: list[str] = []
+__all__ = [
+    "STATE_NODE_NAME",
+    "RecurrentPruner",
+    "dead_ends",
+    "recording",
+    "traceable",
+    "fix_recurrent_states",
+]
 
 
 class _RecurrentOutput(torch.autograd.Function):
@@ -167,9 +176,6 @@ class RecurrentPruner(tp.pruner.BasePruningFunc):
         return layer
 
     def _apply(self, layer: nn.Module, pieces: list, out: int | None, inp: int | None) -> None:
-        from lotterytrim.engine.plan import (
-            TrimPlan,  # local: plan imports nothing from here, avoid a cycle anyway
-        )
 
         plan = TrimPlan.identity(layer)
         removed: dict[tuple[str, int], np.ndarray] = {}
@@ -182,3 +188,21 @@ class RecurrentPruner(tp.pruner.BasePruningFunc):
             ks[dim] = np.setdiff1d(np.arange(plan.shapes[name][dim]), rem)
         plan.attributes[""] = self._adapter.attributes(layer, out, inp)
         plan.apply_to_model(layer)
+
+
+def fix_recurrent_states(dg: tp.DependencyGraph) -> None:
+    """Hidden states have ``hidden_size`` features where the output has one per direction."""
+    for node in dg.module2node.values():
+        if getattr(node.module, "_grad_fn", None) != STATE_NODE_NAME:
+            continue
+        for src in node.inputs:
+            rnn = src.module
+            if not isinstance(rnn, nn.RNNBase):
+                continue
+            dirs = 2 if rnn.bidirectional else 1
+            for dep in src.dependencies:
+                if dep.target is node:
+                    dep.index_mapping[0] = ModHidden(rnn.hidden_size)
+            for dep in node.dependencies:
+                if dep.target is src:
+                    dep.index_mapping[0] = ExpandHidden(rnn.hidden_size, dirs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from lotterytrim.runner.results import RESERVED
 if TYPE_CHECKING:
     from lotterytrim.trimming.trimmer import LotteryTrimmer
 
-__all__ = ["LevelContext", "as_number"]
+__all__ = ["LevelContext", "as_number", "evaluation_row"]
 
 
 class LevelContext:
@@ -87,3 +87,18 @@ def as_number(value: Any, what: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise LotteryError(f"{what} must be a number, got {value!r}")
     return float(value)
+
+
+def evaluation_row(outcome: Any) -> dict[str, float]:
+    """The row values of ``evaluate``'s answer: a number, or a mapping with ``"error"``."""
+    if isinstance(outcome, Mapping):
+        if "error" not in outcome:
+            raise LotteryError(
+                f"evaluate() returned a mapping without the key 'error': {sorted(outcome)}"
+            )
+        values = {str(k): as_number(v, f"evaluate()[{k!r}]") for k, v in outcome.items()}
+        clash = sorted(set(values) & (RESERVED - {"error"}))
+        if clash:
+            raise LotteryError(f"evaluate() returned keys that clash with the runner's: {clash}")
+        return values
+    return {"error": as_number(outcome, "evaluate()")}

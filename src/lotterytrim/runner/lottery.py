@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import time
@@ -32,9 +31,10 @@ from lotterytrim.calls import tensor_leaves
 from lotterytrim.errors import LotteryError
 from lotterytrim.measure.report import report
 from lotterytrim.runner.config import LotteryConfig
-from lotterytrim.runner.context import LevelContext, as_number
+from lotterytrim.runner.context import LevelContext, evaluation_row
 from lotterytrim.runner.locks import cell_lock
-from lotterytrim.runner.results import RESERVED, load_results, read_json
+from lotterytrim.runner.results import load_results, read_json
+from lotterytrim.runner.rundir import finished_levels, level_name, row_name, write_json
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import has_saved_state, load, load_state, save
 from lotterytrim.trimming.methods import METHODS
@@ -126,7 +126,7 @@ class Lottery:
     def run(self) -> pd.DataFrame:
         """Run or resume every replicate x (method, criterion) lottery; returns all rows."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        _write_json(self.directory / "settings.json", self._identity)
+        write_json(self.directory / "settings.json", self._identity)
         pairs = self.config.runs()
         total = self.config.replicates * len(pairs) * (self.config.levels + 1)
         with tqdm(
@@ -156,13 +156,13 @@ class Lottery:
         folder = self._rundir(replicate, method, criterion)
         what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
         with cell_lock(folder, ".lock", what, self.lock_timeout):
-            for level in range(1, _finished_levels(folder, self.config.levels) - 1):
-                self._slim(folder / _level_name(level))
+            for level in range(1, finished_levels(folder, self.config.levels) - 1):
+                self._slim(folder / level_name(level))
             self._run_cell(replicate, method, criterion, bar)
 
     def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
         folder = self._rundir(replicate, method, criterion)
-        done = _finished_levels(folder, self.config.levels)
+        done = finished_levels(folder, self.config.levels)
         if done > self.config.levels:
             bar.update(self.config.levels + 1)
             return
@@ -176,9 +176,9 @@ class Lottery:
                 self._finish(folder, 0, row, bar, model=None, trimmer=None)
                 done = 1
         else:
-            last = folder / _level_name(done - 1)
+            last = folder / level_name(done - 1)
             model, trimmer = self._from_file(last, replicate, method, criterion, False)
-        params0 = int(read_json(folder / _row_name(0))["params"])
+        params0 = int(read_json(folder / row_name(0))["params"])
         for level in range(done, self.config.levels + 1):
             row = self._level(model, trimmer, replicate, method, criterion, level, params0)
             self._finish(folder, level, row, bar, model=model, trimmer=trimmer)
@@ -257,7 +257,7 @@ class Lottery:
         row = self._measure(model, params, params, ctx, train_seconds, 0.0, t0)
         row["path"] = file.relative_to(self.directory).as_posix()
         save(model, file, trimmer, metadata={"task": self.config.task, "level": 0})
-        _write_json(row_file, row)
+        write_json(row_file, row)
         return {"file": file, "row": row}
 
     def _level(
@@ -315,7 +315,7 @@ class Lottery:
             "replicate": ctx.replicate,
             "level": ctx.level,
         }
-        row.update(_outcome(outcome))
+        row.update(evaluation_row(outcome))
         row.update(ctx.records)
         rep = report(
             model,
@@ -349,13 +349,13 @@ class Lottery:
     ) -> None:
         """Write a level's model (with the trimmer state) then its row; slim the level before."""
         if model is not None and trimmer is not None:
-            file = folder / _level_name(level)
+            file = folder / level_name(level)
             meta = {"task": self.config.task, "level": level}
             save(model, file, trimmer, metadata=meta)
             row["path"] = file.relative_to(self.directory).as_posix()
-        _write_json(folder / _row_name(level), row)
+        write_json(folder / row_name(level), row)
         if level >= 2 and trimmer is not None:
-            self._slim(folder / _level_name(level - 1))
+            self._slim(folder / level_name(level - 1))
         bar.update(1)
 
     def _slim(self, path: Path) -> None:
@@ -369,21 +369,6 @@ class Lottery:
 
 
 # -------------------------------------------------------------------- small helpers
-def _outcome(outcome: Any) -> dict[str, float]:
-    """The row values of ``evaluate``'s answer: a number, or a mapping with ``"error"``."""
-    if isinstance(outcome, Mapping):
-        if "error" not in outcome:
-            raise LotteryError(
-                f"evaluate() returned a mapping without the key 'error': {sorted(outcome)}"
-            )
-        values = {str(k): as_number(v, f"evaluate()[{k!r}]") for k, v in outcome.items()}
-        clash = sorted(set(values) & (RESERVED - {"error"}))
-        if clash:
-            raise LotteryError(f"evaluate() returned keys that clash with the runner's: {clash}")
-        return values
-    return {"error": as_number(outcome, "evaluate()")}
-
-
 def _modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     out = []
     for name in names:
@@ -404,26 +389,3 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-
-
-def _level_name(level: int) -> str:
-    return f"level-{level:02d}.lt"
-
-
-def _row_name(level: int) -> str:
-    return f"level-{level:02d}.json"
-
-
-def _finished_levels(folder: Path, levels: int) -> int:
-    """How many consecutive levels from 0 have a row (their files were written before it)."""
-    done = 0
-    while done <= levels and (folder / _row_name(done)).exists():
-        done += 1
-    return done
-
-
-def _write_json(path: Path, value: Mapping[str, Any]) -> None:
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in value.items()
-    }
-    write_bytes_atomic(path, json.dumps(clean, indent=1, sort_keys=True).encode("utf-8"))

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from lotterytrim.calls import eval_mode, run_model, tensor_leaves
+from lotterytrim.engine.adapter import FAN_IN, FAN_OUT
 from lotterytrim.engine.graph import TrimGraph
-from lotterytrim.engine.layers import FAN_IN, FAN_OUT
 
 __all__ = ["ParamCost", "unit_costs"]
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from lotterytrim.engine import layers
+from lotterytrim.engine.adapter import FAN_IN
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.masknames import effective, is_masked, mask_attr, model_tensors, orig_attr
 
@@ -175,7 +175,7 @@ def zero_fan_in_removal(
         covered = np.zeros(g.n_units, dtype=np.int64)
         alive = np.zeros(g.n_units, dtype=np.int64)
         for e in g.entries:
-            if e.role != layers.FAN_IN or e.tensor not in masks or e.tensor not in tensors:
+            if e.role != FAN_IN or e.tensor not in masks or e.tensor not in tensors:
                 continue
             w = tensors[e.tensor].detach()
             dims = [d for d in range(w.dim()) if d != e.dim]
