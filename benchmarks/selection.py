@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ import pandas as pd
 import torch
 
 import lotterytrim as lt
-from examples.mir.run import PROFILES, Profile, run_task
+from examples.mir.run import PROFILES, Profile, build_lottery
 
 GUARDS = {"on": lt.Safeguards(), "off": lt.Safeguards.off()}
 
@@ -84,7 +85,22 @@ def profile_for(
     levels: int,
     methods: tuple[str, ...] = ("trim", "finetune"),
 ) -> Profile:
-    """The quick profile with the setting's selection and the given methods."""
+    """The quick profile with the setting's selection and the given methods.
+
+    The profile's own setting, with its replicates and levels, is the profile itself (methods
+    included): those run directories are the ones ``python -m examples.mir.run`` fills.
+    """
+    own = (
+        setting.scope == base.scope
+        and setting.normalize == base.normalize
+        and GUARDS[setting.guard].to_dict() == dict(base.safeguards)
+        and (setting.criterion,) == tuple(base.criteria)
+        and replicates == base.replicates
+        and levels == base.levels
+        and set(methods) <= set(base.methods)
+    )
+    if own:
+        return base
     return dataclasses.replace(
         base,
         scope=setting.scope,
@@ -109,15 +125,16 @@ def run(
     frames = []
     base = PROFILES["quick"]
     for task in tasks:
+        donor: Path | None = None
         for setting in settings:
             start = time.perf_counter()
-            results, _, _ = run_task(
-                task,
-                profile_for(base, setting, replicates, levels, methods),
-                root=root,
-                progress=False,
-                log=None,
-            )
+            profile = profile_for(base, setting, replicates, levels, methods)
+            lottery, _ = build_lottery(task, profile, root=root, progress=False, log=None)
+            if donor is not None:
+                _adopt_references(donor, lottery.directory, replicates)
+            results = lottery.run()
+            donor = donor or lottery.directory
+            results = results[results.method.isin(methods) | (results.level == 0)]
             results = results.assign(setting=setting.name)
             frames.append(results)
             ref = results[results.level == 0].error.mean()
@@ -126,6 +143,22 @@ def run(
                 flush=True,
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def _adopt_references(donor: Path, target: Path, replicates: int) -> None:
+    """Copy each replicate's trained reference into another setting's run directory.
+
+    Level 0 (training, W_k) does not depend on the selection, so every setting of a task starts
+    from the same references; the runner then reads them back instead of training them again.
+    """
+    for r in range(replicates):
+        src, dst = donor / f"replicate-{r}", target / f"replicate-{r}"
+        files = [src / "reference.lt", src / "reference.json"]
+        if not all(f.exists() for f in files) or (dst / "reference.json").exists():
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in files:  # the row last: it marks the reference as finished
+            shutil.copyfile(f, dst / f.name)
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default="trim,finetune", help="comma-separated methods")
     parser.add_argument("--replicates", type=int, default=3)
     parser.add_argument("--levels", type=int, default=6)
-    parser.add_argument("--root", default="runs/selection")
+    parser.add_argument("--root", default="runs")
     parser.add_argument("--out", default="benchmarks/results/selection")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 from zoo_patterns import ConvFlatten
 
 from lotterytrim.engine.graph import TrimGraph
@@ -67,3 +68,34 @@ def test_min_units_respected():
     graph = TrimGraph(model, torch.randn(2, 1, 32))
     removal = masking.zero_fan_in_removal(graph, masks, min_units=2)
     assert [u.size for u in removal.values()] == [22]
+
+
+def test_masks_train_without_the_product_and_keep_prune_conventions():
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 4)
+    mask = (torch.rand(4, 6) > 0.5).float()
+    masking.apply_masks(nn.Sequential(layer), {"0.weight": mask})
+    assert prune.is_pruned(layer) and isinstance(layer.weight_orig, nn.Parameter)
+    assert torch.equal(layer.weight_mask, mask)
+    with torch.no_grad():  # values written behind the mask (a rewind does this) ...
+        layer.weight_orig.add_(1.0)
+    x = torch.randn(3, 6)
+    expected = x @ ((layer.weight_orig * mask).t()) + layer.bias
+    out = layer(x)  # ... never reach the output
+    assert torch.allclose(out, expected)
+    out.sum().backward()
+    assert torch.all(layer.weight_orig.grad[mask == 0] == 0)
+    assert torch.any(layer.weight_orig.grad[mask == 1] != 0)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        layer(x).pow(2).sum().backward()
+        opt.step()
+    assert torch.all(layer.weight_orig[mask == 0] == 0)
+    # the layer computes with the stored tensor itself, not a per-forward product
+    layer(x)
+    assert layer.weight.data_ptr() == layer.weight_orig.data_ptr()
+    prune.remove(layer, "weight")
+    assert isinstance(layer.weight, nn.Parameter) and torch.all(layer.weight[mask == 0] == 0)

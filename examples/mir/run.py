@@ -30,12 +30,14 @@ import lotterytrim as lt
 
 from .features import Splits
 from .models import SIZES, TASKS
+from .soundfont import default_soundfont, soundfont_fingerprint
 from .training import (
     REAL_DATA,
     TaskRun,
     TrainSettings,
     describe_splits,
     load_real_splits,
+    rendered_splits,
     synthetic_splits,
 )
 
@@ -66,15 +68,29 @@ class Profile:
     replicates: int = field(metadata=_doc("independent lotteries, each from its own seed"))
     methods: tuple[str, ...] = field(metadata=_doc("trim | finetune | reinit | mask"))
     criteria: tuple[str, ...] = field(metadata=_doc("unit criteria (mask always uses magnitude)"))
-    rewind_fraction: float = field(metadata=_doc("share of the reference's epochs before W_k"))
-    epochs: Mapping[str, int] = field(metadata=_doc("epochs per level, per task"))
+    rewind_epochs: Mapping[str, int] = field(
+        metadata=_doc("epochs of the reference before W_k is taken, per task (<= patience)")
+    )
+    max_epochs: Mapping[str, int] = field(
+        metadata=_doc("cap on the epochs of a level, per task (early stopping may end it sooner)")
+    )
+    patience: Mapping[str, int] = field(
+        metadata=_doc("epochs without a lower validation error before a level stops, per task")
+    )
     examples: Mapping[str, int] = field(
-        metadata=_doc("synthetic examples per task, all splits (clips for drum and onset)")
+        metadata=_doc("rendered or synthetic examples per task, all splits (clips: drum, onset)")
     )
     epoch_examples: Mapping[str, int | None] = field(
         metadata=_doc("training examples drawn per epoch, per task (None: all of them)")
     )
     batch_size: Mapping[str, int] = field(metadata=_doc("mini-batch size, per task"))
+    data: str = field(
+        default="rendered",
+        metadata=_doc("data without --data-root: rendered (SoundFont) or synthetic (hand-made)"),
+    )
+    fractions: tuple[float, float, float] = field(
+        default=(0.7, 0.15, 0.15), metadata=_doc("train / val / test shares of the examples")
+    )
     lr: float = field(default=1e-3, metadata=_doc("Adam learning rate"))
     weight_decay: float = field(default=2e-4, metadata=_doc("Adam weight decay"))
     plateau_factor: float = field(
@@ -104,7 +120,16 @@ class Profile:
     def __post_init__(self) -> None:
         if self.size not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
-        for name in ("epochs", "examples", "epoch_examples", "batch_size"):
+        if self.data not in ("rendered", "synthetic"):
+            raise ValueError(f"data must be rendered or synthetic, got {self.data!r}")
+        for name in (
+            "rewind_epochs",
+            "max_epochs",
+            "patience",
+            "examples",
+            "epoch_examples",
+            "batch_size",
+        ):
             mapping = getattr(self, name)
             if set(mapping) != set(TASKS):
                 raise ValueError(f"profile {self.name!r}: {name} must name every task")
@@ -117,7 +142,9 @@ class Profile:
     def train_settings(self, task: str) -> TrainSettings:
         """How each level of ``task`` is trained under this profile."""
         return TrainSettings(
-            epochs=self.epochs[task],
+            max_epochs=self.max_epochs[task],
+            patience=self.patience[task],
+            rewind_epochs=min(self.rewind_epochs[task], self.max_epochs[task]),
             batch_size=self.batch_size[task],
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -139,16 +166,30 @@ class Profile:
             scope=self.scope,
             normalize=self.normalize,
             safeguards=lt.Safeguards(**self.safeguards),
-            rewind_fraction=self.rewind_fraction,
+            rewind_fraction=self.rewind_fraction(task),
             seed=self.seed,
         )
 
-    def settings(self, task: str, data_root: str | None = None) -> dict[str, Any]:
+    def rewind_fraction(self, task: str) -> float:
+        """W_k's place as a share of the cap on epochs (what the runner's config records)."""
+        return min(self.rewind_epochs[task], self.max_epochs[task]) / self.max_epochs[task]
+
+    def settings(
+        self, task: str, data_root: str | None = None, soundfont: str | None = None
+    ) -> dict[str, Any]:
         """Everything outside the runner's configuration that changes ``task``'s results."""
         train = dataclasses.asdict(self.train_settings(task))
         data: dict[str, Any]
         if data_root is None:
-            data = {"source": "synthetic", "examples": self.examples[task], "seed": self.seed}
+            data = {
+                "source": self.data,
+                "examples": self.examples[task],
+                "fractions": list(self.fractions),
+                "seed": self.seed,
+            }
+            if self.data == "rendered":
+                sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
+                data["soundfont"] = {"name": sf2.name, "sha256": soundfont_fingerprint(sf2)}
         else:
             data = {
                 "source": str(Path(data_root).resolve() / REAL_DATA[task]),
@@ -168,14 +209,14 @@ class Profile:
         levels: int | None = None,
         epochs: int | None = None,
     ) -> Profile:
-        """A copy with the command line's overrides (``epochs`` applies to every task)."""
+        """A copy with the command line's overrides (``epochs``: the cap, for every task)."""
         changes: dict[str, Any] = {}
         if replicates is not None:
             changes["replicates"] = replicates
         if levels is not None:
             changes["levels"] = levels
         if epochs is not None:
-            changes["epochs"] = _per_task(**dict.fromkeys(TASKS, epochs))
+            changes["max_epochs"] = _per_task(**dict.fromkeys(TASKS, epochs))
         return dataclasses.replace(self, **changes) if changes else self
 
 
@@ -190,8 +231,13 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             replicates=5,
             methods=("trim", "finetune", "mask"),
             criteria=("magnitude", "activation", "batchnorm"),
-            rewind_fraction=0.5,
-            epochs=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
+            # the paper trains a fixed number of epochs, keeps the best-validation model and
+            # rewinds to half of them: patience = the cap never stops a level early
+            rewind_epochs=_per_task(
+                instrument=25, singing=25, pitch=25, chord=50, drum=25, onset=25
+            ),
+            max_epochs=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
+            patience=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
             examples=_per_task(
                 instrument=8000, singing=4000, pitch=20000, chord=20000, drum=500, onset=500
             ),
@@ -202,22 +248,25 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
         ),
         "quick": Profile(
             name="quick",
-            description="minutes per task on a 2-core CPU: quick-size models, 7 levels",
+            description="rendered data, quick-size models trained to convergence, 6 levels",
             size="quick",
-            levels=7,
+            levels=6,
             amount=0.3,
-            replicates=1,
+            replicates=3,
             methods=("trim", "finetune", "mask"),
             criteria=("magnitude",),
-            rewind_fraction=0.5,
-            epochs=_per_task(instrument=4, singing=4, pitch=3, chord=16, drum=8, onset=8),
+            rewind_epochs=_per_task(**dict.fromkeys(TASKS, 1)),
+            max_epochs=_per_task(instrument=30, singing=30, pitch=30, chord=40, drum=30, onset=30),
+            patience=_per_task(**dict.fromkeys(TASKS, 3)),
             examples=_per_task(
-                instrument=1400, singing=1400, pitch=3000, chord=1200, drum=60, onset=60
+                instrument=2000, singing=2000, pitch=6000, chord=2500, drum=150, onset=150
             ),
             epoch_examples=_per_task(
                 instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
             ),
-            batch_size=_per_task(instrument=16, singing=16, pitch=8, chord=32, drum=32, onset=32),
+            batch_size=_per_task(instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32),
+            fractions=(0.5, 0.15, 0.35),
+            plateau_patience=2,
             cap_real_data=True,
         ),
         "tiny": Profile(
@@ -229,11 +278,13 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             replicates=1,
             methods=("trim", "finetune", "mask"),
             criteria=("magnitude",),
-            rewind_fraction=0.5,
-            epochs=_per_task(**dict.fromkeys(TASKS, 1)),
+            rewind_epochs=_per_task(**dict.fromkeys(TASKS, 0)),
+            max_epochs=_per_task(**dict.fromkeys(TASKS, 1)),
+            patience=_per_task(**dict.fromkeys(TASKS, 1)),
             examples=_per_task(instrument=40, singing=40, pitch=60, chord=40, drum=4, onset=4),
             epoch_examples=_per_task(**dict.fromkeys(TASKS)),
             batch_size=_per_task(**dict.fromkeys(TASKS, 16)),
+            data="synthetic",
             criterion_batches=2,
             cap_real_data=True,
         ),
@@ -244,10 +295,15 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
 # ------------------------------------------------------------------------------ running
 
 
-def _splits(task: str, profile: Profile, data_root: str | None) -> Splits:
-    """The task's data: cached synthetic splits, or the real dataset split by recording."""
+def _splits(
+    task: str, profile: Profile, data_root: str | None, soundfont: str | None = None
+) -> Splits:
+    """The task's data: rendered or synthetic splits, or the real dataset split by recording."""
     if data_root is None:
-        return synthetic_splits(task, profile.examples[task], profile.seed, profile.size)
+        args = (task, profile.examples[task], profile.seed, profile.size, profile.fractions)
+        if profile.data == "rendered":
+            return rendered_splits(*args, soundfont)
+        return synthetic_splits(*args)
     limit = profile.examples[task] if profile.cap_real_data else None
     return load_real_splits(task, str(Path(data_root).resolve()), profile.size, profile.seed, limit)
 
@@ -260,18 +316,18 @@ def build_lottery(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     device: str = "cpu",
+    soundfont: str | None = None,
 ) -> tuple[lt.Lottery, TaskRun]:
     """The runner for ``task`` under ``profile``, and the task's data/train/evaluate bundle."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
     run = TaskRun(
         task,
-        _splits(task, profile, data_root),
+        _splits(task, profile, data_root, soundfont),
         profile.size,
         profile.train_settings(task),
         criterion_batches=profile.criterion_batches,
         seed=profile.seed,
-        rewind_fraction=profile.rewind_fraction,
         device=device,
         log=log,
     )
@@ -282,7 +338,7 @@ def build_lottery(
         run.evaluate,
         profile.config(task),
         data=run.criterion_data(),
-        settings=profile.settings(task, data_root),
+        settings=profile.settings(task, data_root, soundfont),
         root=root,
         progress=progress,
     )
@@ -297,11 +353,12 @@ def run_task(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     device: str = "cpu",
+    soundfont: str | None = None,
 ) -> tuple[pd.DataFrame, lt.Lottery, TaskRun]:
     """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle."""
     say = log or (lambda _: None)
     start = time.perf_counter()
-    lottery, run = build_lottery(task, profile, root, data_root, progress, log, device)
+    lottery, run = build_lottery(task, profile, root, data_root, progress, log, device, soundfont)
     say(
         f"{task}: profile {profile.name}, {TASKS[task].description}; "
         f"data {describe_splits(run.splits)} (train/val/test) ready in "
@@ -341,7 +398,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="folder holding the real datasets ("
         + ", ".join(sorted(set(REAL_DATA.values())))
-        + "); synthetic data when not given",
+        + "); data rendered from a SoundFont when not given",
+    )
+    parser.add_argument(
+        "--soundfont",
+        default=None,
+        help="a .sf2 file to render the data with (default: the General MIDI SoundFont "
+        "pretty_midi ships)",
     )
     parser.add_argument(
         "--replicates", type=_positive, default=None, help="override the profile's replicates"
@@ -397,10 +460,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames: list[pd.DataFrame] = []
     for task in tasks:
         results, lottery, _ = run_task(
-            task, profile, args.root, args.data_root, not args.no_progress, log, args.device
+            task,
+            profile,
+            args.root,
+            args.data_root,
+            not args.no_progress,
+            log,
+            args.device,
+            args.soundfont,
         )
         frames.append(results)
         synthetic_splits.cache_clear()  # each task's data is used once here; free it
+        rendered_splits.cache_clear()
         load_real_splits.cache_clear()
         print(f"\nTable 1, {task} ({profile.name} profile):\n")
         print(_table(results))

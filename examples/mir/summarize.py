@@ -54,6 +54,7 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
         row = {
             "task": task,
             "reference error": ref,
+            **_reference_noise(group),
             "<=25% kept, error <= reference": bool((deep.error <= ref).any()),
             "removed within 1.1x": 1.0 - float(within.kept.min()) if len(within) else 0.0,
         }
@@ -64,6 +65,22 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
             row["trim beats finetune (levels >= 3)"] = f"{wins}/{len(common)}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _reference_noise(group: pd.DataFrame) -> dict[str, object]:
+    """Test size, bootstrap 95 % interval and still-falling count of a task's references.
+
+    The interval (``error_low``/``error_high``, from ``TaskRun.evaluate``: resampling the test
+    examples, clips for onsets) is averaged over replicates; runs without it show nothing.
+    """
+    refs = group[(group.method == "trim") & (group.level == 0)]
+    out: dict[str, object] = {}
+    if "test_n" in refs.columns and refs.test_n.notna().any():
+        out["test n"] = int(refs.test_n.max())
+        out["reference 95% CI"] = f"[{refs.error_low.mean():.3f}, {refs.error_high.mean():.3f}]"
+    if "still_falling" in refs.columns:
+        out["references still falling"] = f"{int(refs.still_falling.sum())}/{len(refs)}"
+    return out
 
 
 def per_level(results: pd.DataFrame) -> pd.DataFrame:

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import datasets, metrics, synth
+from . import datasets, metrics, render, synth, uncertainty
 from .features import MIRData, Splits, transpose_chords
 from .models import TASKS, build_model
+from .stopping import EarlyStopping
 
 __all__ = [
     "GROUP_KEYS",
@@ -34,6 +35,7 @@ __all__ = [
     "TaskRun",
     "TrainSettings",
     "load_real_splits",
+    "rendered_splits",
     "split_by_group",
     "subset",
     "synthetic_splits",
@@ -94,9 +96,17 @@ class LevelContextLike(Protocol):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How one level is trained: the paper's optimiser and schedule, at a given budget."""
+    """How one level is trained: the paper's optimiser and schedule, with early stopping.
 
-    epochs: int
+    A level trains until ``patience`` epochs bring no lower validation error (ties: loss), at
+    most ``max_epochs``, and keeps its best-validation weights. At level 0 the rewind point
+    W_k is taken after ``rewind_epochs`` epochs (keep it <= ``patience``, so that it is taken
+    before early stopping can end the reference).
+    """
+
+    max_epochs: int
+    patience: int
+    rewind_epochs: int = 1
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 2e-4
@@ -110,9 +120,28 @@ class TrainSettings:
 
 
 @functools.lru_cache(maxsize=16)
-def synthetic_splits(task: str, n: int, seed: int, size: str) -> Splits:
+def synthetic_splits(
+    task: str,
+    n: int,
+    seed: int,
+    size: str,
+    fractions: tuple[float, float, float] = _FRACTIONS,
+) -> Splits:
     """Seeded synthetic train / val / test splits, generated once per process and reused."""
-    return synth.make_dataset(task, n, seed=seed, size=size)
+    return synth.make_dataset(task, n, seed=seed, size=size, fractions=fractions)
+
+
+@functools.lru_cache(maxsize=4)
+def rendered_splits(
+    task: str,
+    n: int,
+    seed: int,
+    size: str,
+    fractions: tuple[float, float, float] = _FRACTIONS,
+    soundfont: str | None = None,
+) -> Splits:
+    """SoundFont-rendered splits (cached on disk by :mod:`examples.mir.render`, and per process)."""
+    return render.make_dataset(task, n, seed, size, soundfont, fractions)
 
 
 def _per_clip_keys(data: MIRData) -> set[str]:
@@ -251,7 +280,6 @@ class TaskRun:
         settings: TrainSettings,
         criterion_batches: int = 4,
         seed: int = 0,
-        rewind_fraction: float = 0.5,
         device: str | torch.device = "cpu",
         log: Callable[[str], None] | None = print,
     ) -> None:
@@ -264,7 +292,6 @@ class TaskRun:
         self.settings = settings
         self.criterion_batches = criterion_batches
         self.seed = seed
-        self.rewind_fraction = rewind_fraction
         self.device = torch.device(device)
         self.log = log
         self.train_calls = 0
@@ -290,13 +317,14 @@ class TaskRun:
         return list(val.inputs[rows].split(_CRITERION_BATCH))
 
     def train(self, model: nn.Module, ctx: LevelContextLike) -> None:
-        """Train ``model`` in place for one level and restore its best-validation state.
+        """Train ``model`` in place for one level, early-stopped, with its best-validation state.
 
         Adam with weight decay, learning rate multiplied by ``plateau_factor`` after
-        ``plateau_patience`` epochs without a lower validation loss, and the state of the epoch
-        with the lowest validation error (ties: lowest loss) kept at the end, as in the paper.
-        The optimizer is built anew on every call: the runner replaces parameters between
-        levels.
+        ``plateau_patience`` epochs without a lower validation loss, training stopped after
+        ``patience`` epochs without a better validation error (or at ``max_epochs``), and the
+        state of the best epoch kept, as in the paper. The optimizer is built anew on every
+        call: the runner replaces parameters between levels. Records ``best_epoch``,
+        ``epochs``, ``val_loss`` and ``still_falling`` (1 when the cap came first).
         """
         self.train_calls += 1
         s = self.settings
@@ -306,20 +334,18 @@ class TaskRun:
         gen = torch.Generator().manual_seed(seed)
         x, y = self.splits.train
         device = self.device
-        # take W_k (level 0) on the CPU where the runner keeps it, when ctx.epochs would
-        capture_at = round(s.epochs * self.rewind_fraction) if ctx.level == 0 else -1
+        # take W_k (level 0) on the CPU where the runner keeps it
+        capture_at = min(s.rewind_epochs, s.max_epochs) if ctx.level == 0 else -1
         if capture_at == 0:
             ctx.capture_rewind()
+        stopper = EarlyStopping(s.patience, s.max_epochs)
         model.to(device)
         try:
             optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=s.plateau_factor, patience=s.plateau_patience
             )
-            best: tuple[float, float] | None = None
-            best_state: dict[str, torch.Tensor] = {}
-            best_epoch = epochs_run = 0
-            for epoch in ctx.epochs(s.epochs):
+            for epoch in ctx.epochs(s.max_epochs):
                 model.train()
                 for idx in self._epoch_rows(gen).split(s.batch_size):
                     if idx.numel() < 2:  # BatchNorm needs two examples in training mode
@@ -333,32 +359,52 @@ class TaskRun:
                     optimizer.step()
                 val_error, val_loss = self._validate(model)
                 scheduler.step(val_loss)
-                epochs_run += 1
-                if best is None or (val_error, val_loss) < best:
-                    best, best_epoch = (val_error, val_loss), epoch
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                stopper.update((val_error, val_loss), model)
                 if epoch + 1 == capture_at:
                     _to_cpu(model)
                     ctx.capture_rewind()
                     model.to(device)
-            if best_state:
-                model.load_state_dict(best_state)
+                if stopper.should_stop:
+                    break
+            stopper.restore(model)
         finally:
             if device.type != "cpu":
                 _to_cpu(model)
-        ctx.record(best_epoch=float(best_epoch), val_loss=best[1] if best else float("nan"))
+        best_loss = stopper.best[1] if stopper.best else float("nan")
+        ctx.record(
+            best_epoch=float(stopper.best_epoch),
+            epochs=float(stopper.epochs),
+            val_loss=best_loss,
+            still_falling=float(stopper.still_falling),
+        )
         self._last = {
             "ctx": f"{ctx.method}/{ctx.criterion} replicate {ctx.replicate} level {ctx.level}",
             "seconds": time.perf_counter() - start,
-            "epochs": epochs_run,
-            "best_epoch": best_epoch,
+            "epochs": stopper.epochs,
+            "best_epoch": stopper.best_epoch,
         }
+        if ctx.level == 0:
+            self._report_curve(ctx, stopper)
+
+    def _report_curve(self, ctx: LevelContextLike, stopper: EarlyStopping) -> None:
+        """Print the reference's learning curve, and a warning if it was still falling."""
+        if self.log is None:
+            return
+        curve = " ".join(f"{e:.3f}" for e in stopper.curve)
+        name = f"{self.task} replicate {ctx.replicate} reference"
+        self.log(f"{name}: validation error per epoch: {curve}")
+        if stopper.still_falling:
+            self.log(
+                f"{name}: STILL FALLING at the cap of {stopper.max_epochs} epochs "
+                f"(best at epoch {stopper.best_epoch}); more epochs would likely lower it"
+            )
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Test error (the paper's metric) plus the validation error at the same settings.
 
         Drum and onset models are peak-picked on test at the threshold that is best on the
-        validation split (recorded as ``threshold``).
+        validation split (recorded as ``threshold``). ``error_low`` / ``error_high`` bound a
+        seeded bootstrap 95 % interval over the ``test_n`` test examples (clips for onsets).
         """
         model.to(self.device)
         try:
@@ -368,15 +414,21 @@ class TaskRun:
             if self.device.type != "cpu":
                 _to_cpu(model)
         result: dict[str, float]
+        test = self.splits.test
         if self.spec.metric == "onset_error":
             threshold, val_error = metrics.best_threshold(val_out, self.splits.val)
-            error = metrics.onset_error(test_out, self.splits.test, threshold=threshold)
+            error = metrics.onset_error(test_out, test, threshold=threshold)
             result = {"error": error, "val_error": val_error, "threshold": threshold}
         else:
+            threshold = 0.5
             result = {
-                "error": metrics.task_error(self.task, test_out, self.splits.test),
+                "error": metrics.task_error(self.task, test_out, test),
                 "val_error": metrics.task_error(self.task, val_out, self.splits.val),
             }
+        low, high, n = uncertainty.bootstrap_interval(
+            self.task, test_out, test, threshold=threshold, seed=self.seed
+        )
+        result.update(error_low=low, error_high=high, test_n=float(n))
         if self.log is not None and self._last:
             last, self._last = self._last, {}
             self.log(

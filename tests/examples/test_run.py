@@ -61,7 +61,9 @@ def test_tiny_lottery_runs_saves_and_resumes(task: str, tmp_path: Path) -> None:
     assert len(keys) == len(expected) and set(keys) == expected
     assert (results["task"] == task).all()
     assert results["error"].between(0.0, 1.0).all() and results["val_error"].notna().all()
-    assert "best_epoch" in results.columns
+    assert {"best_epoch", "epochs", "still_falling", "test_n"} <= set(results.columns)
+    assert (results.error_low <= results.error + 1e-9).all()
+    assert (results.error <= results.error_high + 1e-9).all()
     # one reference per replicate, then every (method, criterion) level once
     assert run.train_calls == config.replicates * (1 + len(pairs) * config.levels)
     assert lottery.directory.parent == tmp_path and lottery.directory.name.startswith(task)
@@ -155,7 +157,7 @@ def test_parse_args_defaults_and_overrides() -> None:
     assert args.no_progress and args.data_root == "/data" and args.figure == "f.png"
     profile = PROFILES[args.profile].override(args.replicates, args.levels, args.epochs)
     assert (profile.replicates, profile.levels) == (2, 3)
-    assert set(profile.epochs.values()) == {7} and set(profile.epochs) == set(TASKS)
+    assert set(profile.max_epochs.values()) == {7} and set(profile.max_epochs) == set(TASKS)
     assert profile.batch_size == PROFILES["paper"].batch_size
 
 
@@ -188,20 +190,24 @@ def test_profiles_follow_the_paper_and_document_every_field() -> None:
     assert set(helps) == {f.name for f in dataclasses.fields(Profile)}
     assert all(text.strip() for text in helps.values())
     paper = PROFILES["paper"]
-    assert (paper.levels, paper.amount, paper.replicates, paper.rewind_fraction) == (
+    assert (paper.levels, paper.amount, paper.replicates, paper.rewind_fraction("chord")) == (
         15,
         0.3,
         5,
         0.5,
     )
+    # the paper's fixed epochs: its patience never ends a level before the cap
+    assert all(paper.patience[t] >= paper.max_epochs[t] for t in TASKS)
     assert set(paper.batch_size.values()) == {64} and (paper.lr, paper.weight_decay) == (1e-3, 2e-4)
     assert (paper.plateau_factor, paper.plateau_patience, paper.size) == (0.5, 10, "paper")
     assert {"trim", "finetune", "mask"} <= set(paper.methods)
     assert {"magnitude", "activation", "batchnorm"} <= set(paper.criteria)
     quick = PROFILES["quick"]
-    assert quick.size == "quick" and (1 - quick.amount) ** quick.levels < 0.1  # > 90% removed
+    assert quick.size == "quick" and (1 - quick.amount) ** quick.levels < 0.15  # > 85% removed
     assert {"trim", "finetune", "mask"} <= set(quick.methods)
-    assert TINY.size == "tiny" and TINY.levels == 2 and set(TINY.epochs.values()) == {1}
+    assert quick.replicates == 3 and quick.data == "rendered"
+    assert all(quick.rewind_epochs[t] <= quick.patience[t] < quick.max_epochs[t] for t in TASKS)
+    assert TINY.size == "tiny" and TINY.levels == 2 and set(TINY.max_epochs.values()) == {1}
     with pytest.raises(dataclasses.FrozenInstanceError):
         paper.levels = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="size"):
@@ -283,3 +289,18 @@ def test_split_by_group_keeps_groups_apart_and_limits_them() -> None:
     picked = subset(data, np.array([3, 7]))
     assert torch.equal(picked.inputs, data.inputs[[3, 7]])
     assert picked.meta["song"] == [data.meta["song"][3], data.meta["song"][7]]
+
+
+def test_rendered_data_run_and_its_soundfont_in_the_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOTTERYTRIM_CACHE", str(tmp_path / "cache"))
+    rendered = dataclasses.replace(TINY, data="rendered", levels=1)
+    results, lottery, run = run_task("onset", rendered, tmp_path / "runs", progress=False, log=None)
+    assert results["error"].between(0.0, 1.0).all() and run.splits.test.n > 0
+    assert any((tmp_path / "cache").rglob("*.npz"))  # rendered once, kept on disk
+    settings = rendered.settings("onset")
+    assert settings["data"]["source"] == "rendered"
+    assert len(settings["data"]["soundfont"]["sha256"]) == 64
+    synthetic, _ = build_lottery("onset", TINY.override(levels=1), tmp_path / "runs", log=None)
+    assert synthetic.directory != lottery.directory

@@ -23,11 +23,13 @@ def _run(root: Path, task: str) -> lt.Lottery:
             opt.zero_grad()
             model(x).float().pow(2).mean().backward()
             opt.step()
+        ctx.record(still_falling=1.0)
 
-    def evaluate(model: nn.Module) -> float:
+    def evaluate(model: nn.Module) -> dict[str, float]:
         model.eval()
         with torch.no_grad():
-            return float(model(x).abs().mean())
+            error = float(model(x).abs().mean())
+        return {"error": error, "error_low": error - 0.01, "error_high": error + 0.02, "test_n": 8}
 
     config = lt.LotteryConfig(task=task, levels=2, replicates=1, methods=("trim", "finetune"))
     lottery = lt.Lottery(
@@ -54,6 +56,8 @@ def test_summary_draws_the_figure_and_prints_the_tables(tmp_path: Path, capsys) 
     assert "| onset | reference |" in out and "| chord | reference |" in out
     assert "trim beats finetune (levels >= 3)" in out
     assert "| onset | kept (trim) | 1.000 |" in out
+    assert "test n" in out and "reference 95% CI" in out and "| 8 | [" in out
+    assert "references still falling" in out and "| 1/1 |" in out
 
 
 def test_targets_reads_mean_errors_per_level() -> None:

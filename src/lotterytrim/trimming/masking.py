@@ -29,6 +29,7 @@ __all__ = [
     "current_masks",
     "global_magnitude_masks",
     "apply_masks",
+    "enforce_masks",
     "strip_masks",
     "masked_names",
     "write_stored",
@@ -143,6 +144,16 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
             _refresh(m, attr)
 
 
+def enforce_masks(model: nn.Module) -> None:
+    """Zero the masked entries of every masked weight's stored values and refresh the layer's
+    weight, e.g. after values were written into ``<name>_orig`` (a rewind, a reload)."""
+    for _, (m, attr) in maskable(model).items():
+        if is_masked(m, attr):
+            with torch.no_grad():
+                m._parameters[orig_attr(attr)].mul_(getattr(m, mask_attr(attr)))
+            _refresh(m, attr)
+
+
 def _refresh(module: nn.Module, attr: str) -> None:
     """Run the layer's mask hook now, so that ``module.<attr>`` reflects its mask at once."""
     for hook in module._forward_pre_hooks.values():
@@ -199,8 +210,10 @@ def masked_names(model: nn.Module) -> set[str]:
 
 
 def write_stored(model: nn.Module, values: Mapping[str, torch.Tensor]) -> None:
-    """Copy values into the model's stored tensors (under masks where masks are applied)."""
+    """Copy values into the model's stored tensors (under masks where masks are applied);
+    masked entries stay zero."""
     with torch.no_grad():
         for name, t in model_tensors(model).items():
             if name in values:
                 t.copy_(values[name])
+    enforce_masks(model)

@@ -154,8 +154,10 @@ class LotteryTrimmer:
         return self.rewind_point
 
     def rewind(self) -> None:
-        """Write W_k, sliced by the current plan, into the surviving tensors, bit for bit."""
+        """Write W_k, sliced by the current plan, into the surviving tensors, bit for bit
+        (masked entries of masked weights stay zero)."""
         self._require_rewind().restore(self.model, self.plan)
+        masking.enforce_masks(self.model)
 
     # ---------------------------------------------------------------- stepping
     def step(self, data: Iterable[Any] | None = None) -> StepResult:
