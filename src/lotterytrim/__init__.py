@@ -16,12 +16,11 @@ from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.tags import unprunable
 from lotterytrim.errors import LotteryTrimError
 from lotterytrim.measure.report import Report, compare, report
-from lotterytrim.options import TrimOptions
+from lotterytrim.options import Safeguards, TrimOptions
 from lotterytrim.runner.config import LotteryConfig
 from lotterytrim.runner.context import LevelContext
 from lotterytrim.runner.lottery import Lottery
 from lotterytrim.runner.results import load_results, select
-from lotterytrim.selection.safeguards import Safeguards
 from lotterytrim.storage.io import load, save
 from lotterytrim.trimming import methods
 from lotterytrim.trimming.step import StepResult, TrimResult, layer_units, trim

@@ -1,4 +1,4 @@
-"""How a trimming step chooses units: one options dataclass, its defaults and its checks.
+"""How a trimming step chooses units: the options dataclasses, their defaults and their checks.
 
 ``trim``, :class:`~lotterytrim.trimming.trimmer.LotteryTrimmer` and
 :class:`~lotterytrim.runner.config.LotteryConfig` all take a :class:`TrimOptions` (``options=``)
@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 import numpy as np
 
 from lotterytrim.engine.owned import check_on_unsupported
-from lotterytrim.selection.safeguards import Safeguards
 
 __all__ = [
     "TrimOptions",
+    "Safeguards",
+    "COSTS",
     "OPTION_NAMES",
     "SCOPES",
     "NORMALIZATIONS",
@@ -27,6 +28,75 @@ __all__ = [
     "option_keywords",
     "expose_options",
 ]
+
+COSTS = ("none", "params", "macs")
+
+
+@dataclass(frozen=True)
+class Safeguards:
+    """Per-layer limits on what one step may remove, and how unit cost enters the ranking.
+
+    ``step_cap``: the largest share of a group's current units that one step may remove
+    (1.0: no cap). ``keep_floor``: the share of a group's *original* units (before the first
+    step) that always survives (0.0: no floor); ``min_units`` still applies on top.
+    ``cost``: rank units by score per parameter (``"params"``) or per multiply-accumulate
+    (``"macs"``) they cost instead of by score alone (``"none"``), so that units cheap in
+    parameters but costly in compute are not removed first by accident.
+    """
+
+    step_cap: float = 0.5
+    keep_floor: float = 0.05
+    cost: str = "none"
+
+    def __post_init__(self) -> None:
+        for name, low_open in (("step_cap", True), ("keep_floor", False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+            value = float(value)
+            if not (0.0 <= value <= 1.0) or (low_open and value == 0.0) or value != value:
+                bounds = "(0, 1]" if low_open else "[0, 1)"
+                raise ValueError(f"{name} must lie in {bounds}, got {value}")
+            object.__setattr__(self, name, value)
+        if self.keep_floor >= 1.0:
+            raise ValueError(f"keep_floor must lie in [0, 1), got {self.keep_floor}")
+        if self.cost not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}, got {self.cost!r}")
+
+    @classmethod
+    def off(cls) -> Safeguards:
+        """No cap, no floor, plain scores: the unguarded ranking."""
+        return cls(step_cap=1.0, keep_floor=0.0, cost="none")
+
+    @classmethod
+    def coerce(cls, value: Safeguards | Mapping[str, Any] | bool | None) -> Safeguards:
+        """Accept a ``Safeguards``, a mapping of its fields, ``True`` (defaults) or ``False``/None
+        (off)."""
+        if isinstance(value, Safeguards):
+            return value
+        if value is True:
+            return cls()
+        if value is False or value is None:
+            return cls.off()
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"step_cap", "keep_floor", "cost"}
+            if unknown:
+                raise ValueError(f"unknown safeguard option(s): {sorted(unknown)}")
+            return cls(**value)
+        raise TypeError(
+            f"safeguards must be a Safeguards, a mapping of its fields, or a bool; "
+            f"got {type(value).__name__}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-able dict."""
+        return asdict(self)
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit or cost weighting is in force."""
+        return self.step_cap < 1.0 or self.keep_floor > 0.0 or self.cost != "none"
+
 
 SCOPES = ("global", "local")
 NORMALIZATIONS = ("none", "max", "l2", "mean", "fan_in")

@@ -14,9 +14,9 @@ from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.options import TrimOptions, check_amount
 from lotterytrim.selection.costs import ParamCost, unit_costs
-from lotterytrim.selection.safeguards import original_units
+from lotterytrim.selection.safeguards import original_units, unit_limits
 
-__all__ = ["Selection", "select_units", "normalize_scores"]
+__all__ = ["Selection", "select_units", "normalize_scores", "removed_share"]
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,12 @@ class Selection:
     @property
     def achieved(self) -> float:
         """Share of the parameters removed."""
-        if self.params_before == 0:
-            return 0.0
-        return 1.0 - self.params_after / self.params_before
+        return removed_share(self.params_before, self.params_after)
+
+
+def removed_share(before: float, after: float) -> float:
+    """Share of ``before`` parameters that are gone when ``after`` are left (0 for no model)."""
+    return 1.0 - after / before if before else 0.0
 
 
 def normalize_scores(scores: np.ndarray, group: UnitGroup, how: str) -> np.ndarray:
@@ -103,7 +106,7 @@ def select_units(
         norm[g.id] = normalize_scores(s, g, normalize)
         if g.id in weights:  # cost-aware: score per parameter or per MAC the unit costs
             norm[g.id] = norm[g.id] / weights[g.id]
-    limits = {gid: guard.limits(graph.groups[gid], originals[gid], min_units) for gid in norm}
+    limits = {gid: unit_limits(guard, graph.groups[gid], originals[gid], min_units) for gid in norm}
     row_rank = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
     if scope == "global":
         cand_g, cand_u, cand_s = [], [], []

@@ -19,7 +19,7 @@ from lotterytrim.engine.guards import check_trimmable
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.errors import TrimVerificationError
 from lotterytrim.options import TrimOptions, check_amount
-from lotterytrim.selection.rank import Selection, select_units
+from lotterytrim.selection.rank import Selection, removed_share, select_units
 
 __all__ = [
     "trim",
@@ -50,7 +50,7 @@ class TrimResult:
     @property
     def achieved(self) -> float:
         """Share of the parameters actually removed."""
-        return 1.0 - self.params_after / self.params_before if self.params_before else 0.0
+        return removed_share(self.params_before, self.params_after)
 
 
 @dataclass(kw_only=True)
