@@ -94,7 +94,7 @@ def _child(args: argparse.Namespace) -> None:
 
     import lotterytrim as lt
     from examples.mir.models import TASKS, build_model, example_input
-    from lotterytrim.graph import TrimGraph
+    from lotterytrim.engine.graph import TrimGraph
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -42,8 +42,8 @@ from _machine import machine  # noqa: E402
 
 import lotterytrim as lt  # noqa: E402
 from examples.mir.models import TASKS, build_model, example_input  # noqa: E402
-from lotterytrim import masking  # noqa: E402
 from lotterytrim.export import export_onnx  # noqa: E402
+from lotterytrim.trimming import masking  # noqa: E402
 
 TARGET = 0.7  # latency speedup should reach this share of the MAC reduction
 FLOOR_AMOUNT = 0.999  # the floor model: everything trimmable removed, down to one unit a layer

@@ -22,7 +22,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 from zoo_models import TRANSFORMERS, ZOO, ZooCase, clone  # noqa: E402
 
 import lotterytrim as lt  # noqa: E402
-from lotterytrim.graph import output_signature, run_model  # noqa: E402
+from lotterytrim.calls import output_signature, run_model  # noqa: E402
 
 AMOUNT = 0.3
 COMMAND = "python benchmarks/layer_coverage.py"

@@ -42,7 +42,7 @@ from _machine import machine  # noqa: E402
 import lotterytrim as lt  # noqa: E402
 from examples.mir.models import TASKS, build_model  # noqa: E402
 from examples.mir.synth import make_dataset  # noqa: E402
-from lotterytrim import masking  # noqa: E402
+from lotterytrim.trimming import masking  # noqa: E402
 
 TARGET = 0.35  # trimming should cost at most this share of masking
 

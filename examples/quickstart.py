@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.plan import TrimPlan
+from lotterytrim.engine.plan import TrimPlan
 
 
 def make_data(n: int, seed: int, length: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:

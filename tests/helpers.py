@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lotterytrim.graph import run_model
-from lotterytrim.plan import TrimPlan
+from lotterytrim.calls import run_model
+from lotterytrim.engine.plan import TrimPlan
 
 
 def masked_copy(model: nn.Module, plan: TrimPlan) -> nn.Module:

@@ -14,7 +14,7 @@ import pytest
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim._atomic import stale_temps, temp_name, write_bytes_atomic
+from lotterytrim.storage.atomic import stale_temps, temp_name, write_bytes_atomic
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX modes and pids")
 

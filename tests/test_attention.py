@@ -12,7 +12,8 @@ from torch import nn
 from zoo_transformers import EncoderClassifier, SelfAttention, SpectrogramViT, SpeechEncoder
 
 import lotterytrim as lt
-from lotterytrim.graph import TrimGraph, run_model
+from lotterytrim.calls import run_model
+from lotterytrim.engine.graph import TrimGraph
 
 
 class _MHAOnly(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.cli import main
-from lotterytrim.io import read_tensors, write_tensors
+from lotterytrim.storage.io import read_tensors, write_tensors
 
 
 def _build() -> nn.Module:

@@ -17,7 +17,7 @@ from lotterytrim.criteria import (
     Random,
     Taylor,
 )
-from lotterytrim.graph import TrimGraph
+from lotterytrim.engine.graph import TrimGraph
 
 
 def _mlp() -> nn.Module:

@@ -28,7 +28,7 @@ def _worker(rank: int, world: int, port: int, out: str, sync: bool) -> None:
     from zoo_patterns import ConvFlatten
 
     import lotterytrim as lt
-    from lotterytrim.rewind import model_tensors
+    from lotterytrim.trimming.rewind import model_tensors
 
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
@@ -69,7 +69,7 @@ def test_ranks_agree(tmp_path):
 
 
 def test_synced_scores_are_the_sum(tmp_path):
-    from lotterytrim.distributed import all_reduce_scores, is_distributed
+    from lotterytrim.criteria.distributed import all_reduce_scores, is_distributed
 
     assert not is_distributed()
     scores = {0: torch.ones(3)}

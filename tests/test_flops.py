@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.flop_counter import FlopCounterMode
 
-from lotterytrim._flops import ELEMENTWISE_OPS, IGNORED_OPS, count_macs, mac_handles
+from lotterytrim.measure.flops import ELEMENTWISE_OPS, IGNORED_OPS, count_macs, mac_handles
 
 
 def reference_flops(model: nn.Module, *args: torch.Tensor) -> int:

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim._flops import count_macs
-from lotterytrim.graph import TrimGraph
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.measure.flops import count_macs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from zoo_transformers import EncoderClassifier  # noqa: E402

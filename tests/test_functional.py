@@ -12,7 +12,9 @@ from torch import nn
 from zoo_patterns import CASES, ConvFlatten, EmbedGRU
 
 import lotterytrim as lt
-from lotterytrim.graph import TrimGraph, output_signature, run_model
+from lotterytrim.calls import output_signature, run_model
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.selection.costs import ParamCost
 
 IDS = [c.name for c in CASES]
 
@@ -118,7 +120,7 @@ def test_shared_weight_counted_once():
         nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 1)
     )
     graph = TrimGraph(model, torch.randn(2, 10))
-    cost = graph.cost_model()
+    cost = ParamCost(graph)
     # remove 3 units of layer 0 and 4 of layer 2: the 3x4 block between them goes once
     removal = {0: np.arange(3), 1: np.arange(4)}
     left = cost.remaining(cost.rows_for(removal))

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.io import load_trimmer_state
+from lotterytrim.runner.results import COLUMNS
+from lotterytrim.trimming.state import load_trimmer_state
 
 
 class Net(nn.Module):
@@ -94,7 +95,7 @@ def test_rows_files_and_measurements(tmp_path: Path) -> None:
     assert len(results) == 3 * 2 * 3
     assert set(results["method"]) == {"trim", "finetune", "mask"}
     assert set(results.loc[results.method == "mask", "criterion"]) == {"magnitude"}
-    for col in lt.results.COLUMNS + ("val_error", "final_lr"):
+    for col in COLUMNS + ("val_error", "final_lr"):
         assert col in results.columns, col
     # the reference is trained once per replicate and shared by every pair
     assert sum(1 for c in train.calls if c[3] == 0) == 2

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from test_lottery import Recorder, _lottery
 
-from lotterytrim._lock import CellBusyError
-from lotterytrim.io import has_trimmer_state
+from lotterytrim.runner.locks import CellBusyError
+from lotterytrim.storage.io import has_saved_state
 
 _HOLD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from lotterytrim._lock import cell_lock
+    from lotterytrim.runner.locks import cell_lock
     with cell_lock(Path(sys.argv[1]), sys.argv[2], "test"):
         print("held", flush=True)
         time.sleep(60)
@@ -86,12 +86,12 @@ def test_resume_finishes_interrupted_slimming(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(KeyboardInterrupt):
         lottery.run()
     folder = lottery.directory / "replicate-0" / "trim-magnitude"
-    assert has_trimmer_state(folder / "level-01.lt")
+    assert has_saved_state(folder / "level-01.lt")
     monkeypatch.undo()
     train = Recorder()
     resumed = _lottery(tmp_path, train, levels=3)
     assert len(resumed.run()) == 4
     assert [c[3] for c in train.calls] == [3]
-    assert not has_trimmer_state(folder / "level-01.lt")
-    assert not has_trimmer_state(folder / "level-02.lt")
-    assert has_trimmer_state(folder / "level-03.lt")
+    assert not has_saved_state(folder / "level-01.lt")
+    assert not has_saved_state(folder / "level-02.lt")
+    assert has_saved_state(folder / "level-03.lt")

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from zoo_patterns import ConvFlatten
 
-from lotterytrim import masking
-from lotterytrim.graph import TrimGraph
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.masknames import plain_state
+from lotterytrim.trimming import masking
 
 
 def _model():
@@ -37,7 +38,7 @@ def test_smallest_magnitudes_go_first_across_layers():
 def test_plain_state_and_strip():
     model = _model()
     masking.apply_masks(model, masking.global_magnitude_masks(model, 0.4))
-    state = masking.plain_state(model)
+    state = plain_state(model)
     assert "fc1.weight" in state and "fc1.weight_mask" not in state
     assert torch.equal(state["fc1.weight"], model.fc1.weight)
     masks = masking.strip_masks(model)

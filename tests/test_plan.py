@@ -11,7 +11,7 @@ from helpers import outputs
 from zoo_patterns import CASES, ConvFlatten
 
 import lotterytrim as lt
-from lotterytrim.plan import TrimPlan
+from lotterytrim.engine.plan import TrimPlan
 
 
 def _two_steps(case=CASES[0]):

@@ -14,8 +14,9 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lotterytrim.plot import Table1, _percent_ticks, figure2, table1
-from lotterytrim.report import Report
+from lotterytrim.measure.report import Report
+from lotterytrim.plot import Table1, figure2, table1
+from lotterytrim.plot.figure import percent_ticks
 
 TASKS = ("inst", "pitch")
 METHODS = ("trim", "finetune", "mask")
@@ -200,11 +201,11 @@ def test_task_axes_x_is_log_from_100_percent_down(figure: Figure) -> None:
 
 def test_percent_ticks_stay_in_range_and_are_few() -> None:
     # the deepest share gets its own tick when no round share lies near it
-    assert _percent_ticks(0.343) == pytest.approx([1.0, 0.7, 0.5, 0.343])
-    assert _percent_ticks(0.49) == pytest.approx([1.0, 0.7, 0.5])
-    deep = _percent_ticks(0.7**15)  # the paper's 15 levels: 0.47%
+    assert percent_ticks(0.343) == pytest.approx([1.0, 0.7, 0.5, 0.343])
+    assert percent_ticks(0.49) == pytest.approx([1.0, 0.7, 0.5])
+    deep = percent_ticks(0.7**15)  # the paper's 15 levels: 0.47%
     assert deep == pytest.approx([1.0, 0.3, 0.1, 0.03, 0.01, 0.7**15])
-    assert _percent_ticks(0.005) == pytest.approx([1.0, 0.3, 0.1, 0.03, 0.01, 0.005])
+    assert percent_ticks(0.005) == pytest.approx([1.0, 0.3, 0.1, 0.03, 0.01, 0.005])
 
 
 def test_method_panel_is_normalised_and_starts_at_one(figure: Figure) -> None:
@@ -514,9 +515,9 @@ def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch
         chosen["criterion"] = kwargs["criterion"]
         return chosen
 
-    module = types.ModuleType("lotterytrim.results")
+    module = types.ModuleType("lotterytrim.runner.results")
     module.select = fake_select  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lotterytrim.results", module)
+    monkeypatch.setitem(sys.modules, "lotterytrim.runner.results", module)
     results = make_results(latency=True)
     table = table1(results, method="mask", criterion="activation")
     assert calls == [{"rows": len(results), "method": "mask", "criterion": "activation"}]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.graph import output_signature, run_model
+from lotterytrim.calls import output_signature, run_model
 
 
 class RandomNet(nn.Module):

@@ -18,16 +18,10 @@ from torch import nn
 from torch.nn.utils import prune
 
 import lotterytrim as lt
-import lotterytrim.io
-from lotterytrim.report import (
-    Report,
-    ReportTable,
-    _disk_bytes,
-    compare,
-    layer_diff,
-    layer_table,
-    report,
-)
+import lotterytrim.storage.io
+from lotterytrim.measure.layers import layer_diff, layer_table
+from lotterytrim.measure.report import Report, _disk_bytes, compare, report
+from lotterytrim.measure.tables import ReportTable
 
 
 def tiny_mlp() -> nn.Sequential:
@@ -165,7 +159,7 @@ def test_disk_bytes_failure_is_a_value_error_naming_the_model(
     def broken(model: nn.Module, path: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lotterytrim.io, "save", broken)
+    monkeypatch.setattr(lotterytrim.storage.io, "save", broken)
     with pytest.raises(ValueError, match="Sequential.*disk full") as info:
         report(tiny_mlp(), torch.randn(1, 4), latency=False)
     assert isinstance(info.value.__cause__, OSError)

@@ -10,9 +10,10 @@ from helpers import randomize_norms
 from zoo_patterns import CASES, ConvFlatten
 
 import lotterytrim as lt
-from lotterytrim import masking
-from lotterytrim.graph import run_model
-from lotterytrim.rewind import RewindPoint, model_tensors
+from lotterytrim.calls import run_model
+from lotterytrim.engine.masknames import model_tensors
+from lotterytrim.trimming import masking
+from lotterytrim.trimming.rewind import RewindPoint
 
 IDS = [c.name for c in CASES]
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.safeguards import unit_costs
+from lotterytrim.selection.costs import unit_costs
 
 
 def _thin_first() -> nn.Module:

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from lotterytrim.criteria import Magnitude
-from lotterytrim.graph import TrimGraph
-from lotterytrim.selection import normalize_scores, select
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.selection.rank import normalize_scores, select_units
 
 
 def _mlp(widths=(6, 30, 10, 2)) -> nn.Module:
@@ -22,7 +22,7 @@ def _mlp(widths=(6, 30, 10, 2)) -> nn.Module:
 
 def test_local_scope_takes_the_same_share_of_each_group():
     graph = TrimGraph(_mlp((6, 40, 20, 2)), torch.randn(2, 6))
-    sel = select(graph, Magnitude().score(graph), 0.3, scope="local")
+    sel = select_units(graph, Magnitude().score(graph), 0.3, scope="local")
     shares = [sel.removal[g.id].size / g.n_units for g in graph.prunable_groups]
     assert max(shares) - min(shares) <= 0.05 + 1e-9
 
@@ -32,7 +32,7 @@ def test_global_scope_can_empty_one_layer_more_than_another():
     with torch.no_grad():
         model[0].weight.mul_(100.0)  # layer 0 units look important everywhere
     graph = TrimGraph(model, torch.randn(2, 6))
-    sel = select(graph, Magnitude().score(graph), 0.3, normalize="none")
+    sel = select_units(graph, Magnitude().score(graph), 0.3, normalize="none")
     assert 0 not in sel.removal or sel.removal[0].size < sel.removal[1].size
 
 
@@ -50,13 +50,13 @@ def test_normalisations(how):
         "fan_in": s / g.unit_params,
     }[how]
     assert np.allclose(out, expected)
-    sel = select(graph, Magnitude().score(graph), 0.3, normalize=how)
+    sel = select_units(graph, Magnitude().score(graph), 0.3, normalize=how)
     assert abs(sel.achieved - 0.3) < 0.05
 
 
 def test_min_units_and_infeasible_budget_reports_why():
     graph = TrimGraph(_mlp((6, 8, 8, 2)), torch.randn(2, 6))
-    sel = select(graph, Magnitude().score(graph), 0.95, min_units=3)
+    sel = select_units(graph, Magnitude().score(graph), 0.95, min_units=3)
     for g in graph.prunable_groups:
         assert g.n_units - sel.removal.get(g.id, np.zeros(0)).size >= 3
     assert sel.reason is not None and "min_units=3" in sel.reason
@@ -66,7 +66,7 @@ def test_min_units_and_infeasible_budget_reports_why():
 def test_exact_count_matches_real_model():
     model = _mlp((6, 30, 10, 2))
     graph = TrimGraph(model, torch.randn(2, 6))
-    sel = select(graph, Magnitude().score(graph), 0.4)
+    sel = select_units(graph, Magnitude().score(graph), 0.4)
     graph.plan_for(sel.removal).apply_to_model(model)
     assert sum(p.numel() for p in model.parameters()) == sel.params_after
 
@@ -75,6 +75,6 @@ def test_bad_scores_are_rejected():
     graph = TrimGraph(_mlp(), torch.randn(2, 6))
     g = graph.prunable_groups[0]
     with pytest.raises(ValueError, match="scores for group"):
-        select(graph, {g.id: torch.ones(g.n_units + 1)}, 0.3)
+        select_units(graph, {g.id: torch.ones(g.n_units + 1)}, 0.3)
     with pytest.raises(ValueError, match="non-finite"):
-        select(graph, {g.id: torch.full((g.n_units,), float("nan"))}, 0.3)
+        select_units(graph, {g.id: torch.full((g.n_units,), float("nan"))}, 0.3)

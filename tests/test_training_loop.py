@@ -15,9 +15,9 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 import lotterytrim as lt
-from lotterytrim._handover import StaleOptimizerWarning
 from lotterytrim.criteria import Activation
 from lotterytrim.errors import CriterionError, ModelStateError
+from lotterytrim.trimming.handover import StaleOptimizerWarning
 
 
 def _model() -> nn.Module:

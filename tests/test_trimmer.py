@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from zoo_patterns import ConvFlatten
 
 import lotterytrim as lt
-from lotterytrim.rewind import model_tensors
+from lotterytrim.trimming.rewind import model_tensors
 
 METHODS = ["trim", "finetune", "reinit", "mask"]
 

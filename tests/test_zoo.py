@@ -14,8 +14,9 @@ from torch.nn.utils import parametrize
 from zoo_models import TRANSFORMERS, ZOO, ZooCase, clone
 
 import lotterytrim as lt
-from lotterytrim.graph import TrimGraph, _flatten_outputs, output_signature, run_model
-from lotterytrim.plan import TrimPlan
+from lotterytrim.calls import output_signature, run_model, tensor_leaves
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.plan import TrimPlan
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*is deprecated:FutureWarning")
 
@@ -73,8 +74,8 @@ def test_zoo_model_trims_to_working_model(case: ZooCase, criterion: str) -> None
     assert all(reason for reason in res.protected.values())
     if not case.equivalent:
         return  # a norm across channels (LayerNorm) renormalises over the surviving units
-    got = _flatten_outputs(_run(model, x))
-    want = _flatten_outputs(_run(_masked_reference(original, plan), x))
+    got = tensor_leaves(_run(model, x))
+    want = tensor_leaves(_run(_masked_reference(original, plan), x))
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 

@@ -2,91 +2,110 @@
 
 Rank whole units (channels, hidden units), remove them for real together with everything that
 consumed them, rewind the survivors, retrain, repeat: the result is a smaller, faster model.
+``docs/architecture.md`` maps the modules; ``plot`` and ``export_onnx`` load on first use.
 """
 
 from __future__ import annotations
 
-from . import criteria, plot
-from ._handover import StaleOptimizerWarning
-from ._layers import Adapter, Piece, register_adapter
-from ._lock import CellBusyError
-from .criteria import Criterion, LayerCriterion
-from .errors import (
-    CriterionError,
-    ExampleInputError,
-    LotteryError,
-    LotteryTrimError,
-    ModelStateError,
-    TrimVerificationError,
-    UnsupportedLayerError,
-)
-from .export import ExportError, OnnxExport, export_onnx
-from .functional import TrimResult, layer_units, trim
-from .graph import TrimGraph, UnitGroup, unprunable
-from .io import LoadError, load, load_state, load_trimmer_state, save
-from .lottery import LevelContext, Lottery, LotteryConfig
-from .optim import rebuild_optimizer
-from .plan import TrimPlan
-from .report import Report, ReportTable, compare, layer_diff, layer_table, report
-from .results import load_results, select
-from .rewind import RewindPoint
-from .safeguards import Safeguards
-from .selection import Selection
-from .selection import select as select_units
-from .trimmer import CompactResult, LotteryTrimmer, StepResult, TrimmerStateError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from lotterytrim import criteria, errors
+from lotterytrim.criteria import Criterion
+from lotterytrim.engine.plan import TrimPlan
+from lotterytrim.engine.tags import unprunable
+from lotterytrim.errors import LotteryTrimError
+from lotterytrim.measure.report import Report, compare, report
+from lotterytrim.options import Safeguards, TrimOptions
+from lotterytrim.runner.config import LotteryConfig
+from lotterytrim.runner.context import LevelContext
+from lotterytrim.runner.lottery import Lottery
+from lotterytrim.runner.results import load_results, select
+from lotterytrim.storage.io import load, save
+from lotterytrim.trimming import methods
+from lotterytrim.trimming.step import StepResult, TrimResult, layer_units, trim
+from lotterytrim.trimming.trimmer import LotteryTrimmer
+
+if TYPE_CHECKING:
+    from lotterytrim import plot
+    from lotterytrim.export import export_onnx
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adapter",
-    "CompactResult",
+    # one trimming step, and the lottery driver
+    "trim",
+    "TrimOptions",
+    "Safeguards",
+    "TrimResult",
+    "LotteryTrimmer",
+    "StepResult",
+    "criteria",
     "Criterion",
-    "CellBusyError",
-    "CriterionError",
-    "ExampleInputError",
-    "ExportError",
-    "LayerCriterion",
-    "LevelContext",
-    "LoadError",
-    "LotteryTrimError",
+    "methods",
+    "unprunable",
+    "layer_units",
+    "TrimPlan",
+    # files
+    "save",
+    "load",
+    # measuring
+    "report",
+    "compare",
+    "Report",
+    # the experiment runner and its results
     "Lottery",
     "LotteryConfig",
-    "LotteryError",
-    "LotteryTrimmer",
-    "ModelStateError",
-    "OnnxExport",
-    "Piece",
-    "Report",
-    "ReportTable",
-    "RewindPoint",
-    "Safeguards",
-    "Selection",
-    "StaleOptimizerWarning",
-    "StepResult",
-    "TrimGraph",
-    "TrimPlan",
-    "TrimResult",
-    "TrimVerificationError",
-    "TrimmerStateError",
-    "UnitGroup",
-    "UnsupportedLayerError",
-    "compare",
-    "criteria",
-    "export_onnx",
-    "layer_diff",
-    "layer_table",
-    "layer_units",
-    "load",
+    "LevelContext",
     "load_results",
-    "load_state",
-    "load_trimmer_state",
-    "plot",
-    "rebuild_optimizer",
-    "register_adapter",
-    "report",
-    "save",
     "select",
-    "select_units",
-    "trim",
-    "unprunable",
+    "plot",
+    "export_onnx",
+    # errors (every one is in lotterytrim.errors)
+    "errors",
+    "LotteryTrimError",
 ]
+
+# heavy optional modules, imported on first use: matplotlib (plot) and onnx (export_onnx)
+_LAZY = {"plot": ("lotterytrim.plot", None), "export_onnx": ("lotterytrim.export", "export_onnx")}
+
+# names that left the top level, still importable from here (and from the module named)
+_MOVED = {
+    "Adapter": "lotterytrim.engine.adapter",
+    "Piece": "lotterytrim.engine.adapter",
+    "register_adapter": "lotterytrim.engine.layers",
+    "TrimGraph": "lotterytrim.engine.graph",
+    "UnitGroup": "lotterytrim.engine.groups",
+    "LayerCriterion": "lotterytrim.criteria",
+    "Selection": "lotterytrim.selection.rank",
+    "RewindPoint": "lotterytrim.trimming.rewind",
+    "CompactResult": "lotterytrim.trimming.step",
+    "rebuild_optimizer": "lotterytrim.trimming.optimizer",
+    "load_state": "lotterytrim.storage.io",
+    "load_trimmer_state": "lotterytrim.trimming.state",
+    "ReportTable": "lotterytrim.measure.tables",
+    "layer_table": "lotterytrim.measure.layers",
+    "layer_diff": "lotterytrim.measure.layers",
+    "OnnxExport": "lotterytrim.export",
+    **{name: "lotterytrim.errors" for name in errors.__all__ if name != "LotteryTrimError"},
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``plot`` and ``export_onnx`` on first use; resolve names moved to submodules."""
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
+    elif name == "select_units":
+        value = importlib.import_module("lotterytrim.selection.rank").select_units
+    elif name in _MOVED:
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+    else:
+        raise AttributeError(f"module 'lotterytrim' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

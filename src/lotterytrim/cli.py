@@ -17,20 +17,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["FileReportError", "describe_file", "main"]
+from lotterytrim.errors import FileReportError
+from lotterytrim.measure.tables import human, text_table
+from lotterytrim.storage.files import HEADER_KEY, STATE_PREFIX
 
-METADATA_KEY = "lotterytrim"
-"""Key of the safetensors header metadata entry holding lotterytrim's JSON metadata."""
-
-TRIMMER_PREFIX = "__trimmer__/"
-"""Name prefix of the trimmer-state tensors ``lotterytrim.io.save`` stores beside the model's."""
+__all__ = ["describe_file", "main"]
 
 BUFFER_SUFFIXES: tuple[str, ...] = ("running_mean", "running_var", "num_batches_tracked")
 """Tensor names counted as buffers, not parameters (normalisation running statistics)."""
-
-
-class FileReportError(Exception):
-    """The file cannot be described; the message is one line for the user."""
 
 
 def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -43,7 +37,7 @@ def describe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     everything, header = _read_header(path)
     metadata, extra = _split_metadata(header, path)
     everything.sort(key=_tensor_order(metadata))
-    tensors = [t for t in everything if not t["name"].startswith(TRIMMER_PREFIX)]
+    tensors = [t for t in everything if not t["name"].startswith(STATE_PREFIX)]
     params = sum(_numel(t["shape"]) for t in tensors if not _is_buffer(t["name"]))
     return {
         "path": path,
@@ -99,17 +93,17 @@ def _is_archive(path: str) -> bool:
 
 def _split_metadata(header: dict[str, str], path: str) -> tuple[Any, dict[str, str]]:
     """Parse the lotterytrim JSON entry; return it and the other header entries."""
-    extra = {k: v for k, v in header.items() if k != METADATA_KEY}
-    if METADATA_KEY not in header:
+    extra = {k: v for k, v in header.items() if k != HEADER_KEY}
+    if HEADER_KEY not in header:
         return None, extra
     try:
-        return json.loads(header[METADATA_KEY], parse_constant=_refuse_constant), extra
+        return json.loads(header[HEADER_KEY], parse_constant=_refuse_constant), extra
     except RecursionError:
         raise FileReportError(
-            f"corrupt {METADATA_KEY} metadata in {path}: JSON nested too deeply"
+            f"corrupt {HEADER_KEY} metadata in {path}: JSON nested too deeply"
         ) from None
     except ValueError as err:
-        raise FileReportError(f"corrupt {METADATA_KEY} metadata in {path}: {err}") from err
+        raise FileReportError(f"corrupt {HEADER_KEY} metadata in {path}: {err}") from err
 
 
 def _refuse_constant(name: str) -> Any:
@@ -195,14 +189,12 @@ def _summary(value: Any) -> str:
 
 def _render(info: dict[str, Any]) -> str:
     """Human-readable text report of ``describe_file``'s result."""
-    from lotterytrim.report import _human, _text_table
-
     dtypes = ", ".join(f"{k} x {v}" for k, v in sorted(info["dtypes"].items()))
     lines = [
         f"file      {info['path']}",
-        f"disk      {_human(info['disk_bytes'], 'bytes')} ({info['disk_bytes']} bytes)",
+        f"disk      {human(info['disk_bytes'], 'bytes')} ({info['disk_bytes']} bytes)",
         f"tensors   {info['tensors']}" + (f" ({dtypes})" if dtypes else ""),
-        f"params    {_human(info['params'], 'count')} ({info['params']})",
+        f"params    {human(info['params'], 'count')} ({info['params']})",
     ]
     if info["trimmer_tensors"]:
         count = info["trimmer_tensors"]
@@ -213,13 +205,13 @@ def _render(info: dict[str, Any]) -> str:
         [
             layer["layer"] or "(root)",
             "-" if layer["units"] is None else str(layer["units"]),
-            _human(layer["params"], "count"),
+            human(layer["params"], "count"),
             ", ".join(f"{t['name']} {t['shape']}" for t in layer["tensors"]),
         ]
         for layer in info["layers"]
     ]
     if body:
-        lines += ["", _text_table(["layer", "units", "params", "tensors"], body, "lrrl")]
+        lines += ["", text_table(["layer", "units", "params", "tensors"], body, "lrrl")]
     lines += _metadata_lines(info)
     return "\n".join(lines)
 
@@ -260,10 +252,10 @@ def _is_cut(dims: Any, shape: Any) -> bool:
 def _metadata_entries(metadata: Any) -> list[tuple[str, str]]:
     """(key, summary) pairs of the lotterytrim metadata; user metadata shown item by item."""
     if not isinstance(metadata, dict):
-        return [] if metadata is None else [(METADATA_KEY, _summary(metadata))]
+        return [] if metadata is None else [(HEADER_KEY, _summary(metadata))]
     entries = []
     for key, value in metadata.items():
-        label = f"{METADATA_KEY}.{key}"
+        label = f"{HEADER_KEY}.{key}"
         if key == "plan":
             entries.append((label, _plan_summary(value)))
         elif key == "metadata" and isinstance(value, dict) and value:

@@ -1,4 +1,4 @@
-"""Errors lotterytrim raises; each names the layer, argument or value at fault."""
+"""Every error and warning lotterytrim raises; each names the layer, argument or value at fault."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ __all__ = [
     "TrimVerificationError",
     "LotteryError",
     "ModelStateError",
+    "TrimmerStateError",
+    "LoadError",
+    "ExportError",
+    "CellBusyError",
+    "FileReportError",
+    "StaleOptimizerWarning",
 ]
 
 
@@ -39,3 +45,27 @@ class LotteryError(LotteryTrimError, RuntimeError):
 
 class ModelStateError(LotteryTrimError, ValueError):
     """The model is in a state lotterytrim cannot trim (pruning masks, meta tensors)."""
+
+
+class TrimmerStateError(LotteryTrimError, RuntimeError):
+    """The trimmer cannot step: no rewind point yet, or the model changed outside the trimmer."""
+
+
+class LoadError(LotteryTrimError, ValueError):
+    """A file cannot be read as a lotterytrim model, or does not fit the model built for it."""
+
+
+class ExportError(LotteryTrimError, RuntimeError):
+    """A model could not be exported, or the exported graph does not compute what torch does."""
+
+
+class CellBusyError(LotteryError):
+    """Another process runs this lottery cell (or reference) now."""
+
+
+class FileReportError(LotteryTrimError):
+    """``lotterytrim report`` cannot describe the file; the message is one line for the user."""
+
+
+class StaleOptimizerWarning(UserWarning):
+    """An optimizer steps parameters a trimming step removed: it no longer trains the model."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,11 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ExampleInputError, LotteryTrimError
-from .graph import _Modes, run_model
-from .io import _fsync_dir
+from lotterytrim.calls import TensorCall, eval_mode, run_model, split_inputs, tensor_leaves
+from lotterytrim.engine.masknames import masked_weights
+from lotterytrim.errors import ExampleInputError, ExportError
+from lotterytrim.storage.atomic import atomic_file
+from lotterytrim.trimming.masking import strip_masks
 
-__all__ = ["ExportError", "OnnxExport", "export_onnx"]
+__all__ = ["OnnxExport", "export_onnx"]
 
 _ONNX_HINT = "pip install lotterytrim[onnx]"
 # the TorchScript-based exporter announces its own deprecation on every call; it stays the one
@@ -32,10 +33,6 @@ _LEGACY_NOTICES = (
     r"You are using the legacy TorchScript-based ONNX export",
     r"The feature will be removed",
 )
-
-
-class ExportError(LotteryTrimError, RuntimeError):
-    """A model could not be exported, or the exported graph does not compute what torch does."""
 
 
 @dataclass(frozen=True)
@@ -70,37 +67,21 @@ def _import_onnx(runtime: bool) -> tuple[Any, Any]:
 
 
 def _split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Positional and keyword inputs from a tensor, a tuple/list or a dict of inputs."""
-    if isinstance(example_inputs, torch.Tensor):
-        args: tuple[Any, ...] = (example_inputs,)
-        kwargs: dict[str, Any] = {}
-    elif isinstance(example_inputs, (tuple, list)):
-        args, kwargs = tuple(example_inputs), {}
-    elif isinstance(example_inputs, Mapping):
-        args, kwargs = (), {str(k): v for k, v in example_inputs.items()}
-    else:
+    """Positional and keyword inputs, refusing anything but a tensor, a tuple/list or a dict."""
+    if not isinstance(example_inputs, (torch.Tensor, tuple, list, Mapping)):
         raise TypeError(
             "example_inputs must be a tensor, a tuple/list of positional inputs or a dict of "
             f"keyword inputs, got {type(example_inputs).__name__}"
         )
+    args, kwargs = split_inputs(example_inputs)
     if not any(isinstance(v, torch.Tensor) for v in (*args, *kwargs.values())):
         raise TypeError("example_inputs must hold at least one tensor (the graph's inputs)")
     return args, kwargs
 
 
-def _tensor_leaves(value: Any) -> list[torch.Tensor]:
-    """Every tensor in a (nested) model output or input, in the exporter's flattening order."""
-    from torch.utils._pytree import tree_leaves
-
-    return [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
-
-
 def _plain_copy(model: nn.Module) -> nn.Module:
     """``model`` itself, or a copy with masks baked in when it carries pruning masks."""
-    from .masking import maskable, strip_masks
-
-    masked = any(attr + "_orig" in m._parameters for m, attr in maskable(model).values())
-    if not masked:
+    if not masked_weights(model):
         return model
     # a masked weight is a computed (non-leaf) tensor attribute, which deepcopy refuses: hand
     # deepcopy detached clones of such attributes; strip_masks recomputes them anyway
@@ -114,41 +95,11 @@ def _plain_copy(model: nn.Module) -> nn.Module:
     return plain
 
 
-class _Flat(nn.Module):
-    """Call a model with tensors only: non-tensor inputs are bound, outputs flattened.
-
-    The wrapper shares the model's submodules, parameters and buffers (not as a child), so
-    the graph's weight names are the model's own state_dict names.
-    """
-
-    def __init__(self, model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().__init__()
-        from torch.utils._pytree import tree_flatten
-
-        self._modules = model._modules
-        self._parameters = model._parameters
-        self._buffers = model._buffers
-        self.training = model.training
-        leaves, self._spec = tree_flatten((args, kwargs))
-        self._leaves = leaves
-        self._slots = [i for i, v in enumerate(leaves) if isinstance(v, torch.Tensor)]
-        object.__setattr__(self, "_call", model)  # not registered: no name prefix
-
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from torch.utils._pytree import tree_unflatten
-
-        leaves = list(self._leaves)
-        for slot, t in zip(self._slots, tensors, strict=True):
-            leaves[slot] = t
-        args, kwargs = tree_unflatten(leaves, self._spec)
-        return tuple(_tensor_leaves(self._call(*args, **kwargs)))
-
-
 def _rebatch(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any], int] | None:
     """The inputs at another batch size (1, or 2 when the batch is 1), if they share a batch."""
-    tensors = [v for v in _tensor_leaves((args, kwargs)) if v.dim() >= 1]
+    tensors = [v for v in tensor_leaves((args, kwargs)) if v.dim() >= 1]
     sizes = {int(t.shape[0]) for t in tensors}
     if len(sizes) != 1:
         return None
@@ -240,12 +191,10 @@ def export_onnx(
     onnx, ort = _import_onnx(runtime=check)
 
     plain = _plain_copy(model)
-    modes = _Modes(plain)
-    plain.eval()
-    try:
+    with eval_mode(plain):
         try:
             with torch.no_grad():
-                reference = _tensor_leaves(run_model(plain, example_inputs))
+                reference = tensor_leaves(run_model(plain, example_inputs))
         except Exception as exc:  # noqa: BLE001 - any failure means the inputs do not fit
             raise ExampleInputError(
                 f"{type(model).__name__} cannot run on the example inputs: "
@@ -253,7 +202,7 @@ def export_onnx(
             ) from exc
         if not reference:
             raise ExampleInputError(f"{type(model).__name__} returned no tensor to export")
-        in_tensors = _tensor_leaves((args, kwargs))
+        in_tensors = TensorCall(plain, args, kwargs).tensors
         names_in = list(input_names) if input_names is not None else _default_in(args, kwargs)
         names_out = (
             list(output_names)
@@ -274,10 +223,7 @@ def export_onnx(
             axes.update(
                 {n: {0: "batch"} for n, t in zip(names_out, reference, strict=True) if t.dim()}
             )
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_file(target) as tmp:
             _export(plain, args, kwargs, tmp, opset, names_in, names_out, axes)
             try:
                 onnx.checker.check_model(str(tmp))
@@ -293,15 +239,6 @@ def export_onnx(
                 worst, batches = _check_runtime(
                     ort, plain, tmp, args, kwargs, names_in, reference, dynamic_batch, atol, rtol
                 )
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(folder)
-    finally:
-        modes.restore()
     return OnnxExport(
         path=target,
         opset=version,
@@ -315,9 +252,9 @@ def export_onnx(
 
 def _default_in(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[str]:
     """``input_0, input_1, ...`` for positional tensors, the keyword for keyword tensors."""
-    names = [f"input_{i}" for i in range(len(_tensor_leaves(args)))]
+    names = [f"input_{i}" for i in range(len(tensor_leaves(args)))]
     for key, value in kwargs.items():
-        leaves = _tensor_leaves(value)
+        leaves = tensor_leaves(value)
         names += [key] if len(leaves) == 1 else [f"{key}_{i}" for i in range(len(leaves))]
     return names
 
@@ -354,9 +291,10 @@ def _export(
             warnings.filterwarnings("ignore", message=notice, category=DeprecationWarning)
         try:
             with torch.no_grad(), _math_attention():
+                call = TensorCall(model, args, kwargs)
                 torch.onnx.export(
-                    _Flat(model, args, kwargs),
-                    tuple(_tensor_leaves((args, kwargs))),
+                    call,
+                    call.tensors,
                     str(path),
                     dynamo=False,
                     opset_version=opset,
@@ -396,14 +334,14 @@ def _check_runtime(
     wanted = [i.name for i in session.get_inputs()]
 
     def run(a: tuple[Any, ...], k: dict[str, Any]) -> list[Any]:
-        tensors = _tensor_leaves((a, k))
+        tensors = TensorCall(model, a, k).tensors
         feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, tensors, strict=True)}
         try:
             return list(session.run(None, {n: feeds[n] for n in wanted}))
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are not a stable type
             raise ExportError(f"onnxruntime cannot run the exported graph: {exc}") from exc
 
-    first = next((t for t in _tensor_leaves((args, kwargs)) if t.dim()), None)
+    first = next((t for t in tensor_leaves((args, kwargs)) if t.dim()), None)
     batch = int(first.shape[0]) if first is not None else 1
     worst = _compare(run(args, kwargs), reference, atol, rtol, batch)
     batches = [batch]
@@ -412,7 +350,7 @@ def _check_runtime(
         a2, k2, size = other
         try:
             with torch.no_grad():
-                ref2 = _tensor_leaves(run_model(model, k2 if k2 else a2))
+                ref2 = tensor_leaves(run_model(model, k2 if k2 else a2))
         except Exception:  # noqa: BLE001 - the model itself does not take this batch size
             ref2 = None
         if ref2 is not None:

@@ -1,0 +1,1 @@
+"""The engine: trace a model into groups of coupled units and cut them out for real."""

@@ -1,0 +1,316 @@
+"""The built-in layer adapters and the registry that finds a layer's adapter by its class.
+
+The engine never slices a tensor it has no adapter for; a layer without one is protected or
+reported. :func:`register_adapter` teaches it a new layer type (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lotterytrim.engine.adapter import (
+    BETA,
+    BIAS,
+    FAN_IN,
+    FAN_OUT,
+    GAMMA,
+    STAT,
+    Adapter,
+    Piece,
+    column,
+    tensor_pieces,
+)
+
+__all__ = ["RecurrentAdapter", "register_adapter", "adapter_for", "is_recurrent"]
+
+
+class _ConvAdapter(Adapter):
+    def _depthwise(self, m: nn.Module) -> bool:
+        return m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.out_channels)
+
+    def in_channels(self, m: nn.Module) -> int:
+        return int(m.in_channels)
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        dim = 1 if m.transposed and not self._depthwise(m) else 0
+        pieces = tensor_pieces(m, "weight", dim, column(idx), FAN_IN)
+        if m.bias is not None:
+            pieces.append(Piece("bias", 0, column(idx), BIAS))
+        return pieces
+
+    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        if self._depthwise(m):
+            return []  # input and output channels are the same units; out_pieces covers them
+        dim = 0 if m.transposed else 1
+        return tensor_pieces(m, "weight", dim, column(idx), FAN_OUT)
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        if self._depthwise(m):
+            n = out if out is not None else inp
+            return {"out_channels": n, "in_channels": n, "groups": n}
+        attrs: dict[str, Any] = {}
+        if out is not None:
+            attrs["out_channels"] = out
+        if inp is not None:
+            attrs["in_channels"] = inp
+        return attrs
+
+    def unsupported(self, m: nn.Module) -> str | None:
+        if m.groups > 1 and not self._depthwise(m):
+            return (
+                f"grouped convolution (groups={m.groups}): removing channels would break the "
+                "equal split between groups"
+            )
+        return None
+
+
+class _LinearAdapter(Adapter):
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.out_features)
+
+    def in_channels(self, m: nn.Module) -> int:
+        return int(m.in_features)
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        pieces = tensor_pieces(m, "weight", 0, column(idx), FAN_IN)
+        if m.bias is not None:
+            pieces.append(Piece("bias", 0, column(idx), BIAS))
+        return pieces
+
+    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        return tensor_pieces(m, "weight", 1, column(idx), FAN_OUT)
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if out is not None:
+            attrs["out_features"] = out
+        if inp is not None:
+            attrs["in_features"] = inp
+        return attrs
+
+    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+        return output.dim() - 1
+
+
+class _NormAdapter(Adapter):
+    """BatchNorm and InstanceNorm: one scale, shift and running statistic per channel."""
+
+    producer = False
+
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.num_features)
+
+    in_channels = out_channels
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        rows = column(idx)
+        pieces = []
+        if isinstance(getattr(m, "weight", None), torch.Tensor):
+            pieces.append(Piece("weight", 0, rows, GAMMA))
+        if isinstance(getattr(m, "bias", None), torch.Tensor):
+            pieces.append(Piece("bias", 0, rows, BETA))
+        for buf in ("running_mean", "running_var"):
+            if isinstance(getattr(m, buf, None), torch.Tensor):
+                pieces.append(Piece(buf, 0, rows, STAT))
+        return pieces
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        return {"num_features": out if out is not None else inp}
+
+
+class _LayerNormAdapter(Adapter):
+    producer = False
+
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.normalized_shape[-1])
+
+    in_channels = out_channels
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        pieces = []
+        dim = len(m.normalized_shape) - 1
+        if isinstance(m.weight, torch.Tensor):
+            pieces.append(Piece("weight", dim, column(idx), GAMMA))
+        if isinstance(getattr(m, "bias", None), torch.Tensor):
+            pieces.append(Piece("bias", dim, column(idx), BETA))
+        return pieces
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        n = out if out is not None else inp
+        return {"normalized_shape": [*list(m.normalized_shape[:-1]), n]}
+
+    def unsupported(self, m: nn.Module) -> str | None:
+        if len(m.normalized_shape) > 1:
+            return f"LayerNorm over {len(m.normalized_shape)} dims: only the last dim can shrink"
+        return None
+
+    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+        return output.dim() - 1
+
+
+class _GroupNormAdapter(Adapter):
+    producer = False
+
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.num_channels)
+
+    in_channels = out_channels
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        pieces = []
+        if isinstance(m.weight, torch.Tensor):
+            pieces.append(Piece("weight", 0, column(idx), GAMMA))
+            pieces.append(Piece("bias", 0, column(idx), BETA))
+        return pieces
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        n = out if out is not None else inp
+        groups = n if m.num_groups == m.num_channels else 1
+        return {"num_channels": n, "num_groups": groups}
+
+    def unsupported(self, m: nn.Module) -> str | None:
+        if m.num_groups not in (1, m.num_channels):
+            return (
+                f"GroupNorm with {m.num_groups} groups of {m.num_channels} channels: removing "
+                "channels would break the equal split between groups"
+            )
+        return None
+
+
+class _PReLUAdapter(Adapter):
+    producer = False
+
+    def out_channels(self, m: nn.Module) -> int | None:
+        return int(m.num_parameters) if m.num_parameters > 1 else None
+
+    in_channels = out_channels
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        if m.num_parameters == 1:
+            return []
+        return [Piece("weight", 0, column(idx), GAMMA)]
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        if m.num_parameters == 1:
+            return {}
+        return {"num_parameters": out if out is not None else inp}
+
+
+class _EmbeddingAdapter(Adapter):
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.embedding_dim)
+
+    def in_channels(self, m: nn.Module) -> None:
+        return None
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        return tensor_pieces(m, "weight", 1, column(idx), FAN_IN)
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        return {"embedding_dim": out} if out is not None else {}
+
+    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+        return output.dim() - 1
+
+
+class RecurrentAdapter(Adapter):
+    """RNN, GRU and LSTM: a unit is one hidden index across all gates, layers and directions.
+
+    The output channels are the features of the output sequence, ``directions * hidden_size``;
+    feature ``k * hidden_size + u`` belongs to unit ``u`` for every direction ``k``.
+    """
+
+    def _gates(self, m: nn.Module) -> int:
+        return {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+
+    def _dirs(self, m: nn.Module) -> int:
+        return 2 if m.bidirectional else 1
+
+    def out_channels(self, m: nn.Module) -> int:
+        return int(m.hidden_size) * self._dirs(m)
+
+    def in_channels(self, m: nn.Module) -> int:
+        return int(m.input_size)
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        h, g, dirs = m.hidden_size, self._gates(m), self._dirs(m)
+        units = np.asarray(idx, dtype=np.int64) % h
+        gated = units[:, None] + h * np.arange(g)[None, :]
+        across = units[:, None] + h * np.arange(dirs)[None, :]
+        pieces = []
+        for layer in range(m.num_layers):
+            for sfx in ("", "_reverse")[:dirs]:
+                tag = f"_l{layer}{sfx}"
+                pieces += tensor_pieces(m, "weight_ih" + tag, 0, gated, FAN_IN)
+                pieces += tensor_pieces(m, "weight_hh" + tag, 0, gated, FAN_IN)
+                pieces += tensor_pieces(m, "weight_hh" + tag, 1, column(units), FAN_IN)
+                if m.bias:
+                    pieces.append(Piece("bias_ih" + tag, 0, gated, BIAS))
+                    pieces.append(Piece("bias_hh" + tag, 0, gated, BIAS))
+                if layer > 0:
+                    pieces += tensor_pieces(m, "weight_ih" + tag, 1, across, FAN_IN)
+        return pieces
+
+    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        pieces = []
+        for sfx in ("", "_reverse")[: self._dirs(m)]:
+            pieces += tensor_pieces(m, "weight_ih_l0" + sfx, 1, column(idx), FAN_OUT)
+        return pieces
+
+    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if out is not None:
+            attrs["hidden_size"] = out // self._dirs(m)
+        if inp is not None:
+            attrs["input_size"] = inp
+        return attrs
+
+    def unsupported(self, m: nn.Module) -> str | None:
+        if getattr(m, "proj_size", 0):
+            return f"LSTM with proj_size={m.proj_size}: projected hidden units are not trimmed"
+        return None
+
+    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+        return output.dim() - 1
+
+
+_REGISTRY: dict[type, Adapter] = {
+    nn.modules.conv._ConvNd: _ConvAdapter(),
+    nn.Linear: _LinearAdapter(),
+    nn.modules.batchnorm._BatchNorm: _NormAdapter(),
+    nn.modules.instancenorm._InstanceNorm: _NormAdapter(),
+    nn.LayerNorm: _LayerNormAdapter(),
+    nn.GroupNorm: _GroupNormAdapter(),
+    nn.PReLU: _PReLUAdapter(),
+    nn.Embedding: _EmbeddingAdapter(),
+    nn.RNNBase: RecurrentAdapter(),
+}
+
+
+def register_adapter(layer_type: type, adapter: Adapter) -> None:
+    """Teach the engine a new layer type (subclasses of ``layer_type`` use it too)."""
+    if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
+        raise TypeError(f"layer_type must be an nn.Module subclass, got {layer_type!r}")
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"adapter must be a lotterytrim Adapter, got {type(adapter).__name__}")
+    _REGISTRY[layer_type] = adapter
+
+
+def adapter_for(module: nn.Module) -> Adapter | None:
+    """The adapter for a module, searching its class hierarchy (None: unknown layer)."""
+    for cls in type(module).__mro__:
+        if cls in _REGISTRY:
+            return _REGISTRY[cls]
+    return None
+
+
+def is_recurrent(module: nn.Module) -> bool:
+    """True for RNN, GRU and LSTM layers."""
+    return isinstance(module, nn.RNNBase)

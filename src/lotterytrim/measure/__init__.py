@@ -1,0 +1,1 @@
+"""Measuring models: parameters, MACs, disk bytes, inference memory and latency, as tables."""

@@ -1,0 +1,210 @@
+"""How a trimming step chooses units: the options dataclasses, their defaults and their checks.
+
+``trim``, :class:`~lotterytrim.trimming.trimmer.LotteryTrimmer` and
+:class:`~lotterytrim.runner.config.LotteryConfig` all take a :class:`TrimOptions` (``options=``)
+and accept its fields as keywords for short (``scope="local"``). The defaults live here only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+import numpy as np
+
+from lotterytrim.engine.owned import check_on_unsupported
+
+__all__ = [
+    "TrimOptions",
+    "Safeguards",
+    "COSTS",
+    "OPTION_NAMES",
+    "SCOPES",
+    "NORMALIZATIONS",
+    "check_amount",
+    "option_keywords",
+    "expose_options",
+]
+
+COSTS = ("none", "params", "macs")
+
+
+@dataclass(frozen=True)
+class Safeguards:
+    """Per-layer limits on what one step may remove, and how unit cost enters the ranking.
+
+    ``step_cap``: the largest share of a group's current units that one step may remove
+    (1.0: no cap). ``keep_floor``: the share of a group's *original* units (before the first
+    step) that always survives (0.0: no floor); ``min_units`` still applies on top.
+    ``cost``: rank units by score per parameter (``"params"``) or per multiply-accumulate
+    (``"macs"``) they cost instead of by score alone (``"none"``), so that units cheap in
+    parameters but costly in compute are not removed first by accident.
+    """
+
+    step_cap: float = 0.5
+    keep_floor: float = 0.05
+    cost: str = "none"
+
+    def __post_init__(self) -> None:
+        for name, low_open in (("step_cap", True), ("keep_floor", False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+            value = float(value)
+            if not (0.0 <= value <= 1.0) or (low_open and value == 0.0) or value != value:
+                bounds = "(0, 1]" if low_open else "[0, 1)"
+                raise ValueError(f"{name} must lie in {bounds}, got {value}")
+            object.__setattr__(self, name, value)
+        if self.keep_floor >= 1.0:
+            raise ValueError(f"keep_floor must lie in [0, 1), got {self.keep_floor}")
+        if self.cost not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}, got {self.cost!r}")
+
+    @classmethod
+    def off(cls) -> Safeguards:
+        """No cap, no floor, plain scores: the unguarded ranking."""
+        return cls(step_cap=1.0, keep_floor=0.0, cost="none")
+
+    @classmethod
+    def coerce(cls, value: Safeguards | Mapping[str, Any] | bool | None) -> Safeguards:
+        """Accept a ``Safeguards``, a mapping of its fields, ``True`` (defaults) or ``False``/None
+        (off)."""
+        if isinstance(value, Safeguards):
+            return value
+        if value is True:
+            return cls()
+        if value is False or value is None:
+            return cls.off()
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"step_cap", "keep_floor", "cost"}
+            if unknown:
+                raise ValueError(f"unknown safeguard option(s): {sorted(unknown)}")
+            return cls(**value)
+        raise TypeError(
+            f"safeguards must be a Safeguards, a mapping of its fields, or a bool; "
+            f"got {type(value).__name__}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-able dict."""
+        return asdict(self)
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit or cost weighting is in force."""
+        return self.step_cap < 1.0 or self.keep_floor > 0.0 or self.cost != "none"
+
+
+SCOPES = ("global", "local")
+NORMALIZATIONS = ("none", "max", "l2", "mean", "fan_in")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class TrimOptions:
+    """The options of unit selection, validated once when built (frozen afterwards)."""
+
+    scope: str = field(
+        default="global",
+        metadata=_help("'global' ranks units across the whole network, 'local' per layer"),
+    )
+    normalize: str = field(
+        default="max",
+        metadata=_help(
+            f"per-layer score normalisation before ranking: {' | '.join(NORMALIZATIONS)}"
+        ),
+    )
+    min_units: int = field(default=1, metadata=_help("units every layer keeps at least"))
+    safeguards: Safeguards = field(
+        default_factory=Safeguards,
+        metadata=_help(
+            "per-layer limits of a step (step_cap, keep_floor) and cost-aware ranking (cost); "
+            "a Safeguards, a mapping of its fields, True (defaults) or False (off)"
+        ),
+    )
+    on_unsupported: str = field(
+        default="error",
+        metadata=_help(
+            "'error' raises on a parameter only an adapter could slice; 'protect' keeps its units"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        m = self.min_units
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"min_units must be an integer >= 1, got {m!r}")
+        object.__setattr__(self, "safeguards", Safeguards.coerce(self.safeguards))
+        check_on_unsupported(self.on_unsupported)
+
+    @classmethod
+    def resolve(cls, options: TrimOptions | None = None, **shorthand: Any) -> TrimOptions:
+        """``options`` (or the defaults) with the fields named in ``shorthand`` replaced."""
+        if options is not None and not isinstance(options, TrimOptions):
+            raise TypeError(f"options must be a TrimOptions, got {type(options).__name__}")
+        unknown = sorted(set(shorthand) - set(OPTION_NAMES))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument(s) {unknown}; the trim options are {OPTION_NAMES}"
+            )
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **shorthand) if shorthand else base
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Each field's description, e.g. for a command-line parser."""
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-able dict (safeguards as a dict of theirs)."""
+        return dataclasses.asdict(self)
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TrimOptions))
+
+
+def check_amount(amount: object) -> float:
+    """Validate ``amount``: a fraction strictly between 0 and 1."""
+    if isinstance(amount, (bool, np.bool_)) or not isinstance(amount, numbers.Real):
+        raise TypeError(f"amount must be a number in (0, 1), got {type(amount).__name__}")
+    if not 0.0 < float(amount) < 1.0:
+        raise ValueError(f"amount must lie strictly between 0 and 1, got {amount}")
+    return float(amount)
+
+
+T = TypeVar("T")
+
+
+def option_keywords(cls: type[T]) -> type[T]:
+    """Class decorator for a dataclass with an ``options`` field: take and show option fields.
+
+    ``Cls(scope="local")`` becomes ``Cls(options=TrimOptions(scope="local"))`` (keywords win
+    over ``options=``), and ``obj.scope`` reads ``obj.options.scope``.
+    """
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+
+    def __init__(self: Any, *args: Any, options: TrimOptions | None = None, **kwargs: Any) -> None:
+        short = {k: kwargs.pop(k) for k in OPTION_NAMES if k in kwargs}
+        init(self, *args, options=TrimOptions.resolve(options, **short), **kwargs)
+
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__  # type: ignore[misc]
+    return expose_options(cls)
+
+
+def expose_options(cls: type[T]) -> type[T]:
+    """Class decorator: one read-only attribute per option field, reading ``self.options``."""
+    notes = TrimOptions.help()
+    for name in OPTION_NAMES:
+        getter = property(lambda self, n=name: getattr(self.options, n), doc=notes[name])
+        setattr(cls, name, getter)
+    return cls

@@ -1,0 +1,1 @@
+"""The experiment runner: lotteries over replicates x methods x criteria, resumable."""

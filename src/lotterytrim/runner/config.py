@@ -1,0 +1,126 @@
+"""The settings of a lottery experiment that change its results (all of them are hashed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lotterytrim.criteria import CRITERIA
+from lotterytrim.options import TrimOptions, check_amount, option_keywords
+from lotterytrim.trimming.methods import METHODS
+
+__all__ = ["LotteryConfig"]
+
+
+def _describe(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@option_keywords
+@dataclass(frozen=True)
+class LotteryConfig:
+    """Settings of a lottery experiment that change its results (all of them are hashed).
+
+    The trim options (scope, normalize, min_units, safeguards, on_unsupported) are given as
+    ``options=TrimOptions(...)`` or as keywords for short; ``config.scope`` reads them back.
+    Methods and criteria are names from ``lt.methods.METHODS`` and ``lt.criteria.CRITERIA``,
+    built in or registered.
+    """
+
+    task: str = field(default="task", metadata=_describe("name of the task, used in rows"))
+    levels: int = field(default=15, metadata=_describe("trimming levels after the reference"))
+    amount: float = field(default=0.3, metadata=_describe("share of remaining weights per level"))
+    replicates: int = field(default=5, metadata=_describe("independent lotteries (seeds)"))
+    methods: tuple[str, ...] = field(
+        default=("trim",), metadata=_describe("lottery methods by name: trim | finetune | ...")
+    )
+    criteria: tuple[str, ...] = field(
+        default=("magnitude",), metadata=_describe("unit criteria by name; mask ignores them")
+    )
+    options: TrimOptions = field(
+        default_factory=TrimOptions,
+        metadata=_describe("how a step chooses units (see TrimOptions.help())"),
+    )
+    rewind_fraction: float = field(
+        default=0.5, metadata=_describe("share of level-0 epochs after which W_k is captured")
+    )
+    seed: int = field(default=0, metadata=_describe("replicate r uses seed + r"))
+    unprunable: tuple[str, ...] = field(
+        default=(), metadata=_describe("names of modules whose output units are kept")
+    )
+    criterion_options: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=dict,
+        metadata=_describe("keyword arguments per criterion name, e.g. {'information': {...}}"),
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "criteria", tuple(self.criteria))
+        object.__setattr__(self, "unprunable", tuple(self.unprunable))
+        object.__setattr__(self, "criterion_options", dict(self.criterion_options))
+        if not isinstance(self.task, str) or not self.task or "/" in self.task:
+            raise ValueError(f"task must be a non-empty name without '/', got {self.task!r}")
+        for name in ("levels", "replicates", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+        if self.levels < 0:
+            raise ValueError(f"levels must be >= 0, got {self.levels}")
+        if self.replicates < 1:
+            raise ValueError(f"replicates must be >= 1, got {self.replicates}")
+        check_amount(self.amount)
+        if not 0.0 <= float(self.rewind_fraction) <= 1.0:
+            raise ValueError(f"rewind_fraction must lie in [0, 1], got {self.rewind_fraction}")
+        _check_names("methods", self.methods, METHODS)
+        _check_names("criteria", self.criteria, CRITERIA)
+        for name, options in self.criterion_options.items():
+            if name not in self.criteria or not isinstance(options, Mapping):
+                raise ValueError(
+                    f"criterion_options maps criterion names in criteria to keyword mappings; "
+                    f"got {name!r}: {options!r}"
+                )
+        try:
+            json.dumps(self.criterion_options)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"criterion_options must be JSON-serialisable: {exc}") from exc
+
+    def runs(self) -> list[tuple[str, str]]:
+        """The (method, criterion) pairs each replicate runs; a method with a fixed criterion
+        (masking ranks weights by magnitude) runs once."""
+        pairs: list[tuple[str, str]] = []
+        for method in self.methods:
+            fixed = METHODS[method].fixed_criterion
+            pairs.extend([(method, fixed)] if fixed else [(method, c) for c in self.criteria])
+        return pairs
+
+    def record(self) -> dict[str, Any]:
+        """The fields as the JSON object hashed into the run directory's name.
+
+        The trim options appear as top-level keys, and ``on_unsupported`` only when it is not
+        ``"error"``, so that runs started before either change resume in the same directory.
+        """
+        data = asdict(self)
+        data.update(data.pop("options"))
+        if data["on_unsupported"] == "error":
+            del data["on_unsupported"]
+        return json.loads(json.dumps(data))
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Each field's description (the trim options' included), e.g. for a CLI parser."""
+        notes = {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        notes.update(TrimOptions.help())
+        return notes
+
+
+def _check_names(what: str, names: tuple[str, ...], registry: Mapping[str, Any]) -> None:
+    """Names must be non-empty, unique and registered."""
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"{what} must be a non-empty list without repeats: {names}")
+    for name in names:
+        if name not in registry:
+            raise ValueError(
+                f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
+            )

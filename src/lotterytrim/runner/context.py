@@ -1,0 +1,104 @@
+"""What the user's ``train`` function knows about the level it trains, and its hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lotterytrim.errors import LotteryError
+from lotterytrim.runner.results import RESERVED
+
+if TYPE_CHECKING:
+    from lotterytrim.trimming.trimmer import LotteryTrimmer
+
+__all__ = ["LevelContext", "as_number", "evaluation_row"]
+
+
+class LevelContext:
+    """What the user's ``train`` function knows about the level it trains, and its hooks."""
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        method: str,
+        criterion: str,
+        replicate: int,
+        level: int,
+        seed: int,
+        trimmer: LotteryTrimmer | None,
+        rewind_fraction: float,
+        capture: Callable[[], None] | None,
+        progress: bool,
+    ) -> None:
+        self.task, self.method, self.criterion = task, method, criterion
+        self.replicate, self.level, self.seed = replicate, level, seed
+        self.trimmer = trimmer
+        self.records: dict[str, float] = {}
+        self._rewind_fraction = rewind_fraction
+        self._capture = capture
+        self._progress = progress
+        self.captured = False
+
+    def capture_rewind(self) -> None:
+        """Capture the rewind point W_k now (level 0 only; later levels reuse it)."""
+        if self._capture is None:
+            raise LotteryError(
+                f"capture_rewind() is for the reference training (level 0); this is level "
+                f"{self.level}, whose rewind point was captured at level 0"
+            )
+        self._capture()
+        self.captured = True
+
+    def epochs(self, n: int) -> Iterator[int]:
+        """Epoch indices 0..n-1 with a progress bar; at level 0 captures W_k on schedule.
+
+        The capture happens once ``round(n * rewind_fraction)`` epochs have completed, unless
+        :meth:`capture_rewind` was called already.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"ctx.epochs(n) needs a positive integer, got {n!r}")
+        at = round(n * self._rewind_fraction) if self._capture is not None else None
+        desc = f"{self.method}/{self.criterion} r{self.replicate} L{self.level}"
+        bar = tqdm(range(n), desc=desc, leave=False, disable=not self._progress, unit="epoch")
+        for epoch in bar:
+            if at == epoch and not self.captured:
+                self.capture_rewind()
+            yield epoch
+        if at == n and not self.captured:
+            self.capture_rewind()
+
+    def record(self, **values: float) -> None:
+        """Add extra numeric columns to this level's row (e.g. ``best_epoch=7``)."""
+        for key, value in values.items():
+            if key in RESERVED:
+                raise ValueError(f"ctx.record({key}=...) would overwrite the runner's column")
+            self.records[key] = as_number(value, f"ctx.record({key}=...)")
+
+
+def as_number(value: Any, what: str) -> float:
+    """``value`` as a float: a number or a one-element tensor; anything else is refused."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise LotteryError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def evaluation_row(outcome: Any) -> dict[str, float]:
+    """The row values of ``evaluate``'s answer: a number, or a mapping with ``"error"``."""
+    if isinstance(outcome, Mapping):
+        if "error" not in outcome:
+            raise LotteryError(
+                f"evaluate() returned a mapping without the key 'error': {sorted(outcome)}"
+            )
+        values = {str(k): as_number(v, f"evaluate()[{k!r}]") for k, v in outcome.items()}
+        clash = sorted(set(values) & (RESERVED - {"error"}))
+        if clash:
+            raise LotteryError(f"evaluate() returned keys that clash with the runner's: {clash}")
+        return values
+    return {"error": as_number(outcome, "evaluate()")}

@@ -1,0 +1,391 @@
+"""The experiment runner: lotteries over replicates x methods x criteria, written as they finish.
+
+Each replicate trains one reference (level 0) from its own seed and captures the rewind point
+during that training. Every (method, criterion) pair then starts from a copy of that reference
+and runs its levels: step the trimmer, train, evaluate, measure, save. Each finished level is
+one JSON row plus one model file, both written atomically, so a crash loses at most the level
+in progress and a second run with the same settings resumes where the first stopped.
+
+The run directory is named by a hash of everything that changes results (the
+:class:`LotteryConfig`, the user's ``settings``, the model architecture and the input shapes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from lotterytrim.calls import tensor_leaves
+from lotterytrim.errors import LotteryError
+from lotterytrim.measure.report import report
+from lotterytrim.runner.config import LotteryConfig
+from lotterytrim.runner.context import LevelContext, evaluation_row
+from lotterytrim.runner.locks import cell_lock
+from lotterytrim.runner.results import load_results, read_json
+from lotterytrim.runner.rundir import finished_levels, level_name, row_name, write_json
+from lotterytrim.storage.atomic import write_bytes_atomic
+from lotterytrim.storage.io import has_saved_state, load, load_state, save
+from lotterytrim.trimming.methods import METHODS
+from lotterytrim.trimming.state import load_trimmer_state
+from lotterytrim.trimming.trimmer import LotteryTrimmer
+
+__all__ = ["Lottery"]
+
+TrainFn = Callable[[nn.Module, LevelContext], Any]
+EvaluateFn = Callable[[nn.Module], "float | Mapping[str, float]"]
+
+
+class Lottery:
+    """Run (and resume) lotteries over replicates x methods x criteria, one row per level.
+
+    ``build_model()`` returns a fresh untrained model (torch is seeded before each call);
+    ``train(model, ctx)`` trains it in place for one level and must build its optimizer from
+    ``model.parameters()`` each time (steps replace parameters); ``evaluate(model)`` returns the
+    test error, or a mapping with key ``"error"`` plus extra numeric columns. ``data`` (an
+    iterable of batches, or a callable returning one) feeds data-driven criteria.
+
+    Each lottery cell and each reference is run by one process at a time (a lock file in its
+    folder); ``lock_timeout`` seconds is how long a second process waits for a busy one (0:
+    refuse at once, naming the holder's pid and host; negative: wait forever).
+    """
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        example_inputs: Any,
+        train: TrainFn,
+        evaluate: EvaluateFn,
+        config: LotteryConfig,
+        *,
+        data: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        root: str | os.PathLike[str] = "lottery_runs",
+        progress: bool = True,
+        latency: bool = False,
+        lock_timeout: float = 0.0,
+    ) -> None:
+        if not isinstance(config, LotteryConfig):
+            raise TypeError(f"config must be a LotteryConfig, got {type(config).__name__}")
+        for name, fn in (("build_model", build_model), ("train", train), ("evaluate", evaluate)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self.build_model, self.example_inputs = build_model, example_inputs
+        self.train, self.evaluate, self.config = train, evaluate, config
+        self.data, self.progress, self.latency = data, progress, latency
+        self.lock_timeout = float(lock_timeout)
+        self.settings = dict(settings or {})
+        try:
+            json.dumps(self.settings, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"settings must be JSON-serialisable: {exc}") from exc
+        self._identity = self._settings_record()
+        digest = hashlib.sha256(
+            json.dumps(self._identity, sort_keys=True).encode("utf-8")
+        ).hexdigest()
+        self.directory = Path(root) / f"{config.task}-{digest[:12]}"
+
+    # ---------------------------------------------------------------- identity
+    def _settings_record(self) -> dict[str, Any]:
+        """Everything hashed into the run directory name, as written to settings.json."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            model = self._build()
+        arch = hashlib.sha256(repr(model).encode("utf-8")).hexdigest()
+        shapes = [list(t.shape) for t in tensor_leaves(self.example_inputs)]
+        return {
+            "config": self.config.record(),
+            "settings": self.settings,
+            "model": type(model).__name__,
+            "architecture_sha256": arch,
+            "input_shapes": shapes,
+        }
+
+    def _build(self) -> nn.Module:
+        model = self.build_model()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"build_model() must return an nn.Module, got {type(model).__name__}")
+        return model
+
+    # ---------------------------------------------------------------- results
+    def results(self) -> pd.DataFrame:
+        """Every row finished so far (this run or earlier ones), sorted by the row key."""
+        return load_results(self.directory)
+
+    def run(self) -> pd.DataFrame:
+        """Run or resume every replicate x (method, criterion) lottery; returns all rows."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_json(self.directory / "settings.json", self._identity)
+        pairs = self.config.runs()
+        total = self.config.replicates * len(pairs) * (self.config.levels + 1)
+        with tqdm(
+            total=total, desc=self.config.task, disable=not self.progress, unit="level"
+        ) as bar:
+            for replicate in range(self.config.replicates):
+                for method, criterion in pairs:
+                    self._run_one(replicate, method, criterion, bar)
+                    self._write_table()  # the rows are the record; the CSV is a convenience
+        return self.results()
+
+    def _write_table(self) -> pd.DataFrame:
+        table = self.results()
+        blob = table.to_csv(index=False).encode("utf-8")
+        write_bytes_atomic(self.directory / "results.csv", blob)
+        return table
+
+    # ---------------------------------------------------------------- one lottery
+    def _seed(self, replicate: int) -> int:
+        return self.config.seed + replicate
+
+    def _rundir(self, replicate: int, method: str, criterion: str) -> Path:
+        return self.directory / f"replicate-{replicate}" / f"{method}-{criterion}"
+
+    def _run_one(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
+        """Run one lottery cell under its lock; first finish slimming a crash interrupted."""
+        folder = self._rundir(replicate, method, criterion)
+        what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
+        with cell_lock(folder, ".lock", what, self.lock_timeout):
+            for level in range(1, finished_levels(folder, self.config.levels) - 1):
+                self._slim(folder / level_name(level))
+            self._run_cell(replicate, method, criterion, bar)
+
+    def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
+        folder = self._rundir(replicate, method, criterion)
+        done = finished_levels(folder, self.config.levels)
+        if done > self.config.levels:
+            bar.update(self.config.levels + 1)
+            return
+        bar.update(done)
+        if done <= 1:
+            ref = self._reference(replicate)
+            model, trimmer = self._from_file(ref["file"], replicate, method, criterion, True)
+            if done == 0:
+                folder.mkdir(parents=True, exist_ok=True)
+                row = {**ref["row"], "method": method, "criterion": criterion}
+                self._finish(folder, 0, row, bar, model=None, trimmer=None)
+                done = 1
+        else:
+            last = folder / level_name(done - 1)
+            model, trimmer = self._from_file(last, replicate, method, criterion, False)
+        params0 = int(read_json(folder / row_name(0))["params"])
+        for level in range(done, self.config.levels + 1):
+            row = self._level(model, trimmer, replicate, method, criterion, level, params0)
+            self._finish(folder, level, row, bar, model=model, trimmer=trimmer)
+
+    def _from_file(
+        self, path: Path, replicate: int, method: str, criterion: str, reference: bool
+    ) -> tuple[nn.Module, LotteryTrimmer]:
+        """Rebuild the model and its trimmer from a file holding the trimmer state."""
+        state = load_trimmer_state(path)
+        if state is None:
+            raise LotteryError(f"{path} holds no trimmer state to resume from")
+        with torch.random.fork_rng(devices=[]):
+            model = load(path, self._build)
+        trimmer = self._trimmer(model, replicate, method, criterion)
+        if reference:  # the reference was saved by a "trim" trimmer before any step
+            state["meta"] = {**state["meta"], "method": method}
+        trimmer.load_state_dict(state)
+        return model, trimmer
+
+    def _trimmer(
+        self, model: nn.Module, replicate: int, method: str, criterion: str
+    ) -> LotteryTrimmer:
+        config = self.config
+        return LotteryTrimmer(
+            model,
+            self.example_inputs,
+            criterion,
+            config.amount,
+            options=config.options,
+            method=method,
+            unprunable=_modules(model, config.unprunable),
+            seed=self._seed(replicate),
+            criterion_options=config.criterion_options.get(criterion, {}),
+        )
+
+    def _reference(self, replicate: int) -> dict[str, Any]:
+        """The trained level-0 model of a replicate (trained once, shared by every pair)."""
+        folder = self.directory / f"replicate-{replicate}"
+        file, row_file = folder / "reference.lt", folder / "reference.json"
+        if row_file.exists() and file.exists():
+            return {"file": file, "row": read_json(row_file)}
+        what = f"the reference of replicate {replicate} of {self.directory}"
+        with cell_lock(folder, ".reference.lock", what, self.lock_timeout):
+            if row_file.exists() and file.exists():  # another process finished it meanwhile
+                return {"file": file, "row": read_json(row_file)}
+            return self._train_reference(replicate, file, row_file)
+
+    def _train_reference(self, replicate: int, file: Path, row_file: Path) -> dict[str, Any]:
+        """Train, measure and save the reference of ``replicate`` (its lock is held)."""
+        seed = self._seed(replicate)
+        _seed_everything(seed)
+        model = self._build()
+        trimmer = self._trimmer(model, replicate, "trim", self.config.criteria[0])
+        ctx = LevelContext(
+            task=self.config.task,
+            method="reference",
+            criterion="-",
+            replicate=replicate,
+            level=0,
+            seed=seed,
+            trimmer=None,
+            rewind_fraction=self.config.rewind_fraction,
+            capture=trimmer.capture_rewind,
+            progress=self.progress,
+        )
+        t0 = time.perf_counter()
+        self.train(model, ctx)
+        train_seconds = time.perf_counter() - t0
+        if trimmer.rewind_point is None:
+            raise LotteryError(
+                "train() returned from the reference training without capturing the rewind "
+                "point: loop over ctx.epochs(n) or call ctx.capture_rewind() during level 0"
+            )
+        trimmer.check_model()
+        params = sum(p.numel() for p in model.parameters())
+        row = self._measure(model, params, params, ctx, train_seconds, 0.0, t0)
+        row["path"] = file.relative_to(self.directory).as_posix()
+        save(model, file, trimmer, metadata={"task": self.config.task, "level": 0})
+        write_json(row_file, row)
+        return {"file": file, "row": row}
+
+    def _level(
+        self,
+        model: nn.Module,
+        trimmer: LotteryTrimmer,
+        replicate: int,
+        method: str,
+        criterion: str,
+        level: int,
+        params0: int,
+    ) -> dict[str, Any]:
+        """Step the trimmer, train and evaluate one level; returns its row (not yet written)."""
+        t0 = time.perf_counter()
+        seed = _derive(self._seed(replicate), method, criterion, level)
+        _seed_everything(seed)
+        data = self.data() if callable(self.data) else self.data
+        result = trimmer.step(data=data)
+        step_seconds = time.perf_counter() - t0
+        ctx = LevelContext(
+            task=self.config.task,
+            method=method,
+            criterion=criterion,
+            replicate=replicate,
+            level=level,
+            seed=seed,
+            trimmer=trimmer,
+            rewind_fraction=self.config.rewind_fraction,
+            capture=None,
+            progress=self.progress,
+        )
+        t1 = time.perf_counter()
+        self.train(model, ctx)
+        train_seconds = time.perf_counter() - t1
+        params = result.params_after if METHODS[method].masks else trimmer.params
+        return self._measure(model, params, params0, ctx, train_seconds, step_seconds, t0)
+
+    def _measure(
+        self,
+        model: nn.Module,
+        params: int,
+        params0: int,
+        ctx: LevelContext,
+        train_seconds: float,
+        step_seconds: float,
+        t0: float,
+    ) -> dict[str, Any]:
+        """Evaluate and report one trained level as a row."""
+        with torch.random.fork_rng(devices=[]):
+            outcome = self.evaluate(model)
+        row: dict[str, Any] = {
+            "task": self.config.task,
+            "method": ctx.method,
+            "criterion": ctx.criterion,
+            "replicate": ctx.replicate,
+            "level": ctx.level,
+        }
+        row.update(evaluation_row(outcome))
+        row.update(ctx.records)
+        rep = report(
+            model,
+            self.example_inputs,
+            latency=self.latency,
+            unprunable=_modules(model, self.config.unprunable),
+        )
+        row.update(
+            params=int(params),
+            kept=float(params) / float(params0),
+            macs=int(rep.macs),
+            memory_bytes=int(rep.memory_bytes),
+            disk_bytes=int(rep.disk_bytes),
+            train_seconds=train_seconds,
+            step_seconds=step_seconds,
+        )
+        if rep.latency_median_s is not None:
+            row["latency_ms"] = rep.latency_median_s * 1e3
+        row["seconds"] = time.perf_counter() - t0
+        return row
+
+    def _finish(
+        self,
+        folder: Path,
+        level: int,
+        row: dict[str, Any],
+        bar: Any,
+        *,
+        model: nn.Module | None,
+        trimmer: LotteryTrimmer | None,
+    ) -> None:
+        """Write a level's model (with the trimmer state) then its row; slim the level before."""
+        if model is not None and trimmer is not None:
+            file = folder / level_name(level)
+            meta = {"task": self.config.task, "level": level}
+            save(model, file, trimmer, metadata=meta)
+            row["path"] = file.relative_to(self.directory).as_posix()
+        write_json(folder / row_name(level), row)
+        if level >= 2 and trimmer is not None:
+            self._slim(folder / level_name(level - 1))
+        bar.update(1)
+
+    def _slim(self, path: Path) -> None:
+        """Rewrite a superseded level file without the trimmer state (it is only for resuming)."""
+        if not path.exists() or not has_saved_state(path):
+            return
+        _, plan, meta = load_state(path)
+        with torch.random.fork_rng(devices=[]):
+            model = load(path, self._build)
+        save(model, path, metadata=meta, plan=plan)
+
+
+# -------------------------------------------------------------------- small helpers
+def _modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    out = []
+    for name in names:
+        try:
+            out.append(model.get_submodule(name))
+        except AttributeError as exc:
+            raise ValueError(f"unprunable module {name!r} is not in the model") from exc
+    return out
+
+
+def _derive(seed: int, *parts: Any) -> int:
+    """A stable 63-bit seed from a base seed and labels (independent of Python's hash salt)."""
+    text = json.dumps([seed, *parts]).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)

@@ -1,0 +1,151 @@
+"""Reading lottery results back and picking the paper's models from them.
+
+A run directory holds one JSON row per finished level; :func:`load_results` gathers them into a
+DataFrame and :func:`select` picks the reference, *best*, *smallest* and *optimal* models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lotterytrim.errors import LotteryError
+
+__all__ = ["COLUMNS", "RESERVED", "load_results", "select", "read_json"]
+
+COLUMNS: tuple[str, ...] = (
+    "task",
+    "method",
+    "criterion",
+    "replicate",
+    "level",
+    "error",
+    "params",
+    "kept",
+    "macs",
+    "memory_bytes",
+    "disk_bytes",
+    "train_seconds",
+    "step_seconds",
+    "seconds",
+    "path",
+)
+"""Columns every result row has; ``evaluate`` and ``ctx.record`` may add more."""
+
+_KEY = ("task", "method", "criterion", "replicate", "level")
+RESERVED = frozenset(COLUMNS)
+"""Columns only the runner writes: ``evaluate`` and ``ctx.record`` may not use their names."""
+
+
+def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
+    """All finished rows of a run directory (its per-level JSON rows), sorted by the row key."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no lottery run directory at {root}")
+    rows = [read_json(p) for p in sorted(root.glob("replicate-*/*/level-*.json"))]
+    if not rows:
+        return pd.DataFrame(columns=list(COLUMNS))
+    table = pd.DataFrame(rows)
+    extra = [c for c in table.columns if c not in RESERVED]
+    table = table[[c for c in COLUMNS if c in table.columns] + sorted(extra)]
+    return table.sort_values(list(_KEY), kind="stable").reset_index(drop=True)
+
+
+_SELECT_REQUIRED = ("task", "method", "criterion", "replicate", "level", "error", "params")
+
+
+def select(
+    results: pd.DataFrame,
+    *,
+    method: str = "trim",
+    criterion: str | None = None,
+    smallest: float = 1.5,
+    optimal: float = 1.1,
+) -> pd.DataFrame:
+    """The paper's three models per task, next to the reference, from lottery results.
+
+    Errors and sizes are averaged over replicates per (criterion, level). *best* has the lowest
+    mean error, *smallest* the fewest parameters with error at most ``smallest`` x the
+    reference's, *optimal* the fewest with error at most ``optimal`` x. Only levels >= 1 of
+    ``method`` (and ``criterion``, if given) compete; a model no level qualifies for is absent.
+    ``path`` names the file of the replicate with the lowest error at the chosen level.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    missing = [c for c in _SELECT_REQUIRED if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lack the column(s) {missing}")
+    if results.empty:
+        raise ValueError("results are empty: no lottery level has finished")
+    for name, value in (("smallest", smallest), ("optimal", optimal)):
+        if not (isinstance(value, (int, float)) and value >= 1.0):
+            raise ValueError(f"{name} must be a factor >= 1, got {value!r}")
+    numeric = [
+        c
+        for c in results.columns
+        if c not in _KEY and c != "path" and pd.api.types.is_numeric_dtype(results[c])
+    ]
+    out: list[dict[str, Any]] = []
+    for task, rows in results.groupby("task", sort=True):
+        refs = rows[rows["level"] == 0].drop_duplicates("replicate")
+        if refs.empty:
+            continue
+        ref = _summary(refs, numeric)
+        out.append({"task": task, "model": "reference", "method": "reference", **ref})
+        pool = rows[(rows["method"] == method) & (rows["level"] >= 1)]
+        if criterion is not None:
+            pool = pool[pool["criterion"] == criterion]
+        if pool.empty:
+            continue
+        levels = pd.DataFrame(
+            [
+                {"criterion": c, "method": method, **_summary(g, numeric)}
+                for (c, _), g in pool.groupby(["criterion", "level"], sort=True)
+            ]
+        )
+        ref_error = ref["error"]
+        best = levels.sort_values(["error", "params"], kind="stable").iloc[0]
+        out.append({"task": task, "model": "best", **best.to_dict()})
+        for name, factor in (("smallest", smallest), ("optimal", optimal)):
+            ok = levels[levels["error"] <= factor * ref_error]
+            if not ok.empty:
+                pick = ok.sort_values(["params", "error"], kind="stable").iloc[0]
+                out.append({"task": task, "model": name, **pick.to_dict()})
+    order = ["task", "model", "method", "criterion", "level", "error", "error_std", "params"]
+    table = pd.DataFrame(out)
+    rest = [c for c in table.columns if c not in order]
+    return table[order + rest].reset_index(drop=True)
+
+
+def _summary(rows: pd.DataFrame, numeric: Sequence[str]) -> dict[str, Any]:
+    """Mean of the numeric columns over replicates, the spread of the error, the best file."""
+    best = rows.sort_values("error", kind="stable").iloc[0]
+    summary: dict[str, Any] = {
+        "criterion": str(best["criterion"]) if rows["level"].iloc[0] > 0 else "-",
+        "level": int(rows["level"].iloc[0]),
+        "error": float(rows["error"].mean()),
+        "error_std": float(rows["error"].std(ddof=0)),
+        "replicates": int(rows["replicate"].nunique()),
+    }
+    for column in numeric:
+        if column not in ("error",):
+            summary[column] = float(rows[column].mean())
+    summary["params"] = float(rows["params"].mean())
+    if "path" in rows.columns:
+        summary["path"] = best["path"]
+    return summary
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LotteryError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise LotteryError(f"{path} does not hold a JSON object")
+    return value

@@ -1,0 +1,1 @@
+"""Choosing the units to remove: ranking under a parameter budget, with safeguards."""

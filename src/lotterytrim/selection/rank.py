@@ -1,0 +1,275 @@
+"""Choosing the units to remove: local or global ranking under an exact parameter budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.groups import UnitGroup
+from lotterytrim.engine.plan import TrimPlan
+from lotterytrim.options import TrimOptions, check_amount
+from lotterytrim.selection.costs import ParamCost, unit_costs
+from lotterytrim.selection.safeguards import original_units, unit_limits
+
+__all__ = ["Selection", "select_units", "normalize_scores", "removed_share"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The units chosen for removal and what removing them achieves (exact counts)."""
+
+    removal: dict[int, np.ndarray]
+    params_before: int
+    params_after: int
+    requested: float
+    reason: str | None = None
+    held: dict[str, str] = field(default_factory=dict)  # group -> which safeguard held it, how
+
+    @property
+    def achieved(self) -> float:
+        """Share of the parameters removed."""
+        return removed_share(self.params_before, self.params_after)
+
+
+def removed_share(before: float, after: float) -> float:
+    """Share of ``before`` parameters that are gone when ``after`` are left (0 for no model)."""
+    return 1.0 - after / before if before else 0.0
+
+
+def normalize_scores(scores: np.ndarray, group: UnitGroup, how: str) -> np.ndarray:
+    """Per-group normalisation so that scores of different layers can be ranked together."""
+    s = np.asarray(scores, dtype=np.float64)
+    if how == "none":
+        return s
+    if how == "fan_in":
+        return s / np.maximum(group.unit_params, 1.0)
+    if how == "max":
+        d = np.abs(s).max(initial=0.0)
+    elif how == "l2":
+        d = float(np.sqrt((s**2).sum()))
+    else:  # mean
+        d = float(np.abs(s).mean()) if s.size else 0.0
+    return s / d if d > 0 else s
+
+
+def select_units(
+    graph: TrimGraph,
+    scores: Mapping[int, torch.Tensor | np.ndarray],
+    amount: float,
+    options: TrimOptions | None = None,
+    *,
+    exclude: frozenset[int] = frozenset(),
+    prior: TrimPlan | None = None,
+    **shorthand: Any,
+) -> Selection:
+    """Pick the lowest-scored units so that ``amount`` of the current parameters go.
+
+    The count is exact (a weight shared by two removed units is counted once). The result is
+    within one unit's cost of the target; when protected groups, ``min_units`` or the
+    safeguards leave too little to remove, everything removable goes and ``reason`` says why.
+    ``options`` (or keywords, see :class:`TrimOptions`) choose scope, normalisation, min_units
+    and safeguards; without ``options`` the safeguards are off unless given: selection on its
+    own is the plain ranking. ``prior`` is the cumulative plan of earlier steps: the safeguards'
+    floor is a share of the units each group had before them. ``held`` names the groups a
+    safeguard kept units in.
+    """
+    amount = check_amount(amount)
+    if options is None:
+        shorthand = {"safeguards": False, **shorthand}
+    opts = TrimOptions.resolve(options, **shorthand)
+    scope, normalize, min_units, guard = opts.scope, opts.normalize, opts.min_units, opts.safeguards
+    originals = original_units(graph, prior)
+    weights = unit_costs(graph, guard.cost) if guard.cost != "none" else {}
+    cost = ParamCost(graph)
+    total = cost.total
+    target_left = total * (1.0 - amount)
+    norm: dict[int, np.ndarray] = {}
+    skipped: list[str] = []
+    for g in graph.prunable_groups:
+        if g.id in exclude:
+            continue
+        if g.id not in scores:
+            skipped.append(g.name)
+            continue
+        s = np.asarray(torch.as_tensor(scores[g.id]).detach().cpu().double().numpy())
+        if s.shape != (g.n_units,):
+            raise ValueError(
+                f"criterion returned {s.shape} scores for group '{g.name}' of {g.n_units} units"
+            )
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"criterion returned non-finite scores for group '{g.name}'")
+        norm[g.id] = normalize_scores(s, g, normalize)
+        if g.id in weights:  # cost-aware: score per parameter or per MAC the unit costs
+            norm[g.id] = norm[g.id] / weights[g.id]
+    limits = {gid: unit_limits(guard, graph.groups[gid], originals[gid], min_units) for gid in norm}
+    row_rank = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
+    if scope == "global":
+        cand_g, cand_u, cand_s = [], [], []
+        for gid, s in norm.items():
+            n = s.size
+            order = np.lexsort((np.arange(n), s))[: limits[gid][0]]
+            cand_g.append(np.full(order.size, gid))
+            cand_u.append(order)
+            cand_s.append(s[order])
+        if cand_g:
+            gg, uu, ss = np.concatenate(cand_g), np.concatenate(cand_u), np.concatenate(cand_s)
+            order = np.lexsort((uu, gg, ss))
+            gg, uu = gg[order], uu[order]
+            key = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(gg, uu, strict=True))}
+            for i, (a, b) in enumerate(zip(cost.g.tolist(), cost.u.tolist(), strict=True)):
+                row_rank[i] = key.get((a, b), row_rank[i])
+            n_cand = gg.size
+        else:
+            gg = uu = np.zeros(0, dtype=np.int64)
+            n_cand = 0
+
+        def left_after(k: int) -> float:
+            return cost.remaining(row_rank < k)
+
+        k = _search(left_after, n_cand, target_left)
+        removal: dict[int, list[int]] = {}
+        for a, b in zip(gg[:k].tolist(), uu[:k].tolist(), strict=True):
+            removal.setdefault(a, []).append(b)
+        chosen = {a: np.sort(np.asarray(b, dtype=np.int64)) for a, b in removal.items()}
+        exhausted = k == n_cand
+        near = [i for i in (k - 1, k) if 0 <= i < n_cand]
+        boundary = max(
+            (float(graph.groups[int(gg[i])].unit_params[int(uu[i])]) for i in near), default=0.0
+        )
+    else:
+        orders = {gid: np.lexsort((np.arange(s.size), s)) for gid, s in norm.items()}
+        within = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
+        for gid, order in orders.items():
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            sel = cost.g == gid
+            within[sel] = rank[cost.u[sel]]
+        sizes = {gid: s.size for gid, s in norm.items()}
+        gids = np.array(list(sizes), dtype=np.int64)
+        caps = np.array([limits[int(g)][0] for g in gids], dtype=np.int64)
+        ns = np.array([sizes[g] for g in gids], dtype=np.float64)
+        steps = 1000
+
+        def counts(i: int) -> np.ndarray:
+            return np.minimum(np.floor(ns * i / steps + 1e-9).astype(np.int64), caps)
+
+        def left_local(i: int) -> float:
+            per = dict(zip(gids.tolist(), counts(i).tolist(), strict=True))
+            limit = np.array([per.get(int(g), 0) for g in cost.g], dtype=np.int64)
+            return cost.remaining(within < limit)
+
+        i = _search(left_local, steps, target_left)
+        chosen = {
+            int(g): np.sort(orders[int(g)][:c])
+            for g, c in zip(gids.tolist(), counts(i).tolist(), strict=True)
+            if c > 0
+        }
+        exhausted = bool(np.all(counts(i) >= caps))
+        step_units = np.maximum(counts(min(i + 1, steps)) - counts(i), 1)
+        boundary = max(
+            (
+                graph.groups[int(g)].unit_cost * int(c)
+                for g, c in zip(gids, step_units, strict=True)
+            ),
+            default=0.0,
+        )
+    if scope == "global":
+        held = _held_global(
+            norm, limits, chosen, gg[k - 1] if k else None, uu[k - 1] if k else None
+        )
+    else:
+        wanted = np.floor(ns * i / steps + 1e-9).astype(np.int64)
+        held = {
+            int(g): int(min(w, max(sizes[int(g)] - min_units, 0)) - c)
+            for g, w, c in zip(gids.tolist(), wanted.tolist(), caps.tolist(), strict=True)
+            if limits[int(g)][1] is not None and min(w, sizes[int(g)] - min_units) > c
+        }
+    held_names = {
+        graph.groups[g].name: (
+            f"{limits[g][1]} kept {n} unit(s) the ranking would have removed "
+            f"({graph.groups[g].n_units - limits[g][0]} of {graph.groups[g].n_units} must stay)"
+        )
+        for g, n in held.items()
+        if n > 0
+    }
+    left = cost.remaining(cost.rows_for(chosen))
+    achieved = 1.0 - left / total if total else 0.0
+    reason = None
+    unit = boundary / max(total, 1.0)
+    if achieved < amount - max(0.02, unit) or (exhausted and achieved < amount - 0.02):
+        why = []
+        if exhausted:
+            why.append(
+                f"every removable unit is gone: the rest is protected or at min_units={min_units}"
+            )
+            if guard.active:
+                why.append(
+                    f"safeguards step_cap={guard.step_cap:g}, keep_floor={guard.keep_floor:g} "
+                    "limit each group's share"
+                )
+        protected = [g for g in graph.groups if g.protected or g.id in exclude]
+        if protected:
+            names = ", ".join(f"'{g.name}'" for g in protected[:6])
+            more = "" if len(protected) <= 6 else f" and {len(protected) - 6} more"
+            why.append(f"protected groups: {names}{more}")
+        if skipped:
+            why.append(f"groups without scores: {', '.join(skipped)}")
+        if scope == "local" and not exhausted:
+            why.append("local scope removes whole units per layer, a coarse step")
+        reason = f"removed {achieved:.1%} of parameters instead of {amount:.1%}: " + "; ".join(why)
+    return Selection(
+        removal=chosen,
+        params_before=int(round(total)),
+        params_after=int(round(left)),
+        requested=amount,
+        reason=reason,
+        held=held_names,
+    )
+
+
+def _held_global(
+    norm: Mapping[int, np.ndarray],
+    limits: Mapping[int, tuple[int, str | None]],
+    chosen: Mapping[int, np.ndarray],
+    last_g: object,
+    last_u: object,
+) -> dict[int, int]:
+    """Units per group that a safeguard kept although they score below the last unit chosen."""
+    if last_g is None:
+        return {}
+    threshold = float(norm[int(last_g)][int(last_u)])  # type: ignore[call-overload]
+    out: dict[int, int] = {}
+    for gid, (allowed, which) in limits.items():
+        if which is None:
+            continue
+        s = norm[gid]
+        taken = chosen.get(gid, np.zeros(0, dtype=np.int64)).size
+        if taken < allowed:
+            continue
+        below = int((s < threshold).sum())
+        extra = min(below, s.size - 1) - taken
+        if extra > 0:
+            out[gid] = extra
+    return out
+
+
+def _search(left_after: Callable[[int], float], n: int, target_left: float) -> int:
+    """Smallest k whose remaining count reaches the target, or k-1 when that is closer."""
+    f = left_after  # non-increasing in k
+    if f(n) > target_left:
+        return n
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if f(mid) <= target_left:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 0 and abs(f(lo - 1) - target_left) < abs(f(lo) - target_left):
+        return lo - 1
+    return lo

@@ -1,0 +1,111 @@
+"""Safetensors files: written atomically, read only after their bytes have been checked.
+
+A lotterytrim file is one safetensors file; its header metadata holds one key, ``"lotterytrim"``
+(:data:`HEADER_KEY`): a JSON object with ``format``, ``plan``, the user's ``metadata`` and
+optionally a saved ``trimmer`` state whose tensors carry the :data:`STATE_PREFIX`. Pickles are
+refused outright.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+from lotterytrim.errors import LoadError
+from lotterytrim.storage.atomic import write_bytes_atomic
+
+__all__ = [
+    "FORMAT",
+    "HEADER_KEY",
+    "STATE_PREFIX",
+    "write_tensors",
+    "read_tensors",
+    "parse_json",
+]
+
+FORMAT = 1  # version of the lotterytrim header
+HEADER_KEY = "lotterytrim"  # the safetensors metadata entry holding lotterytrim's JSON header
+STATE_PREFIX = "__trimmer__/"  # name prefix of saved-state tensors stored beside the model's
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> None:
+    """Write tensors and string metadata as safetensors, atomically (temp file, fsync, replace)."""
+    data = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    write_bytes_atomic(Path(path), _st_save(data, metadata=dict(meta)))
+
+
+def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
+    """Validate the safetensors layout before handing bytes to the parser; return metadata."""
+    # a safetensors file opens with its header length then "{"; the length's low byte may well
+    # be 0x80, so the pickle signature only counts when no safetensors header follows it
+    looks_safetensors = len(blob) >= 9 and blob[8:9] == b"{"
+    if not looks_safetensors and (blob[:2] == b"PK" or blob[:1] == b"\x80"):
+        raise LoadError(
+            f"{path} is a pickle or torch.save archive; lotterytrim never unpickles files. "
+            "Save models with lt.save()"
+        )
+    if len(blob) < 8:
+        raise LoadError(f"{path} is truncated or not a safetensors file ({len(blob)} bytes)")
+    (n,) = struct.unpack("<Q", blob[:8])
+    if n > _MAX_HEADER or 8 + n > len(blob):
+        raise LoadError(
+            f"{path} is truncated or not a safetensors file: header of {n} bytes announced, "
+            f"{len(blob) - 8} bytes present"
+        )
+    try:
+        header = parse_json(blob[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LoadError(f"{path} has an unreadable safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise LoadError(f"{path} has a malformed safetensors header")
+    meta = header.pop("__metadata__", None) or {}
+    end = 0
+    for name, info in header.items():
+        try:
+            lo, hi = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LoadError(f"{path}: tensor {name!r} has no valid data offsets") from exc
+        end = max(end, hi)
+        if lo > hi:
+            raise LoadError(f"{path}: tensor {name!r} has inverted data offsets")
+    if 8 + n + end > len(blob):
+        raise LoadError(
+            f"{path} is truncated: its tensors need {end} bytes of data, "
+            f"{len(blob) - 8 - n} are present"
+        )
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} (lotterytrim never writes one)")
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON from a file; nesting too deep for Python or NaN/Infinity is a ValueError."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file after checking its bytes; never unpickles."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+    meta = _check_bytes(path, blob)
+    try:
+        tensors = _st_load(blob)
+    except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
+        raise LoadError(f"{path} is not a valid safetensors file: {exc}") from exc
+    return tensors, meta

@@ -1,0 +1,1 @@
+"""One trimming step, the lottery methods and the lottery driver (``LotteryTrimmer``)."""
