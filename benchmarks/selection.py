@@ -126,7 +126,10 @@ def run(
     frames = []
     base = PROFILES["quick"]
     for task in tasks:
-        donor: Path | None = None
+        # references come from the profile's own run directory when it has them
+        donor: Path | None = build_lottery(task, base, root=profile_root, progress=False, log=None)[
+            0
+        ].directory
         for setting in settings:
             start = time.perf_counter()
             profile = profile_for(base, setting, replicates, levels, methods)
@@ -135,7 +138,8 @@ def run(
             if donor is not None:
                 _adopt_references(donor, lottery.directory, replicates)
             results = lottery.run()
-            donor = donor or lottery.directory
+            if donor is None or not any(donor.glob("replicate-*/reference.json")):
+                donor = lottery.directory
             results = results[results.method.isin(methods) | (results.level == 0)]
             results = results.assign(setting=setting.name)
             frames.append(results)
