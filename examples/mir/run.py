@@ -110,7 +110,7 @@ class Profile:
         metadata=_doc("hold real datasets to `examples` (whole recordings) instead of all"),
     )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
-    scope: str = field(default="local", metadata=_doc("rank units globally or per layer"))
+    scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
     safeguards: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType(lt.Safeguards().to_dict()),
