@@ -157,7 +157,7 @@ def test_a_dask_cluster_gives_the_sequential_results(
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        lottery.run(executor=client.get_executor())
+        lottery.run(executor=client.get_executor(pure=False))
     _same_as_sequential(lottery, sequential)
     assert all(c["pid"] != os.getpid() for c in _calls(tmp_path / "train.log"))
 

@@ -329,16 +329,11 @@ class _Grid:
             self.in_flight[future] = (cell, device)
 
     def _failed(self, not_run: int) -> CellFailedError:
-        parts = [f"{c.name} ({type(e).__name__}: {e})" for c, e in self.failures.items()]
-        head = (
-            f"lottery task {parts[0]} failed"
-            if len(parts) == 1
-            else f"{len(parts)} lottery tasks failed: " + "; ".join(parts)
-        )
+        parts = [f"{c.name} failed: {type(e).__name__}: {e}" for c, e in self.failures.items()]
         rest = f" ({not_run} other cells not run)" if not_run > 0 else ""
         error = CellFailedError(
-            f"{head}{rest}. Every finished level is kept in {self.lottery.directory}: "
-            f"run again to resume"
+            f"lottery {'; '.join(parts)}{rest}. Every finished level is kept in "
+            f"{self.lottery.directory}: run again to resume"
         )
         error.failures = {c.name: e for c, e in self.failures.items()}
         error.__cause__ = next(iter(self.failures.values()))
