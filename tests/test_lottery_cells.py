@@ -29,14 +29,15 @@ CELLS = 2 * 3  # replicates x (method, criterion) pairs
 class LoggedTrain(Recorder):
     """Trains as ``Recorder`` does; appends one JSON line per call to ``log`` (any process).
 
-    ``fail_at`` raises there; ``kill_at`` SIGKILLs its own process there, the first time only.
+    ``fail_at`` (replicate, method, level) raises there; ``kill_at`` SIGKILLs its own process
+    there, the first time only.
     """
 
     def __init__(
         self,
         log: Path,
-        fail_at: tuple[str, int] | None = None,
-        kill_at: tuple[str, int] | None = None,
+        fail_at: tuple[int, str, int] | None = None,
+        kill_at: tuple[int, str, int] | None = None,
     ) -> None:
         super().__init__()
         self.log, self.fail_at, self.kill_at = log, fail_at, kill_at
@@ -51,7 +52,7 @@ class LoggedTrain(Recorder):
         }
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
-        where = (ctx.method, ctx.level)
+        where = (ctx.replicate, ctx.method, ctx.level)
         if where == self.fail_at:
             raise ValueError("bad batch")
         marker = self.log.with_suffix(".killed")
@@ -166,7 +167,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     tmp_path: Path, sequential: lt.Lottery
 ) -> None:
     log = tmp_path / "train.log"
-    lottery = _lottery(tmp_path, LoggedTrain(log, kill_at=("trim", 2)), **GRID)
+    lottery = _lottery(tmp_path, LoggedTrain(log, kill_at=(0, "trim", 2)), **GRID)
     with _pool() as executor, pytest.raises(lt.CellFailedError, match="trim-magnitude") as info:
         lottery.run(executor=executor)
     assert "BrokenProcessPool" in str(info.value)
@@ -189,7 +190,7 @@ def test_a_failing_cell_is_named_and_the_others_finish(
     tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
     log = tmp_path / "train.log"
-    train = LoggedTrain(log, fail_at=("finetune", 1))
+    train = LoggedTrain(log, fail_at=(0, "finetune", 1))
     lottery = _lottery(tmp_path, train, methods=("trim", "finetune"))
     with pytest.raises(lt.CellFailedError, match="replicate-0/finetune-magnitude") as info:
         lottery.run(executor=pool, threads=2)
