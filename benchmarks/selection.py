@@ -121,12 +121,17 @@ def run(
     root: str,
     methods: tuple[str, ...] = ("trim", "finetune"),
     profile_root: str = "runs",
+    read_only: bool = False,
 ) -> pd.DataFrame:
-    """Run (or resume) every task x setting and return all rows with a ``setting`` column."""
+    """Run (or resume) every task x setting and return all rows with a ``setting`` column;
+    ``read_only`` reads back the rows already finished and trains nothing."""
     frames = []
     base = PROFILES["quick"]
     for task in tasks:
-        donor: Path | None = None
+        # references come from the profile's own run directory when it has them
+        donor: Path | None = build_lottery(task, base, root=profile_root, progress=False, log=None)[
+            0
+        ].directory
         for setting in settings:
             start = time.perf_counter()
             profile = profile_for(base, setting, replicates, levels, methods)
@@ -134,8 +139,11 @@ def run(
             lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
             if donor is not None:
                 _adopt_references(donor, lottery.directory, replicates)
-            results = lottery.run()
-            donor = donor or lottery.directory
+            results = lottery.results() if read_only else lottery.run()
+            if results.empty:
+                continue
+            if donor is None or not any(donor.glob("replicate-*/reference.json")):
+                donor = lottery.directory
             results = results[results.method.isin(methods) | (results.level == 0)]
             results = results.assign(setting=setting.name)
             frames.append(results)
@@ -253,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="benchmarks/results/selection")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--read-only", action="store_true", help="tabulate finished rows, train nothing"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = {"full": full_grid(), "confirm": list(CONFIRM), "none": []}[args.grid]
@@ -268,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.root,
         methods,
         args.profile_root,
+        args.read_only,
     )
     table = summary(rows)
     out = Path(args.out)
