@@ -13,10 +13,13 @@ not retrained) and changing any setting starts a new directory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -295,17 +298,19 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
 # ------------------------------------------------------------------------------ running
 
 
-def _splits(
+def _split_source(
     task: str, profile: Profile, data_root: str | None, soundfont: str | None = None
-) -> Splits:
-    """The task's data: rendered or synthetic splits, or the real dataset split by recording."""
+) -> tuple[Callable[..., Splits], tuple[Any, ...]]:
+    """How the task's data is made (rendered, synthetic or real splits): a cached function and
+    its plain arguments, which worker processes call again instead of receiving the data."""
     if data_root is None:
         args = (task, profile.examples[task], profile.seed, profile.size, profile.fractions)
         if profile.data == "rendered":
-            return rendered_splits(*args, soundfont)
-        return synthetic_splits(*args)
+            return rendered_splits, (*args, soundfont)
+        return synthetic_splits, args
     limit = profile.examples[task] if profile.cap_real_data else None
-    return load_real_splits(task, str(Path(data_root).resolve()), profile.size, profile.seed, limit)
+    root = str(Path(data_root).resolve())
+    return load_real_splits, (task, root, profile.size, profile.seed, limit)
 
 
 def build_lottery(
@@ -321,15 +326,17 @@ def build_lottery(
     """The runner for ``task`` under ``profile``, and the task's data/train/evaluate bundle."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+    make, args = _split_source(task, profile, data_root, soundfont)
     run = TaskRun(
         task,
-        _splits(task, profile, data_root, soundfont),
+        make(*args),
         profile.size,
         profile.train_settings(task),
         criterion_batches=profile.criterion_batches,
         seed=profile.seed,
         device=device,
         log=log,
+        source=(make, args),
     )
     lottery = lt.Lottery(
         run.build_model,
@@ -337,7 +344,7 @@ def build_lottery(
         run.train,
         run.evaluate,
         profile.config(task),
-        data=run.criterion_data(),
+        data=run.criterion_data,  # made where the cells run, not sent to them
         settings=profile.settings(task, data_root, soundfont),
         root=root,
         progress=progress,
@@ -354,8 +361,15 @@ def run_task(
     log: Callable[[str], None] | None = print,
     device: str = "cpu",
     soundfont: str | None = None,
+    executor: Executor | None = None,
+    devices: Sequence[str] | None = None,
+    threads: int = 1,
 ) -> tuple[pd.DataFrame, lt.Lottery, TaskRun]:
-    """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle."""
+    """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle.
+
+    With ``executor`` (e.g. a process pool) its cells run there, on ``devices`` if given, with
+    ``threads`` torch threads per worker process.
+    """
     say = log or (lambda _: None)
     start = time.perf_counter()
     lottery, run = build_lottery(task, profile, root, data_root, progress, log, device, soundfont)
@@ -364,9 +378,10 @@ def run_task(
         f"data {describe_splits(run.splits)} (train/val/test) ready in "
         f"{time.perf_counter() - start:.1f} s; run directory {lottery.directory}"
     )
-    results = lottery.run()
+    before = len(lottery.results()) if lottery.directory.is_dir() else 0
+    results = lottery.run(executor, devices=devices, threads=threads)
     say(
-        f"{task}: {len(results)} rows, {run.train_calls} levels trained in this run, "
+        f"{task}: {len(results)} rows, {len(results) - before} of them new in this run, "
         f"{time.perf_counter() - start:.1f} s in all"
     )
     return results, lottery, run
@@ -421,10 +436,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads",
         type=_positive,
         default=1,
-        help="torch CPU threads (default 1: the fastest on a small or shared CPU)",
+        help="torch CPU threads, of each worker with --workers (default 1: the fastest on a "
+        "small or shared CPU)",
     )
     parser.add_argument(
         "--device", default="cpu", help="where to train and evaluate, e.g. cuda (default: cpu)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="lottery cells run at once, in local worker processes of --threads threads each "
+        "(default 1: in this process); with --device cuda they share the visible GPUs",
     )
     return parser.parse_args(argv)
 
@@ -450,6 +473,16 @@ def _non_negative(text: str) -> int:
     return _integer(text, 0)
 
 
+def _worker_devices(device: str, workers: int) -> list[str] | None:
+    """One device slot per worker: ``cuda`` spreads them over the visible GPUs; else None."""
+    if device != "cuda":
+        return None  # the CPU, or one named device every cell uses
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise SystemExit("--device cuda: no GPU is visible")
+    return [f"cuda:{i % count}" for i in range(workers)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the lotteries asked for on the command line and print their Table 1 rows."""
     args = parse_args(argv)
@@ -458,24 +491,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = list(TASKS) if args.task == "all" else [args.task]
     log = tqdm.write
     frames: list[pd.DataFrame] = []
-    for task in tasks:
-        results, lottery, _ = run_task(
-            task,
-            profile,
-            args.root,
-            args.data_root,
-            not args.no_progress,
-            log,
-            args.device,
-            args.soundfont,
-        )
-        frames.append(results)
-        synthetic_splits.cache_clear()  # each task's data is used once here; free it
-        rendered_splits.cache_clear()
-        load_real_splits.cache_clear()
-        print(f"\nTable 1, {task} ({profile.name} profile):\n")
-        print(_table(results))
-        print(f"\nrun directory: {lottery.directory} (results.csv, models per level)\n")
+    with contextlib.ExitStack() as stack:
+        executor: Executor | None = None
+        devices: list[str] | None = None
+        if args.workers > 1:  # spawned, not forked: a fork of a process running torch may hang
+            spawn = multiprocessing.get_context("spawn")
+            executor = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=spawn))
+            devices = _worker_devices(args.device, args.workers)
+        for task in tasks:
+            results, lottery, _ = run_task(
+                task,
+                profile,
+                args.root,
+                args.data_root,
+                not args.no_progress,
+                log,
+                args.device,
+                args.soundfont,
+                executor,
+                devices,
+                args.threads,
+            )
+            frames.append(results)
+            synthetic_splits.cache_clear()  # each task's data is used once here; free it
+            rendered_splits.cache_clear()
+            load_real_splits.cache_clear()
+            print(f"\nTable 1, {task} ({profile.name} profile):\n")
+            print(_table(results))
+            print(f"\nrun directory: {lottery.directory} (results.csv, models per level)\n")
     everything = pd.concat(frames, ignore_index=True)
     if len(tasks) > 1:
         print(f"Table 1, all tasks ({profile.name} profile):\n")

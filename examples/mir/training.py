@@ -270,6 +270,8 @@ class TaskRun:
     finished ones); ``log`` receives one line per trained and evaluated level. With a
     ``device`` other than the CPU, models visit it only inside ``train`` and ``evaluate``: the
     runner steps, measures and saves them on the CPU, and the rewind point is taken there too.
+    ``source`` (a cached function and its arguments that make ``splits``) lets the bundle travel
+    to worker processes without its data: each worker makes the splits once, from the recipe.
     """
 
     def __init__(
@@ -282,6 +284,7 @@ class TaskRun:
         seed: int = 0,
         device: str | torch.device = "cpu",
         log: Callable[[str], None] | None = print,
+        source: tuple[Callable[..., Splits], tuple[Any, ...]] | None = None,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
@@ -294,8 +297,25 @@ class TaskRun:
         self.seed = seed
         self.device = torch.device(device)
         self.log = log
+        self.source = source
         self.train_calls = 0
         self._last: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for worker processes without ``spec`` (it is ``TASKS[task]``) and, given a
+        ``source``, without the data (the worker makes it from the recipe)."""
+        state = dict(self.__dict__)
+        del state["spec"]
+        if self.source is not None:
+            del state["splits"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.spec = TASKS[self.task]
+        if "splits" not in state and self.source is not None:
+            make, args = self.source
+            self.splits = make(*args)
 
     # -- what lt.Lottery takes --------------------------------------------------------------
 

@@ -14,6 +14,7 @@ __all__ = [
     "LoadError",
     "ExportError",
     "CellBusyError",
+    "CellFailedError",
     "FileReportError",
     "StaleOptimizerWarning",
 ]
@@ -61,6 +62,15 @@ class ExportError(LotteryTrimError, RuntimeError):
 
 class CellBusyError(LotteryError):
     """Another process runs this lottery cell (or reference) now."""
+
+
+class CellFailedError(LotteryError):
+    """Tasks of a lottery grid failed where they ran; ``failures`` maps each to its error.
+
+    The finished levels of every cell, the failed ones' included, stay on disk for a rerun.
+    """
+
+    failures: dict[str, BaseException]
 
 
 class FileReportError(LotteryTrimError):

@@ -4,6 +4,7 @@ run directories, the command line and the real-data splits."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,3 +305,27 @@ def test_rendered_data_run_and_its_soundfont_in_the_hash(
     assert len(settings["data"]["soundfont"]["sha256"]) == 64
     synthetic, _ = build_lottery("onset", TINY.override(levels=1), tmp_path / "runs", log=None)
     assert synthetic.directory != lottery.directory
+
+
+def test_workers_give_the_in_process_results(tmp_path: Path) -> None:
+    here, _, _ = run_task(
+        "onset", TINY.override(levels=1), tmp_path / "a", progress=False, log=None
+    )
+    argv = ["--task", "onset", "--profile", "tiny", "--levels", "1", "--no-progress"]
+    assert main([*argv, "--root", str(tmp_path / "b"), "--workers", "2"]) == 0
+    (directory,) = (tmp_path / "b").iterdir()
+    workers = pd.read_csv(directory / "results.csv")
+    numbers = ["method", "replicate", "level", "error", "val_error", "params", "macs"]
+    pd.testing.assert_frame_equal(here[numbers], workers[numbers])
+    with pytest.raises(SystemExit):
+        parse_args(["--task", "onset", "--workers", "0"])
+
+
+def test_a_task_run_travels_to_workers_without_its_data(tmp_path: Path) -> None:
+    lottery, run = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
+    assert "splits" not in run.__getstate__() and callable(lottery.data)
+    copy = pickle.loads(pickle.dumps(lottery))
+    task_run = copy.train.__self__
+    assert task_run.spec is TASKS["pitch"]
+    assert torch.equal(task_run.splits.val.inputs, run.splits.val.inputs)
+    assert all(torch.equal(a, b) for a, b in zip(copy.data(), lottery.data(), strict=True))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from torch import nn
 
 from lotterytrim.criteria import CRITERIA
 from lotterytrim.options import TrimOptions, check_amount, option_keywords
 from lotterytrim.trimming.methods import METHODS
 
-__all__ = ["LotteryConfig"]
+__all__ = ["LotteryConfig", "unprunable_modules"]
 
 
 def _describe(text: str) -> dict[str, str]:
@@ -124,3 +126,14 @@ def _check_names(what: str, names: tuple[str, ...], registry: Mapping[str, Any])
             raise ValueError(
                 f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
             )
+
+
+def unprunable_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """The modules of ``model`` named in ``unprunable`` (a missing name is refused)."""
+    out = []
+    for name in names:
+        try:
+            out.append(model.get_submodule(name))
+        except AttributeError as exc:
+            raise ValueError(f"unprunable module {name!r} is not in the model") from exc
+    return out

@@ -34,10 +34,12 @@ class LevelContext:
         rewind_fraction: float,
         capture: Callable[[], None] | None,
         progress: bool,
+        device: str | None = None,
     ) -> None:
         self.task, self.method, self.criterion = task, method, criterion
         self.replicate, self.level, self.seed = replicate, level, seed
         self.trimmer = trimmer
+        self.device = device  # where run(devices=...) placed this cell; None when not placed
         self.records: dict[str, float] = {}
         self._rewind_fraction = rewind_fraction
         self._capture = capture

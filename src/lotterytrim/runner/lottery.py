@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -30,11 +28,20 @@ from tqdm.auto import tqdm
 from lotterytrim.calls import tensor_leaves
 from lotterytrim.errors import LotteryError
 from lotterytrim.measure.report import report
-from lotterytrim.runner.config import LotteryConfig
+from lotterytrim.runner.cells import Cell, CellRunner
+from lotterytrim.runner.config import LotteryConfig, unprunable_modules
 from lotterytrim.runner.context import LevelContext, evaluation_row
 from lotterytrim.runner.locks import cell_lock
 from lotterytrim.runner.results import load_results, read_json
-from lotterytrim.runner.rundir import finished_levels, level_name, row_name, write_json
+from lotterytrim.runner.rundir import (
+    cell_folder,
+    finished_levels,
+    level_name,
+    reference_files,
+    row_name,
+    write_json,
+)
+from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import has_saved_state, load, load_state, save
 from lotterytrim.trimming.methods import METHODS
@@ -58,7 +65,8 @@ class Lottery:
 
     Each lottery cell and each reference is run by one process at a time (a lock file in its
     folder); ``lock_timeout`` seconds is how long a second process waits for a busy one (0:
-    refuse at once, naming the holder's pid and host; negative: wait forever).
+    refuse at once, naming the holder's pid and host; negative: wait forever). ``device`` is
+    the device the cells run on (``ctx.device``), set by ``run(devices=...)`` per cell.
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class Lottery:
         self.train, self.evaluate, self.config = train, evaluate, config
         self.data, self.progress, self.latency = data, progress, latency
         self.lock_timeout = float(lock_timeout)
+        self.device: str | None = None
         self.settings = dict(settings or {})
         try:
             json.dumps(self.settings, sort_keys=True)
@@ -123,22 +132,29 @@ class Lottery:
         """Every row finished so far (this run or earlier ones), sorted by the row key."""
         return load_results(self.directory)
 
-    def run(self) -> pd.DataFrame:
-        """Run or resume every replicate x (method, criterion) lottery; returns all rows."""
+    def run(
+        self,
+        executor: Any = None,
+        *,
+        devices: Sequence[str] | Callable[[Cell], str] | None = None,
+        threads: int | None = 1,
+    ) -> pd.DataFrame:
+        """Run or resume every replicate x (method, criterion) lottery; returns all rows.
+
+        Without ``executor`` the cells run here, one after another. With one (a
+        ``concurrent.futures.Executor``: a process pool, dask's ``Client.get_executor()``,
+        submitit's) every reference and every cell is one task, and the results are the same.
+        ``devices`` (a list of device slots, or ``cell -> device``) places cells; ``threads``
+        is the torch thread count of worker processes (None: leave it). See ``runner.cells``.
+        """
+        runner = CellRunner(self, executor, devices, threads)  # checks them first
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json(self.directory / "settings.json", self._identity)
-        pairs = self.config.runs()
-        total = self.config.replicates * len(pairs) * (self.config.levels + 1)
-        with tqdm(
-            total=total, desc=self.config.task, disable=not self.progress, unit="level"
-        ) as bar:
-            for replicate in range(self.config.replicates):
-                for method, criterion in pairs:
-                    self._run_one(replicate, method, criterion, bar)
-                    self._write_table()  # the rows are the record; the CSV is a convenience
+        runner.run()
         return self.results()
 
-    def _write_table(self) -> pd.DataFrame:
+    def write_table(self) -> pd.DataFrame:
+        """Rewrite ``results.csv`` from the rows on disk (the rows are the record)."""
         table = self.results()
         blob = table.to_csv(index=False).encode("utf-8")
         write_bytes_atomic(self.directory / "results.csv", blob)
@@ -148,12 +164,13 @@ class Lottery:
     def _seed(self, replicate: int) -> int:
         return self.config.seed + replicate
 
-    def _rundir(self, replicate: int, method: str, criterion: str) -> Path:
-        return self.directory / f"replicate-{replicate}" / f"{method}-{criterion}"
+    def run_cell(self, replicate: int, method: str, criterion: str, bar: Any = None) -> None:
+        """Run one lottery cell under its lock; first finish slimming a crash interrupted.
 
-    def _run_one(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
-        """Run one lottery cell under its lock; first finish slimming a crash interrupted."""
-        folder = self._rundir(replicate, method, criterion)
+        ``bar`` (a tqdm bar) is advanced by one per level, finished ones included.
+        """
+        bar = tqdm(disable=True) if bar is None else bar
+        folder = cell_folder(self.directory, replicate, method, criterion)
         what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
         with cell_lock(folder, ".lock", what, self.lock_timeout):
             for level in range(1, finished_levels(folder, self.config.levels) - 1):
@@ -161,14 +178,14 @@ class Lottery:
             self._run_cell(replicate, method, criterion, bar)
 
     def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
-        folder = self._rundir(replicate, method, criterion)
+        folder = cell_folder(self.directory, replicate, method, criterion)
         done = finished_levels(folder, self.config.levels)
         if done > self.config.levels:
             bar.update(self.config.levels + 1)
             return
         bar.update(done)
         if done <= 1:
-            ref = self._reference(replicate)
+            ref = self.reference(replicate)
             model, trimmer = self._from_file(ref["file"], replicate, method, criterion, True)
             if done == 0:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -209,15 +226,16 @@ class Lottery:
             config.amount,
             options=config.options,
             method=method,
-            unprunable=_modules(model, config.unprunable),
+            unprunable=unprunable_modules(model, config.unprunable),
             seed=self._seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
         )
 
-    def _reference(self, replicate: int) -> dict[str, Any]:
-        """The trained level-0 model of a replicate (trained once, shared by every pair)."""
-        folder = self.directory / f"replicate-{replicate}"
-        file, row_file = folder / "reference.lt", folder / "reference.json"
+    def reference(self, replicate: int) -> dict[str, Any]:
+        """The trained level-0 model of a replicate (trained once, shared by every pair):
+        ``{"file": path, "row": row}``, trained under the replicate's lock when missing."""
+        file, row_file = reference_files(self.directory, replicate)
+        folder = file.parent
         if row_file.exists() and file.exists():
             return {"file": file, "row": read_json(row_file)}
         what = f"the reference of replicate {replicate} of {self.directory}"
@@ -229,7 +247,7 @@ class Lottery:
     def _train_reference(self, replicate: int, file: Path, row_file: Path) -> dict[str, Any]:
         """Train, measure and save the reference of ``replicate`` (its lock is held)."""
         seed = self._seed(replicate)
-        _seed_everything(seed)
+        seed_everything(seed)
         model = self._build()
         trimmer = self._trimmer(model, replicate, "trim", self.config.criteria[0])
         ctx = LevelContext(
@@ -243,6 +261,7 @@ class Lottery:
             rewind_fraction=self.config.rewind_fraction,
             capture=trimmer.capture_rewind,
             progress=self.progress,
+            device=self.device,
         )
         t0 = time.perf_counter()
         self.train(model, ctx)
@@ -272,8 +291,8 @@ class Lottery:
     ) -> dict[str, Any]:
         """Step the trimmer, train and evaluate one level; returns its row (not yet written)."""
         t0 = time.perf_counter()
-        seed = _derive(self._seed(replicate), method, criterion, level)
-        _seed_everything(seed)
+        seed = derive_seed(self._seed(replicate), method, criterion, level)
+        seed_everything(seed)
         data = self.data() if callable(self.data) else self.data
         result = trimmer.step(data=data)
         step_seconds = time.perf_counter() - t0
@@ -288,6 +307,7 @@ class Lottery:
             rewind_fraction=self.config.rewind_fraction,
             capture=None,
             progress=self.progress,
+            device=self.device,
         )
         t1 = time.perf_counter()
         self.train(model, ctx)
@@ -321,7 +341,7 @@ class Lottery:
             model,
             self.example_inputs,
             latency=self.latency,
-            unprunable=_modules(model, self.config.unprunable),
+            unprunable=unprunable_modules(model, self.config.unprunable),
         )
         row.update(
             params=int(params),
@@ -366,26 +386,3 @@ class Lottery:
         with torch.random.fork_rng(devices=[]):
             model = load(path, self._build)
         save(model, path, metadata=meta, plan=plan)
-
-
-# -------------------------------------------------------------------- small helpers
-def _modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:
-    out = []
-    for name in names:
-        try:
-            out.append(model.get_submodule(name))
-        except AttributeError as exc:
-            raise ValueError(f"unprunable module {name!r} is not in the model") from exc
-    return out
-
-
-def _derive(seed: int, *parts: Any) -> int:
-    """A stable 63-bit seed from a base seed and labels (independent of Python's hash salt)."""
-    text = json.dumps([seed, *parts]).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)

@@ -10,7 +10,25 @@ from typing import Any
 
 from lotterytrim.storage.atomic import write_bytes_atomic
 
-__all__ = ["level_name", "row_name", "finished_levels", "write_json"]
+__all__ = [
+    "cell_folder",
+    "finished_levels",
+    "level_name",
+    "reference_files",
+    "row_name",
+    "write_json",
+]
+
+
+def cell_folder(directory: Path, replicate: int, method: str, criterion: str) -> Path:
+    """The folder of one lottery cell: ``replicate-R/METHOD-CRITERION``."""
+    return directory / f"replicate-{replicate}" / f"{method}-{criterion}"
+
+
+def reference_files(directory: Path, replicate: int) -> tuple[Path, Path]:
+    """The model file and the row file of a replicate's reference (level 0)."""
+    folder = directory / f"replicate-{replicate}"
+    return folder / "reference.lt", folder / "reference.json"
 
 
 def level_name(level: int) -> str:
