@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 __all__ = [
+    "tensor_at",
     "split_inputs",
     "run_model",
     "tensor_leaves",
@@ -124,3 +125,13 @@ class TensorCall(nn.Module):
             leaves[slot] = t
         args, kwargs = tree_unflatten(leaves, self._spec)
         return tuple(tensor_leaves(self._call(*args, **kwargs)))
+
+
+def tensor_at(module: nn.Module, dotted: str) -> torch.Tensor | None:
+    """The tensor at a dotted attribute path below ``module`` (``"0.weight"``), or None."""
+    obj: Any = module
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj if isinstance(obj, torch.Tensor) else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +13,8 @@ from lotterytrim.engine import layers
 from lotterytrim.engine.adapter import FAN_IN, logical_shape, underlying
 from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.errors import CriterionError
+
+from ..calls import tensor_at
 
 __all__ = ["Magnitude", "BatchNorm", "fan_in_sum"]
 
@@ -91,10 +92,10 @@ def fan_in_sum(
             if key in seen:
                 continue
             seen.add(key)
-            w = _logical_weight(module, logical) if logical else _get(module, p.tensor)
+            w = _logical_weight(module, logical) if logical else tensor_at(module, p.tensor)
             g = None
         else:
-            w = _get(module, p.tensor)
+            w = tensor_at(module, p.tensor)
             g = grads.get(id(w)) if w is not None else None
             if g is None:
                 continue
@@ -107,12 +108,3 @@ def fan_in_sum(
         rows = torch.as_tensor(p.rows, dtype=torch.long)
         total += per_index[rows].sum(dim=1)
     return total
-
-
-def _get(module: nn.Module, dotted: str) -> torch.Tensor | None:
-    obj: Any = module
-    for part in dotted.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj if isinstance(obj, torch.Tensor) else None

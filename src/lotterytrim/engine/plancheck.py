@@ -19,6 +19,8 @@ from lotterytrim.engine import layers
 from lotterytrim.engine.adapter import Adapter
 from lotterytrim.engine.plan import TrimPlan
 
+from ..calls import tensor_at
+
 __all__ = ["check_before", "check_after", "apply_checked"]
 
 
@@ -107,7 +109,7 @@ def check_after(plan: TrimPlan, model: nn.Module) -> None:
         if inp is not None:
             pieces += ad.in_pieces(module, np.arange(inp))
         for p in pieces:
-            t = _get(module, p.tensor)
+            t = tensor_at(module, p.tensor)
             if t is None:
                 continue
             rows = np.asarray(p.rows).ravel()
@@ -128,15 +130,6 @@ def _width(value: Any) -> bool:
 
 def _own_tensors(module: nn.Module) -> list[torch.Tensor]:
     return [t for _, t in module.named_parameters()] + [t for _, t in module.named_buffers()]
-
-
-def _get(module: nn.Module, dotted: str) -> torch.Tensor | None:
-    obj: Any = module
-    for part in dotted.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj if isinstance(obj, torch.Tensor) else None
 
 
 def _plain(value: Any) -> Any:
