@@ -34,6 +34,7 @@ import torch
 
 import lotterytrim as lt
 from examples.mir.run import PROFILES, Profile, build_lottery
+from lotterytrim.trimming.state import load_trimmer_state
 
 GUARDS = {"on": lt.Safeguards(), "off": lt.Safeguards.off()}
 
@@ -145,7 +146,9 @@ def run(
             if donor is None or not any(donor.glob("replicate-*/reference.json")):
                 donor = lottery.directory
             results = results[results.method.isin(methods) | (results.level == 0)]
-            results = results.assign(setting=setting.name)
+            loss, where = largest_step_loss(lottery.directory)
+            results = results.assign(setting=setting.name, largest_step_loss=loss)
+            print(f"{task} {setting.name}: largest one-step loss {loss:.0%} ({where})", flush=True)
             frames.append(results)
             ref = results[results.level == 0].error.mean()
             print(
@@ -153,6 +156,24 @@ def run(
                 flush=True,
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def largest_step_loss(directory: Path) -> tuple[float, str]:
+    """Largest share of one layer's units that a single trim step removed in a run directory,
+    read from the step history each trim cell's last level file keeps, and that layer."""
+    worst, where = 0.0, ""
+    for cell in sorted(directory.glob("replicate-*/trim-*")):
+        files = sorted(cell.glob("level-*.lt"))
+        if not files:
+            continue
+        last = files[-1]
+        state = load_trimmer_state(last)
+        for step in (state or {}).get("meta", {}).get("history", []):
+            for layer, before in step["units_before"].items():
+                after = step["units_after"].get(layer, before)
+                if before and (before - after) / before > worst:
+                    worst, where = (before - after) / before, f"{layer} at level {step['level']}"
+    return worst, where
 
 
 def _adopt_references(donor: Path, target: Path, replicates: int) -> None:
