@@ -1,0 +1,83 @@
+"""How far into the reference's training W_k is taken, and what it does to trimmed tickets.
+
+Runs the quick profile's trim lottery of a task with W_k taken after each of several epochs of
+the reference (every other setting as the profile has it) and prints mean test error per level
+over replicates, with min-max:
+
+    python -m benchmarks.rewind_point --task chord --epochs 1,3 --replicates 3
+
+The profile's own rewind epoch reads back the runs ``python -m examples.mir.run`` wrote; the
+others train their own references, since the rewind point is part of the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+import pandas as pd
+import torch
+
+from examples.mir.run import PROFILES, build_lottery
+
+
+def run(task: str, epochs: Sequence[int], replicates: int, root: str) -> pd.DataFrame:
+    """Trim rows (and references) of ``task`` for each rewind epoch, with a ``rewind`` column."""
+    base = PROFILES["quick"]
+    frames = []
+    for k in epochs:
+        if k == base.rewind_epochs[task] and replicates == base.replicates:
+            profile, where = base, "runs"
+        else:
+            rewind = MappingProxyType({**base.rewind_epochs, task: k})
+            profile = dataclasses.replace(
+                base, rewind_epochs=rewind, methods=("trim",), replicates=replicates
+            )
+            where = root
+        lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
+        rows = lottery.run()
+        rows = rows[(rows.method == "trim") | (rows.level == 0)]
+        frames.append(rows.assign(rewind=k))
+        print(f"{task}: W_k after epoch {k}: {lottery.directory}", flush=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def table(rows: pd.DataFrame) -> str:
+    """Mean [min-max] test error per rewind epoch (rows) and level (columns)."""
+    levels = sorted(int(v) for v in rows.level.unique())
+    lines = [
+        "| W_k after epoch | " + " | ".join(f"L{lv}" for lv in levels) + " |",
+        "| ---: | " + " | ".join("---:" for _ in levels) + " |",
+    ]
+    for k, part in rows.groupby("rewind"):
+        cells = []
+        for lv in levels:
+            err = part[part.level == lv].error
+            cells.append(f"{err.mean():.3f} [{err.min():.3f}-{err.max():.3f}]" if len(err) else "")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rewind_point", description=__doc__)
+    parser.add_argument("--task", default="chord")
+    parser.add_argument("--epochs", default="1,3", help="comma-separated rewind epochs")
+    parser.add_argument("--replicates", type=int, default=3)
+    parser.add_argument("--root", default="runs/rewind")
+    parser.add_argument("--out", default="benchmarks/results/rewind_point.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = run(args.task, [int(k) for k in args.epochs.split(",")], args.replicates, args.root)
+    text = f"### {args.task}\n\n" + table(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
