@@ -203,6 +203,7 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
         high=("error", "max"),
         kept=("kept", "mean"),
         n=("error", "size"),
+        step_loss=("largest_step_loss", "max"),
     )
     return table.reset_index()
 
@@ -255,6 +256,7 @@ def scores(table: pd.DataFrame) -> pd.DataFrame:
                 "task": task,
                 "setting": setting,
                 "reference": ref,
+                "largest_step_loss": float(part.step_loss.max()),
                 "trim_mean_ratio": float(trim.mean() / ref) if ref > 0 else np.nan,
                 "trim_L4_ratio": float(trim.get(4, np.nan) / ref) if ref > 0 else np.nan,
                 "trim_le_finetune_from_L3": (
