@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import MappingProxyType
 
@@ -25,40 +26,58 @@ import torch
 from examples.mir.run import PROFILES, build_lottery
 
 
-def run(task: str, epochs: Sequence[int], replicates: int, root: str) -> pd.DataFrame:
-    """Trim rows (and references) of ``task`` for each rewind epoch, with a ``rewind`` column."""
+def run(
+    task: str,
+    epochs: Sequence[int],
+    replicates: int,
+    root: str,
+    patience: int | None = None,
+    methods: tuple[str, ...] = ("trim",),
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Rows (and references) of ``task`` for each rewind epoch, with a ``rewind`` column;
+    ``patience`` replaces the profile's early-stopping patience of every level."""
     base = PROFILES["quick"]
+    if patience is not None:
+        base = dataclasses.replace(
+            base, patience=MappingProxyType({**base.patience, task: patience})
+        )
     frames = []
     for k in epochs:
-        if k == base.rewind_epochs[task] and replicates == base.replicates:
+        if patience is None and k == base.rewind_epochs[task] and replicates == base.replicates:
             profile, where = base, "runs"
         else:
             rewind = MappingProxyType({**base.rewind_epochs, task: k})
             profile = dataclasses.replace(
-                base, rewind_epochs=rewind, methods=("trim",), replicates=replicates
+                base, rewind_epochs=rewind, methods=methods, replicates=replicates
             )
             where = root
         lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
-        rows = lottery.run()
-        rows = rows[(rows.method == "trim") | (rows.level == 0)]
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                rows = lottery.run(executor=pool)
+        else:
+            rows = lottery.run()
+        rows = rows[rows.method.isin(methods) | (rows.level == 0)]
         frames.append(rows.assign(rewind=k))
         print(f"{task}: W_k after epoch {k}: {lottery.directory}", flush=True)
     return pd.concat(frames, ignore_index=True)
 
 
 def table(rows: pd.DataFrame) -> str:
-    """Mean [min-max] test error per rewind epoch (rows) and level (columns)."""
+    """Mean [min-max] test error per rewind epoch and method (rows) and level (columns)."""
     levels = sorted(int(v) for v in rows.level.unique())
     lines = [
-        "| W_k after epoch | " + " | ".join(f"L{lv}" for lv in levels) + " |",
-        "| ---: | " + " | ".join("---:" for _ in levels) + " |",
+        "| W_k after epoch | method | " + " | ".join(f"L{lv}" for lv in levels) + " |",
+        "| ---: | --- | " + " | ".join("---:" for _ in levels) + " |",
     ]
-    for k, part in rows.groupby("rewind"):
+    for (k, method), part in rows[rows.level > 0].groupby(["rewind", "method"]):
+        part = pd.concat([rows[(rows.rewind == k) & (rows.level == 0)], part])
         cells = []
         for lv in levels:
             err = part[part.level == lv].error
             cells.append(f"{err.mean():.3f} [{err.min():.3f}-{err.max():.3f}]" if len(err) else "")
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append(f"| {k} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -68,10 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", default="1,3", help="comma-separated rewind epochs")
     parser.add_argument("--replicates", type=int, default=3)
     parser.add_argument("--root", default="runs/rewind")
+    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    parser.add_argument("--methods", default="trim", help="comma-separated methods")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--out", default="benchmarks/results/rewind_point.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = run(args.task, [int(k) for k in args.epochs.split(",")], args.replicates, args.root)
+    rows = run(
+        args.task,
+        [int(k) for k in args.epochs.split(",")],
+        args.replicates,
+        args.root,
+        args.patience,
+        tuple(args.methods.split(",")),
+        args.workers,
+    )
     text = f"### {args.task}\n\n" + table(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
