@@ -179,9 +179,8 @@ def select_units(
             default=0.0,
         )
     if scope == "global":
-        held = _held_global(
-            norm, limits, chosen, gg[k - 1] if k else None, uu[k - 1] if k else None
-        )
+        last = (gg[k - 1], uu[k - 1]) if k else None
+        held = _held_global(norm, limits, chosen, last, min_units)
     else:
         wanted = np.floor(ns * i / steps + 1e-9).astype(np.int64)
         held = {
@@ -236,13 +235,14 @@ def _held_global(
     norm: Mapping[int, np.ndarray],
     limits: Mapping[int, tuple[int, str | None]],
     chosen: Mapping[int, np.ndarray],
-    last_g: object,
-    last_u: object,
+    last: tuple[int, int] | None,
+    min_units: int,
 ) -> dict[int, int]:
-    """Units per group that a safeguard kept although they score below the last unit chosen."""
-    if last_g is None:
+    """Units per group that a safeguard kept although they score below the last unit chosen
+    (and ``min_units`` would have let go)."""
+    if last is None:
         return {}
-    threshold = float(norm[int(last_g)][int(last_u)])  # type: ignore[call-overload]
+    threshold = float(norm[int(last[0])][int(last[1])])
     out: dict[int, int] = {}
     for gid, (allowed, which) in limits.items():
         if which is None:
@@ -252,7 +252,7 @@ def _held_global(
         if taken < allowed:
             continue
         below = int((s < threshold).sum())
-        extra = min(below, s.size - 1) - taken
+        extra = min(below, s.size - min_units) - taken
         if extra > 0:
             out[gid] = extra
     return out
