@@ -36,7 +36,12 @@ import lotterytrim as lt
 from examples.mir.run import PROFILES, Profile, build_lottery
 from lotterytrim.trimming.state import load_trimmer_state
 
-GUARDS = {"on": lt.Safeguards(), "off": lt.Safeguards.off()}
+GUARDS = {
+    "on": lt.Safeguards(),
+    "off": lt.Safeguards.off(),
+    "params": lt.Safeguards(cost="params"),  # the cap and floor, ranking by score per parameter
+    "macs": lt.Safeguards(cost="macs"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ class Setting:
     def parse(cls, text: str) -> Setting:
         parts = text.split("/")
         if len(parts) != 4 or parts[2] not in GUARDS:
-            raise ValueError(f"a setting is scope/normalize/on|off/criterion, got {text!r}")
+            raise ValueError(
+                f"a setting is scope/normalize/{'|'.join(GUARDS)}/criterion, got {text!r}"
+            )
         return cls(*parts)
 
 
@@ -271,7 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.selection", description=__doc__)
     parser.add_argument("--tasks", default="chord", help="comma-separated example tasks")
     parser.add_argument("--grid", choices=("full", "confirm", "none"), default="confirm")
-    parser.add_argument("--setting", action="append", default=[], help="scope/norm/on|off/crit")
+    parser.add_argument(
+        "--setting", action="append", default=[], help="scope/norm/on|off|params|macs/crit"
+    )
     parser.add_argument("--criteria", default=None, help="keep only these grid criteria")
     parser.add_argument("--methods", default="trim,finetune", help="comma-separated methods")
     parser.add_argument("--replicates", type=int, default=3)

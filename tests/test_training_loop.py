@@ -139,12 +139,19 @@ def test_meta_models_are_refused() -> None:
         lt.LotteryTrimmer(model, X.to("meta"))
 
 
-@pytest.mark.parametrize("amount", [np.float32(0.3), np.float16(0.25), np.float64(0.3), 0.3])
+@pytest.mark.parametrize(
+    "amount",
+    [np.float32(0.3), np.float16(0.25), np.float64(0.3), 0.3, torch.tensor(0.3), np.array(0.25)],
+)
 def test_any_real_amount_is_accepted(amount: object) -> None:
     assert lt.LotteryTrimmer(_model(), X, amount=amount).amount == pytest.approx(float(amount))
 
 
-@pytest.mark.parametrize("amount", [True, np.bool_(True), float("nan"), np.float32(1.5), "0.3"])
+@pytest.mark.parametrize(
+    "amount",
+    [True, np.bool_(True), float("nan"), np.float32(1.5), "0.3", torch.tensor(True)]
+    + [torch.tensor([0.3]), torch.tensor(1.5), np.array([0.3, 0.2])],
+)
 def test_bad_amounts_stay_refused(amount: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         lt.LotteryTrimmer(_model(), X, amount=amount)

@@ -56,13 +56,14 @@ def targets(results: pd.DataFrame) -> pd.DataFrame:
             "reference error": ref,
             **_reference_noise(group),
             "<=25% kept, error <= reference": bool((deep.error <= ref).any()),
+            "<=25% kept, error / reference": float(deep.error.iloc[0] / ref) if len(deep) else None,
             "removed within 1.1x": 1.0 - float(within.kept.min()) if len(within) else 0.0,
         }
         if "finetune" in mean.index.get_level_values(0):
             ft = mean.loc["finetune"]
             common = [lv for lv in trim.index if lv >= 3 and lv in ft.index]
-            wins = sum(trim.loc[lv, "error"] < ft.loc[lv, "error"] for lv in common)
-            row["trim beats finetune (levels >= 3)"] = f"{wins}/{len(common)}"
+            ties = sum(trim.loc[lv, "error"] <= ft.loc[lv, "error"] for lv in common)
+            row["trim no worse than finetune (levels >= 3)"] = f"{ties}/{len(common)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -83,15 +84,27 @@ def _reference_noise(group: pd.DataFrame) -> dict[str, object]:
     return out
 
 
-def per_level(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean test error per (task, method) and level, with the share of weights trim kept."""
-    error = results.pivot_table(index=["task", "method"], columns="level", values="error")
+def per_level(results: pd.DataFrame, spread: bool = False) -> pd.DataFrame:
+    """Mean test error per (task, method) and level, with the share of weights trim kept;
+    ``spread`` writes each error cell as ``mean [min-max]`` over replicates."""
+    index = ["task", "method"]
+    error = results.pivot_table(index=index, columns="level", values="error")
+    if spread:
+        low = results.pivot_table(index=index, columns="level", values="error", aggfunc="min")
+        high = results.pivot_table(index=index, columns="level", values="error", aggfunc="max")
+        error = error.astype(object)
+        for key in error.index:
+            for level in error.columns:
+                m = error.at[key, level]
+                if m == m:  # NaN: no such level
+                    lo, hi = low.at[key, level], high.at[key, level]
+                    error.at[key, level] = f"{m:.3f} [{lo:.3f}-{hi:.3f}]"
     trim = results[results.method == "trim"]
     kept = trim.pivot_table(index="task", columns="level", values="kept")
     kept.index = pd.MultiIndex.from_tuples([(t, "kept (trim)") for t in kept.index])
     table = pd.concat([kept, error]).sort_index(level=0, sort_remaining=False)
     table.columns = [f"L{c}" for c in table.columns]
-    return table.reset_index(names=["task", "method"])
+    return table.reset_index(names=index)
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -131,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Figure 2: {figure}\n")
     print(lt.plot.table1(results, reports=reports).to_markdown())
     print()
-    print(_markdown(per_level(results)))
+    print(_markdown(per_level(results, spread=True)))
     print()
     print(_markdown(targets(results)))
 

@@ -173,7 +173,9 @@ OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TrimOptions))
 
 
 def check_amount(amount: object) -> float:
-    """Validate ``amount``: a fraction strictly between 0 and 1."""
+    """Validate ``amount``: a fraction strictly between 0 and 1 (a 0-d tensor or array too)."""
+    if getattr(amount, "ndim", None) == 0 and callable(getattr(amount, "item", None)):
+        amount = amount.item()  # type: ignore[union-attr]  # a 0-d torch tensor or numpy array
     if isinstance(amount, (bool, np.bool_)) or not isinstance(amount, numbers.Real):
         raise TypeError(f"amount must be a number in (0, 1), got {type(amount).__name__}")
     if not 0.0 < float(amount) < 1.0:

@@ -110,6 +110,7 @@ def test_changed_settings_get_their_own_directory(tmp_path: Path) -> None:
     changed = [
         TINY.override(epochs=2),
         TINY.override(levels=3),
+        TINY.override(methods=("trim", "finetune")),
         dataclasses.replace(TINY, lr=5e-4),
         dataclasses.replace(TINY, examples={**TINY.examples, "pitch": 30}),
         dataclasses.replace(TINY, seed=1),
@@ -160,6 +161,11 @@ def test_parse_args_defaults_and_overrides() -> None:
     assert (profile.replicates, profile.levels) == (2, 3)
     assert set(profile.max_epochs.values()) == {7} and set(profile.max_epochs) == set(TASKS)
     assert profile.batch_size == PROFILES["paper"].batch_size
+    assert profile.methods == PROFILES["paper"].methods  # not given: the profile's
+    args = parse_args(["--task", "onset", "--methods", "trim, mask"])
+    assert args.methods == ("trim", "mask")
+    quick = PROFILES["quick"].override(methods=args.methods)
+    assert quick.methods == ("trim", "mask") and "mask" not in PROFILES["quick"].methods
 
 
 @pytest.mark.parametrize(
@@ -170,6 +176,8 @@ def test_parse_args_defaults_and_overrides() -> None:
         (["--task", "onset", "--levels", "-1"], "-1"),
         (["--task", "onset", "--epochs", "many"], "expected an integer, got 'many'"),
         (["--profile", "quick"], "--task"),
+        (["--task", "onset", "--methods", "trim,prune"], "['prune']"),
+        (["--task", "onset", "--methods", ","], "unknown method"),
     ],
 )
 def test_parse_args_rejects_unknown_values(
@@ -184,6 +192,8 @@ def test_parse_args_rejects_unknown_values(
         assert all(task in err for task in TASKS)  # the message lists the valid tasks
     if bad == "huge":
         assert all(name in err for name in PROFILES)
+    if "--methods" in argv:
+        assert all(name in err for name in ("trim", "finetune", "reinit", "mask"))
 
 
 def test_profiles_follow_the_paper_and_document_every_field() -> None:
@@ -205,7 +215,7 @@ def test_profiles_follow_the_paper_and_document_every_field() -> None:
     assert {"magnitude", "activation", "batchnorm"} <= set(paper.criteria)
     quick = PROFILES["quick"]
     assert quick.size == "quick" and (1 - quick.amount) ** quick.levels < 0.15  # > 85% removed
-    assert {"trim", "finetune", "mask"} <= set(quick.methods)
+    assert {"trim", "finetune"} <= set(quick.methods)
     assert quick.replicates == 3 and quick.data == "rendered"
     assert all(quick.rewind_epochs[t] <= quick.patience[t] < quick.max_epochs[t] for t in TASKS)
     assert TINY.size == "tiny" and TINY.levels == 2 and set(TINY.max_epochs.values()) == {1}
