@@ -2,7 +2,8 @@
 
 A ``.lt`` file is input from a stranger. Its plan may only slice tensors the model has, keep
 tied tensors tied, and set the width attributes the layer adapters own (``out_channels``,
-``hidden_size``, ...), with values that agree with the sliced tensors. Errors are
+``hidden_size``, ...) or the head counts of hand-written attention (``num_heads``,
+``all_head_size``, ...), with values that agree with the sliced tensors. Errors are
 ``ValueError`` naming the tensor, module or attribute; :mod:`lotterytrim.storage.io` turns
 them into ``LoadError``.
 """
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lotterytrim.engine import layers
+from lotterytrim.engine import attention, layers
 from lotterytrim.engine.adapter import Adapter
 from lotterytrim.engine.plan import TrimPlan
 
@@ -66,9 +67,14 @@ def check_before(plan: TrimPlan, model: nn.Module) -> None:
                 "slices them differently"
             )
         seen.setdefault(id(t), (name, keep))
+    heads = _head_specs(model)
     for mod_name, attrs in plan.attributes.items():
         module = _module(model, mod_name)
-        _, allowed = _owned(module, mod_name, attrs)
+        if mod_name in heads and layers.adapter_for(module) is None:
+            spec = heads[mod_name]
+            allowed = {spec.heads_attr, *spec.width_attrs}
+        else:
+            _, allowed = _owned(module, mod_name, attrs)
         for key, value in attrs.items():
             if not _width(value):
                 raise ValueError(
@@ -83,10 +89,20 @@ def check_before(plan: TrimPlan, model: nn.Module) -> None:
             )
 
 
-def check_after(plan: TrimPlan, model: nn.Module) -> None:
-    """After resizing: each module's width attributes agree with its sliced tensors."""
+def check_after(
+    plan: TrimPlan, model: nn.Module, heads: dict[str, attention.HeadSpec] | None = None
+) -> None:
+    """After resizing: each module's width attributes agree with its sliced tensors.
+
+    ``heads`` are the hand-written attention modules of the model before resizing (their head
+    size does not change); without it, no plan may set head counts.
+    """
+    heads = heads or {}
     for mod_name in plan.attributes:
         module = _module(model, mod_name)
+        if mod_name in heads and layers.adapter_for(module) is None:
+            _check_heads(heads[mod_name], module, plan.attributes[mod_name])
+            continue
         ad, _ = _owned(module, mod_name)
         out, inp = ad.out_channels(module), ad.in_channels(module)
         biggest = max((t.numel() for t in _own_tensors(module)), default=0)
@@ -122,6 +138,27 @@ def check_after(plan: TrimPlan, model: nn.Module) -> None:
                 )
 
 
+def _head_specs(model: nn.Module) -> dict[str, attention.HeadSpec]:
+    """Hand-written attention modules of ``model``, by module name."""
+    return {spec.module: spec for spec in attention.find_heads(model).values()}
+
+
+def _check_heads(spec: attention.HeadSpec, module: nn.Module, attrs: dict[str, Any]) -> None:
+    """A resized attention module: its head count times the head size is its q/k/v width."""
+    prefix = f"{spec.module}." if spec.module else ""
+    widths = {getattr(module, p[len(prefix) :]).out_features for p in spec.projections}
+    width = widths.pop() if len(widths) == 1 else None
+    expected = attention.head_attributes(spec, width) if width is not None else {}
+    for key, value in attrs.items():
+        now = getattr(module, key)
+        if width is None or width % spec.head_dim or now != value or expected.get(key) != value:
+            raise ValueError(
+                f"attribute {key}={value!r} of attention module {spec.module!r} "
+                f"({type(module).__name__}) does not fit its q/k/v width {width} in heads of "
+                f"{spec.head_dim}"
+            )
+
+
 def _width(value: Any) -> bool:
     if isinstance(value, list):
         return all(_width(v) for v in value) and bool(value)
@@ -142,5 +179,6 @@ def _plain(value: Any) -> Any:
 def apply_checked(plan: TrimPlan, model: nn.Module) -> None:
     """Resize ``model`` by a plan from outside (a file, a saved state), checked both sides."""
     check_before(plan, model)
+    heads = _head_specs(model)
     plan.apply_to_model(model)
-    check_after(plan, model)
+    check_after(plan, model, heads)
