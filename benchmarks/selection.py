@@ -37,7 +37,7 @@ from examples.mir.run import PROFILES, Profile, build_lottery
 from lotterytrim.trimming.state import load_trimmer_state
 
 GUARDS = {
-    "on": lt.Safeguards(),
+    "on": lt.Safeguards(cost="none"),  # the cap and floor, ranking by score alone
     "off": lt.Safeguards.off(),
     "params": lt.Safeguards(cost="params"),  # the cap and floor, ranking by score per parameter
     "macs": lt.Safeguards(cost="macs"),

@@ -41,7 +41,9 @@ class Safeguards:
     step) that always survives (0.0: no floor); ``min_units`` still applies on top.
     ``cost``: rank units by score per parameter (``"params"``) or per multiply-accumulate
     (``"macs"``) they cost instead of by score alone (``"none"``), so that units cheap in
-    parameters but costly in compute are not removed first by accident.
+    parameters but costly in compute are not removed first by accident. ``"params"`` spares
+    thin front layers (waveform front ends) but takes the costly units of a conv feeding a
+    flatten first: ``docs/selection.md`` measures both.
     """
 
     step_cap: float = 0.5
