@@ -1,5 +1,6 @@
-"""Lottery cells through executors: the sequential results exactly, with a process pool or a
-dask cluster; a killed worker loses and duplicates nothing; failures name their cell."""
+"""Lottery cells through executors: the sequential results (plans, headers and rows exactly,
+weights to float rounding), with a process pool or a dask cluster; a killed worker loses and
+duplicates nothing; failures name their cell."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def _same_file(want: Path, got: Path) -> None:
 
 
 def _same_as_sequential(lottery: lt.Lottery, sequential: lt.Lottery) -> None:
-    """Rows, model files and results.csv equal the sequential run's (timing columns aside)."""
+    """Rows, model files and results.csv equal the sequential run's: timings aside, weights to
+    float rounding and the measured memory to 10% (see :func:`_same_file`)."""
     want, got = sequential.results(), lottery.results()
     assert len(got) == CELLS * (GRID["levels"] + 1)
     pd.testing.assert_frame_equal(want.drop(columns=LOOSE), got.drop(columns=LOOSE))

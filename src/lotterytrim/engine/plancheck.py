@@ -43,8 +43,14 @@ def _owned(module: nn.Module, name: str, keys: Any = ()) -> tuple[Adapter, set[s
     return ad, set(ad.attributes(module, ad.out_channels(module), ad.in_channels(module)))
 
 
-def check_before(plan: TrimPlan, model: nn.Module) -> None:
-    """Everything checkable before the model is touched: names, shapes, ties, attribute keys."""
+def check_before(
+    plan: TrimPlan, model: nn.Module, heads: dict[str, attention.HeadSpec] | None = None
+) -> None:
+    """Everything checkable before the model is touched: names, shapes, ties, attribute keys.
+
+    ``heads``: the model's hand-written attention modules (:func:`_head_specs`), found here
+    when not given.
+    """
     seen: dict[int, tuple[str, Any]] = {}
     for name, shape in plan.shapes.items():
         mod_name, _, attr = name.rpartition(".")
@@ -67,7 +73,7 @@ def check_before(plan: TrimPlan, model: nn.Module) -> None:
                 "slices them differently"
             )
         seen.setdefault(id(t), (name, keep))
-    heads = _head_specs(model)
+    heads = _head_specs(model) if heads is None else heads
     for mod_name, attrs in plan.attributes.items():
         module = _module(model, mod_name)
         if mod_name in heads and layers.adapter_for(module) is None:
@@ -178,7 +184,7 @@ def _plain(value: Any) -> Any:
 
 def apply_checked(plan: TrimPlan, model: nn.Module) -> None:
     """Resize ``model`` by a plan from outside (a file, a saved state), checked both sides."""
-    check_before(plan, model)
-    heads = _head_specs(model)
+    heads = _head_specs(model)  # read before resizing: the head size stays, the count follows
+    check_before(plan, model, heads)
     plan.apply_to_model(model)
     check_after(plan, model, heads)
