@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["peak_activation_bytes"]
@@ -17,44 +17,46 @@ class _StorageTracker:
     """Live bytes of storages created by ATen operators, with their running peak.
 
     Each new output storage (deduplicated, so views and in-place results add nothing) adds its
-    size; a ``weakref.finalize`` on the storage subtracts it when the storage is freed.
-    Storages given as ``external`` (inputs, parameters, buffers) are never counted.
+    size; it is subtracted once the storage is found freed, which is checked before every
+    operator's outputs are counted. Storages are known by a weak reference to the C++ storage
+    (torch's ``StorageWeakRef``), not by the Python object: a storage's Python wrapper can be
+    dropped and made anew while the storage lives, and its ``id`` then changes with garbage
+    collection timing, which made the count differ between processes. Storages given as
+    ``external`` (inputs, parameters, buffers) are never counted.
     """
 
     def __init__(self, external: Iterable[torch.Tensor]) -> None:
-        """Remember the external storages, holding them so their ids stay valid."""
-        self._external = {id(s): s for s in (_storage(t) for t in external) if s is not None}
-        self._live: dict[int, int] = {}
-        self._finalizers: list[weakref.finalize] = []
+        """Remember the external storages, holding them so they stay what they are."""
+        held = [s for s in (_storage(t) for t in external) if s is not None]
+        self._held = held
+        self._external = {StorageWeakRef(s) for s in held}
+        self._live: dict[StorageWeakRef, int] = {}
         self.current = 0
         self.peak = 0
 
     def add(self, output: Any) -> None:
-        """Account for the storages of an operator's tensor outputs."""
+        """Drop the storages freed since the last operator, then count this one's outputs."""
+        for ref in [r for r in self._live if r.expired()]:
+            self.current -= self._live.pop(ref)
         for tensor in tree_leaves(output):
             storage = _storage(tensor)
             if storage is None:
                 continue
-            key = id(storage)
-            if key in self._external or key in self._live:
-                continue
             size = storage.nbytes()
             if size == 0:
                 continue
-            self._live[key] = size
+            ref = StorageWeakRef(storage)
+            if ref in self._external or ref in self._live:
+                continue
+            self._live[ref] = size
             self.current += size
             self.peak = max(self.peak, self.current)
-            self._finalizers.append(weakref.finalize(storage, self._release, key))
-
-    def _release(self, key: int) -> None:
-        """Storage freed: subtract its size."""
-        self.current -= self._live.pop(key, 0)
 
     def close(self) -> None:
-        """Detach the finalizers still pending so the tracker can be collected."""
-        for finalizer in self._finalizers:
-            finalizer.detach()
-        self._finalizers.clear()
+        """Let go of the storages and references the tracker holds."""
+        self._live.clear()
+        self._external.clear()
+        self._held.clear()
 
 
 def _storage(value: Any) -> Any:
