@@ -13,7 +13,8 @@ level, the mean test error over replicates with its min-max.
 ``--grid full`` is the factorial (scope x normalize x safeguards x criterion; local scope keeps
 one normalisation, since a per-layer scaling does not change a per-layer ranking);
 ``--grid confirm`` the few settings picked from it (see docs/selection.md);
-``--setting NAME=scope/normalize/guard/criterion`` adds any other.
+``--setting scope/normalize/guard[@floor]/criterion`` adds any other (``params@0.25``: ranked
+per parameter, a floor of 25% of each layer's units).
 """
 
 from __future__ import annotations
@@ -37,11 +38,28 @@ from examples.mir.run import PROFILES, Profile, build_lottery
 from lotterytrim.trimming.state import load_trimmer_state
 
 GUARDS = {
-    "on": lt.Safeguards(cost="none"),  # the cap and floor, ranking by score alone
+    # the cap and the 5% floor, ranking by score alone (the default before the floor study)
+    "on": lt.Safeguards(keep_floor=0.05, cost="none"),
     "off": lt.Safeguards.off(),
-    "params": lt.Safeguards(cost="params"),  # the cap and floor, ranking by score per parameter
-    "macs": lt.Safeguards(cost="macs"),
+    # the same ranked by score per parameter / per MAC; "params@0.25" is the default
+    "params": lt.Safeguards(keep_floor=0.05, cost="params"),
+    "macs": lt.Safeguards(keep_floor=0.05, cost="macs"),
 }
+
+
+def guard_for(name: str) -> lt.Safeguards:
+    """The safeguards a setting names: a key of GUARDS, optionally ``@F`` for a floor of F
+    (``params@0.25``: ranking per parameter, at least 25% of each layer's units kept)."""
+    key, _, floor = name.partition("@")
+    if key not in GUARDS:
+        raise ValueError(f"unknown safeguards {key!r} in {name!r}; choose from {sorted(GUARDS)}")
+    if not floor:
+        return GUARDS[key]
+    try:
+        value = float(floor)
+    except ValueError:
+        raise ValueError(f"the floor after '@' in {name!r} must be a number") from None
+    return dataclasses.replace(GUARDS[key], keep_floor=value)
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,7 @@ class Setting:
 
     scope: str
     normalize: str
-    guard: str  # a key of GUARDS
+    guard: str  # a key of GUARDS, optionally with "@floor"
     criterion: str
 
     @property
@@ -60,10 +78,11 @@ class Setting:
     @classmethod
     def parse(cls, text: str) -> Setting:
         parts = text.split("/")
-        if len(parts) != 4 or parts[2] not in GUARDS:
+        if len(parts) != 4:
             raise ValueError(
-                f"a setting is scope/normalize/{'|'.join(GUARDS)}/criterion, got {text!r}"
+                f"a setting is scope/normalize/{'|'.join(GUARDS)}[@floor]/criterion, got {text!r}"
             )
+        guard_for(parts[2])
         return cls(*parts)
 
 
@@ -101,7 +120,7 @@ def profile_for(
     own = (
         setting.scope == base.scope
         and setting.normalize == base.normalize
-        and GUARDS[setting.guard].to_dict() == dict(base.safeguards)
+        and guard_for(setting.guard).to_dict() == dict(base.safeguards)
         and (setting.criterion,) == tuple(base.criteria)
         and replicates == base.replicates
         and levels == base.levels
@@ -113,7 +132,7 @@ def profile_for(
         base,
         scope=setting.scope,
         normalize=setting.normalize,
-        safeguards=MappingProxyType(GUARDS[setting.guard].to_dict()),
+        safeguards=MappingProxyType(guard_for(setting.guard).to_dict()),
         criteria=(setting.criterion,),
         methods=methods,
         replicates=replicates,
@@ -140,6 +159,13 @@ def run(
         donor: Path | None = build_lottery(task, base, root=profile_root, progress=False, log=None)[
             0
         ].directory
+        if donor is not None and _references(donor, replicates) < replicates:
+            # or from the setting's run of this task in the study that has the most of them
+            # (level 0 does not depend on the selection)
+            donor = max(
+                [donor, *sorted(Path(root).glob(f"{task}-*"))],
+                key=lambda d: _references(d, replicates),
+            )
         for setting in settings:
             start = time.perf_counter()
             profile = profile_for(base, setting, replicates, levels, methods)
@@ -181,6 +207,18 @@ def largest_step_loss(directory: Path) -> tuple[float, str]:
                 if before and (before - after) / before > worst:
                     worst, where = (before - after) / before, f"{layer} at level {step['level']}"
     return worst, where
+
+
+def _references(directory: Path, replicates: int) -> int:
+    """How many of the first ``replicates`` replicates of a run directory have a finished
+    reference."""
+    return sum(
+        all(
+            (directory / f"replicate-{r}" / name).exists()
+            for name in ("reference.lt", "reference.json")
+        )
+        for r in range(replicates)
+    )
 
 
 def _adopt_references(donor: Path, target: Path, replicates: int) -> None:

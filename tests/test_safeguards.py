@@ -72,6 +72,47 @@ def test_keep_floor_is_a_share_of_the_original_units_across_steps():
     assert min(floors) == 4
 
 
+def _costly_before_flatten() -> nn.Module:
+    """A conv whose channels each feed 23 x 64 weights of a Linear through a flatten: ranked per
+    parameter, its channels are the most expensive units and go first (the chord model's case)."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv1d(1, 16, 5), nn.ReLU(), nn.Conv1d(16, 32, 5), nn.ReLU(), nn.MaxPool1d(4),
+        nn.Flatten(), nn.Linear(32 * 23, 64), nn.ReLU(), nn.Linear(64, 3),
+    )  # fmt: skip
+
+
+def _units_after_steps(model: nn.Module, guard: lt.Safeguards, steps: int) -> dict[str, int]:
+    trimmer = lt.LotteryTrimmer(model, X, method="finetune", safeguards=guard)
+    for _ in range(steps):
+        result = trimmer.step()
+    return result.units_after
+
+
+def test_default_floor_stops_per_parameter_ranking_from_hollowing_a_costly_layer():
+    defaults = lt.Safeguards()
+    assert (defaults.cost, defaults.keep_floor) == ("params", 0.25)
+    # the premise: with the former 5% floor, per-parameter ranking hollows conv "2"
+    hollow = _units_after_steps(_costly_before_flatten(), lt.Safeguards(keep_floor=0.05), 5)
+    assert hollow["2"] < 8
+    # the default floor keeps a quarter of its 32 channels; the other layers pay for them
+    kept = _units_after_steps(_costly_before_flatten(), defaults, 5)
+    assert kept["2"] >= 8
+    assert kept["0"] + kept["6"] < hollow["0"] + hollow["6"]
+
+
+def test_a_lottery_that_reaches_the_floor_says_to_lower_it():
+    # every layer at a quarter of its units: the model cannot shrink further, and the step
+    # says which setting stops it instead of failing or removing less in silence
+    trimmer = lt.LotteryTrimmer(_costly_before_flatten(), X, amount=0.5, method="finetune")
+    for _ in range(8):
+        result = trimmer.step()
+    assert result.achieved < 0.02
+    assert "keep_floor=0.25" in result.shortfall and "lower keep_floor" in result.shortfall
+    floor = {name: math.ceil(0.25 * n) for name, n in trimmer.history[0].units_before.items()}
+    assert all(result.units_after[name] >= floor[name] for name in floor)
+
+
 def test_local_scope_respects_the_cap():
     model = _thin_first()
     trimmer = lt.LotteryTrimmer(model, X, amount=0.6, scope="local", method="finetune")

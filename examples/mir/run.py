@@ -251,6 +251,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             batch_size=_per_task(**dict.fromkeys(TASKS, 64)),
             transpose=6,
             criterion_batches=16,
+            # 15 levels of 30% go down to 0.5% of the weights: the default floor (a quarter of
+            # each layer's units) would hold the steps past about 7% (docs/benchmarks.md)
+            safeguards=MappingProxyType(lt.Safeguards(keep_floor=0.05).to_dict()),
         ),
         "quick": Profile(
             name="quick",

@@ -40,15 +40,17 @@ class Safeguards:
     (1.0: no cap). ``keep_floor``: the share of a group's *original* units (before the first
     step) that always survives (0.0: no floor); ``min_units`` still applies on top.
     ``cost``: rank units by score per parameter (``"params"``) or per multiply-accumulate
-    (``"macs"``) they cost instead of by score alone (``"none"``), so that units cheap in
-    parameters but costly in compute are not removed first by accident. ``"params"`` spares
-    thin front layers (waveform front ends) but takes the costly units of a conv feeding a
-    flatten first: ``docs/selection.md`` measures both.
+    (``"macs"``) they cost instead of by score alone (``"none"``). Per-parameter ranking spares
+    thin layers whose units are cheap (waveform front ends); the floor stops it from hollowing
+    a layer whose units are costly (a conv feeding a flatten). The defaults were measured
+    together (``docs/selection.md``). The floor also bounds how small repeated steps can make a
+    model (layers that each keep a quarter of their units keep about a sixteenth of the
+    weights between them): lower it for lotteries that go further.
     """
 
     step_cap: float = 0.5
-    keep_floor: float = 0.05
-    cost: str = "none"
+    keep_floor: float = 0.25
+    cost: str = "params"
 
     def __post_init__(self) -> None:
         for name, low_open in (("step_cap", True), ("keep_floor", False)):

@@ -210,6 +210,12 @@ def select_units(
                 why.append(
                     f"safeguards step_cap={guard.step_cap:g}, keep_floor={guard.keep_floor:g} "
                     "limit each group's share"
+                    + (
+                        f" (every layer keeps {guard.keep_floor:.0%} of its original units: "
+                        "pass a lower keep_floor to trim further)"
+                        if guard.keep_floor > 0
+                        else ""
+                    )
                 )
         protected = [g for g in graph.groups if g.protected or g.id in exclude]
         if protected:
