@@ -209,14 +209,15 @@ def largest_step_loss(directory: Path) -> tuple[float, str]:
     return worst, where
 
 
+#: A finished reference: its model file, then its row (written last: it marks it finished).
+_REFERENCE_FILES = ("reference.lt", "reference.json")
+
+
 def _references(directory: Path, replicates: int) -> int:
     """How many of the first ``replicates`` replicates of a run directory have a finished
     reference."""
     return sum(
-        all(
-            (directory / f"replicate-{r}" / name).exists()
-            for name in ("reference.lt", "reference.json")
-        )
+        all((directory / f"replicate-{r}" / name).exists() for name in _REFERENCE_FILES)
         for r in range(replicates)
     )
 
@@ -229,7 +230,7 @@ def _adopt_references(donor: Path, target: Path, replicates: int) -> None:
     """
     for r in range(replicates):
         src, dst = donor / f"replicate-{r}", target / f"replicate-{r}"
-        files = [src / "reference.lt", src / "reference.json"]
+        files = [src / name for name in _REFERENCE_FILES]
         if not all(f.exists() for f in files) or (dst / "reference.json").exists():
             continue
         dst.mkdir(parents=True, exist_ok=True)

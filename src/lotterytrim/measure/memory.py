@@ -26,10 +26,8 @@ class _StorageTracker:
     """
 
     def __init__(self, external: Iterable[torch.Tensor]) -> None:
-        """Remember the external storages, holding them so they stay what they are."""
-        held = [s for s in (_storage(t) for t in external) if s is not None]
-        self._held = held
-        self._external = {StorageWeakRef(s) for s in held}
+        """Remember the external storages (a weak reference keeps a storage's identity)."""
+        self._external = {StorageWeakRef(s) for s in map(_storage, external) if s is not None}
         self._live: dict[StorageWeakRef, int] = {}
         self.current = 0
         self.peak = 0
@@ -53,10 +51,9 @@ class _StorageTracker:
             self.peak = max(self.peak, self.current)
 
     def close(self) -> None:
-        """Let go of the storages and references the tracker holds."""
+        """Let go of the weak references the tracker holds."""
         self._live.clear()
         self._external.clear()
-        self._held.clear()
 
 
 def _storage(value: Any) -> Any:
