@@ -164,3 +164,45 @@ def test_save_refuses_a_trimmer_whose_plan_is_stale(tmp_path):
     with pytest.raises(lt.TrimmerStateError, match="outside the trimmer"):
         lt.save(model, tmp_path / "m.lt", trimmer)
     assert not (tmp_path / "m.lt").exists()
+
+
+class _Windowed(nn.Module):
+    """A front end with non-persistent buffers, as mel filterbanks and windows are registered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(32), persistent=False)
+        self.register_buffer("steps", torch.arange(32), persistent=False)  # int64, kept as is
+        self.conv = nn.Conv1d(1, 8, 3, padding=1)
+        self.register_buffer("gain", torch.linspace(0.5, 1.5, 8), persistent=False)
+        self.fc = nn.Linear(8 * 32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x * self.window)) * self.gain[: self.conv.out_channels, None]
+        return self.fc(y.flatten(1)) + 0 * self.steps[:1]
+
+
+def test_non_persistent_buffers_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    model, x = _Windowed(), torch.randn(4, 1, 32)
+    path = tmp_path / "plain.lt"
+    lt.save(model, path)
+    loaded = lt.load(path, _Windowed)
+    assert torch.equal(loaded.window, model.window) and loaded.steps.dtype == torch.int64
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.4)
+    trimmer.capture_rewind()
+    trimmer.step()
+    assert model.conv.out_channels < 8
+    model.window.mul_(2)  # a buffer changed after construction comes back as it was saved
+    lt.save(model, path, trimmer)
+    loaded = lt.load(path, _Windowed)
+    assert loaded.conv.out_channels == model.conv.out_channels
+    assert torch.equal(loaded.window, model.window) and torch.equal(loaded.steps, model.steps)
+    assert "window" not in loaded.state_dict()  # still non-persistent after loading
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x), loaded(x))
+    # the trimmer resumes from the file and trims further
+    again = lt.LotteryTrimmer(loaded, x, amount=0.4)
+    again.load_state_dict(lt.trimming.state.load_trimmer_state(path))
+    again.step()
+    assert again.level == 2 and loaded.conv.out_channels < model.conv.out_channels

@@ -21,6 +21,7 @@ __all__ = [
     "masked_weights",
     "model_tensors",
     "plain_state",
+    "unsaved_buffers",
 ]
 
 ORIG = "_orig"  # suffix of the parameter holding a masked weight's stored values
@@ -87,7 +88,11 @@ def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state_dict as a plain model would have it: masked products, no masks."""
+    """Every tensor of the model as a plain model would have it: masked products, no masks.
+
+    The state_dict plus the non-persistent buffers (windows, filterbanks, rotary tables): a
+    trimmed model's plan slices those too, so a file that left them out could not be checked.
+    """
     masked = {n: effective(m, a) for n, (m, a) in masked_weights(model).items()}
     out: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
@@ -98,6 +103,19 @@ def plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
             continue
         else:
             out[key] = value.detach().clone()
+    for key, value in unsaved_buffers(model).items():
+        out.setdefault(key, value.detach().clone())
+    return out
+
+
+def unsaved_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The non-persistent buffers by name: the model's tensors that ``state_dict()`` leaves out."""
+    out: dict[str, torch.Tensor] = {}
+    for mod_name, m in model.named_modules(remove_duplicate=False):
+        for attr in m._non_persistent_buffers_set:
+            b = m._buffers.get(attr)
+            if b is not None:
+                out[_join(mod_name, attr)] = b
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from lotterytrim.engine.masknames import model_tensors, plain_state
+from lotterytrim.engine.masknames import model_tensors, plain_state, unsaved_buffers
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.plancheck import apply_checked
 from lotterytrim.errors import LoadError
@@ -181,7 +181,10 @@ def has_saved_state(path: str | Path) -> bool:
 
 
 def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
-    """Build the original model, resize it by the saved plan and load the tensors strictly."""
+    """Build the original model, resize it by the saved plan and load the tensors strictly.
+
+    Non-persistent buffers are stored too and copied back, trimmed as the plan trimmed them.
+    """
     tensors, plan, _ = load_state(path)
     model = build_model()
     if not isinstance(model, nn.Module):
@@ -190,7 +193,8 @@ def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
         apply_checked(plan, model)
     except (KeyError, ValueError) as exc:
         raise LoadError(f"{path} does not fit the model from build_model(): {exc}") from exc
-    expected = model.state_dict()
+    unsaved = unsaved_buffers(model)
+    expected = {**model.state_dict(), **unsaved}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -204,5 +208,8 @@ def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
                 f"{path} does not fit the model from build_model(): tensor {name!r} is "
                 f"{tuple(tensors[name].shape)} in the file, {tuple(t.shape)} in the model"
             )
-    model.load_state_dict(tensors, strict=True)
+    model.load_state_dict({k: v for k, v in tensors.items() if k not in unsaved}, strict=True)
+    with torch.no_grad():
+        for name, buffer in unsaved.items():
+            buffer.copy_(tensors[name])
     return model
