@@ -210,7 +210,8 @@ def test_profiles_follow_the_paper_and_document_every_field() -> None:
     # the paper's fixed epochs: its patience never ends a level before the cap
     assert all(paper.patience[t] >= paper.max_epochs[t] for t in TASKS)
     assert set(paper.batch_size.values()) == {64} and (paper.lr, paper.weight_decay) == (1e-3, 2e-4)
-    assert (paper.plateau_factor, paper.plateau_patience, paper.size) == (0.5, 10, "paper")
+    assert (paper.plateau_factor, paper.size) == (0.5, "paper")
+    assert set(paper.plateau_patience.values()) == {10}
     assert {"trim", "finetune", "mask"} <= set(paper.methods)
     assert {"magnitude", "activation", "batchnorm"} <= set(paper.criteria)
     quick = PROFILES["quick"]
@@ -218,6 +219,13 @@ def test_profiles_follow_the_paper_and_document_every_field() -> None:
     assert {"trim", "finetune"} <= set(quick.methods)
     assert quick.replicates == 3 and quick.data == "rendered"
     assert all(quick.rewind_epochs[t] <= quick.patience[t] < quick.max_epochs[t] for t in TASKS)
+    # the rate is lowered at least once before a level can stop, and per task
+    assert all(quick.plateau_patience[t] < quick.patience[t] for t in TASKS)
+    assert (
+        quick.train_settings("drum").plateau_patience
+        == quick.plateau_patience["drum"]
+        != (quick.train_settings("chord").plateau_patience)
+    )
     assert TINY.size == "tiny" and TINY.levels == 2 and set(TINY.max_epochs.values()) == {1}
     with pytest.raises(dataclasses.FrozenInstanceError):
         paper.levels = 3  # type: ignore[misc]
