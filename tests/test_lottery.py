@@ -313,3 +313,18 @@ def test_default_on_unsupported_keeps_the_run_directory(tmp_path: Path) -> None:
     c = _lottery(tmp_path, on_unsupported="protect")
     assert a.directory == b.directory != c.directory
     assert "on_unsupported" not in a._settings_record()["config"]
+
+
+def test_a_run_grows_replicate_by_replicate_in_one_directory(tmp_path: Path) -> None:
+    first = _lottery(tmp_path, levels=1, replicates=1)
+    first.run()
+    calls = Recorder()
+    grown = _lottery(tmp_path, train=calls, levels=2, replicates=2)
+    assert grown.directory == first.directory
+    rows = grown.run()
+    # replicate 0's finished levels are kept; only what is new trains
+    assert (0, 1) not in {(r, lvl) for _, _, r, lvl in calls.calls}
+    assert {(r, lvl) for _, _, r, lvl in calls.calls} == {(0, 2), (1, 0), (1, 1), (1, 2)}
+    assert sorted(set(zip(rows["replicate"], rows["level"], strict=True))) == [
+        (r, lvl) for r in (0, 1) for lvl in (0, 1, 2)
+    ]

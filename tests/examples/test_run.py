@@ -107,9 +107,13 @@ def test_changed_settings_get_their_own_directory(tmp_path: Path) -> None:
     same, _ = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
     again, _ = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
     assert same.directory == again.directory
+    # more levels or replicates extend the same run, replicate by replicate
+    for grown in (TINY.override(levels=3), TINY.override(replicates=3)):
+        assert (
+            build_lottery("pitch", grown, tmp_path, progress=False)[0].directory == same.directory
+        )
     changed = [
         TINY.override(epochs=2),
-        TINY.override(levels=3),
         TINY.override(methods=("trim", "finetune")),
         dataclasses.replace(TINY, lr=5e-4),
         dataclasses.replace(TINY, examples={**TINY.examples, "pitch": 30}),

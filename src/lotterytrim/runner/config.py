@@ -102,8 +102,12 @@ class LotteryConfig:
 
         The trim options appear as top-level keys, and ``on_unsupported`` only when it is not
         ``"error"``, so that runs started before either change resume in the same directory.
+        ``replicates`` and ``levels`` are left out: more of either extends the same run.
         """
         data = asdict(self)
+        # how many replicates and levels run is not what a cell is: a run grows replicate by
+        # replicate and level by level in one directory, finished cells kept
+        del data["replicates"], data["levels"]
         data.update(data.pop("options"))
         if data["on_unsupported"] == "error":
             del data["on_unsupported"]
