@@ -75,7 +75,8 @@ def make_results(
                             "disk_bytes": 4 * params + 500,
                             "seconds": 1.5,
                             "path": f"{task}/{method}/{criterion}/{replicate}/{level}.pt",
-                            "val_error": 0.5,
+                            # validation agrees with test here
+                            "val_error": reference * FACTOR[method][level] + offset,
                         }
                         if latency:
                             row["latency_ms"] = 10.0 * kept
@@ -395,6 +396,7 @@ def test_table1_from_a_selection_has_exact_numbers_and_ratios() -> None:
         ("chord", "optimal"),
     ]
     assert list(table.columns) == [
+        "method",
         "criterion",
         "level",
         "error",
@@ -425,16 +427,17 @@ def test_table1_markdown_and_html_use_human_units(monkeypatch: pytest.MonkeyPatc
     text = table.to_markdown()
     assert isinstance(text, str)
     lines = text.splitlines()
-    assert lines[0].startswith("| task | model | criterion | level | error | params | disk_bytes |")
-    assert lines[1].startswith("| --- | --- | --- | ---: | ---: |")
+    assert lines[0].startswith("| task | model | method | criterion | level | error | params |")
+    assert lines[1].startswith("| --- | --- | --- | --- | ---: | ---: |")
     assert lines[2] == (
-        "| inst | reference | - | 0 | 0.092 | 797 K | 10 MB | 572 M | 190 MB | - | - | - | - |"
+        "| inst | reference | - | - | 0 | 0.092 | 797 K | 10 MB | 572 M | 190 MB | - | - | - | - |"
     )
     assert lines[3] == (
-        "| inst | optimal | magnitude | 6 | 0.117 | 93.4 K | 2.3 MB | 38.3 M | 41.9 MB "
+        "| inst | optimal | trim | magnitude | 6 | 0.117 | 93.4 K | 2.3 MB | 38.3 M | 41.9 MB "
         "| 8.53x | 4.35x | 14.9x | 4.53x |"
     )
-    assert "| chord | optimal | magnitude | 4 | 0.251 | 91.9 K | 200 KB | 1.72 M | 589 KB |" in text
+    row = "| chord | optimal | trim | magnitude | 4 | 0.251 | 91.9 K | 200 KB | 1.72 M | 589 KB |"
+    assert row in text
     page = table._repr_html_()
     assert page.startswith("<table>") and "93.4 K" in page and "8.53x" in page
     assert "93.4 K" in repr(table)
@@ -520,7 +523,9 @@ def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "lotterytrim.runner.results", module)
     results = make_results(latency=True)
     table = table1(results, method="mask", criterion="activation")
-    assert calls == [{"rows": len(results), "method": "mask", "criterion": "activation"}]
+    assert calls == [
+        {"rows": len(results), "by": None, "method": "mask", "criterion": "activation"}
+    ]
     assert list(table.index) == [("pitch", "reference"), ("pitch", "optimal")]
     assert table["criterion"].tolist() == ["-", "activation"]
     # reference: level 0 keeps everything (10 ms); the optimal row is level 2 of masking with
@@ -532,23 +537,26 @@ def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch
 def test_table1_with_the_real_select() -> None:
     """With the experiment runner's ``select``: optimal is the deepest level within 1.1x."""
     results = make_results(latency=True)
-    table = table1(results, criterion="magnitude", tasks="inst")
+    table = table1(results, method="trim", criterion="magnitude", tasks="inst")
     # trim + magnitude on inst: mean errors 0.11, 0.099, 0.11, 0.143 over levels 0..3
     assert table.loc[("inst", "reference"), "error"] == pytest.approx(0.11)
     assert table.loc[("inst", "optimal"), "level"] == 2
     assert table.loc[("inst", "optimal"), "error"] == pytest.approx(0.11)
-    best = table1(results, criterion="magnitude", tasks="inst", model="best")
+    best = table1(results, method="trim", criterion="magnitude", tasks="inst", model="best")
     assert best.loc[("inst", "best"), "level"] == 1
-    smallest = table1(results, criterion="magnitude", tasks="inst", model="smallest")
+    smallest = table1(results, method="trim", criterion="magnitude", tasks="inst", model="smallest")
     assert smallest.loc[("inst", "smallest"), "level"] == 3
     # over both criteria, level 2 of magnitude (0.11) beats level 2 of activation (0.12)
-    pooled = table1(results, tasks="inst")
+    pooled = table1(results, method="trim", tasks="inst")
     assert pooled.loc[("inst", "optimal"), "criterion"] == "magnitude"
     assert pooled.loc[("inst", "optimal"), "level"] == 2
     assert pooled.loc[("inst", "reference"), "params"] == PARAMS["inst"]
     # latency_ms is averaged over replicates: 10 ms x 0.49 x (1 + 1.02) / 2
     assert pooled.loc[("inst", "optimal"), "latency_s"] == pytest.approx(0.004949)
     assert pooled.loc[("inst", "optimal"), "latency_s_smaller"] == pytest.approx(10 / 4.949)
+    # across every method, the optimal model names the method that made it
+    everything = table1(results, tasks="inst")
+    assert everything.loc[("inst", "optimal"), "method"] in METHODS
     # rows follow the tasks' order in the results, whatever order select returns them in
     reordered = table1(make_results(tasks=("pitch", "inst")))
     assert [task for task, _ in reordered.index] == ["pitch", "pitch", "inst", "inst"]

@@ -8,48 +8,74 @@ import pytest
 import lotterytrim as lt
 
 
-def _row(method: str, rep: int, level: int, error: float, path: str) -> dict:
+def _row(method: str, rep: int, level: int, val: float, test: float, path: str) -> dict:
     params = int(1000 * 0.7**level)
     key = dict(task="t", method=method, criterion="magnitude", replicate=rep, level=level)
-    return key | dict(error=error, params=params, kept=params / 1000, macs=5 * params, path=path)
+    sizes = dict(params=params, kept=params / 1000, macs=5 * params, path=path)
+    return key | dict(error=test, val_error=val) | sizes
 
 
 def _frame() -> pd.DataFrame:
-    """Reference error 0.20; trim levels 1..4 with two replicates; finetune flat at 0.15."""
-    errors = {1: (0.18, 0.20), 2: (0.21, 0.23), 3: (0.27, 0.29), 4: (0.40, 0.50)}
+    """Reference 0.20; trim levels 1..4 with two replicates; finetune flat.
+
+    Validation and test disagree: on validation finetune (0.25) is worse than trim's first
+    levels, on test (0.10) it is better than everything.
+    """
+    val = {1: (0.18, 0.20), 2: (0.21, 0.23), 3: (0.27, 0.29), 4: (0.40, 0.50)}
     rows = []
     for rep in (0, 1):
-        rows += [_row("trim", rep, 0, 0.20, f"r{rep}/ref.lt"), _row("finetune", rep, 0, 0.20, "x")]
-        for level, pair in errors.items():
-            rows.append(_row("trim", rep, level, pair[rep], f"r{rep}/L{level}.lt"))
-            rows.append(_row("finetune", rep, level, 0.15, "ft"))
+        rows += [
+            _row("trim", rep, 0, 0.20, 0.20, f"r{rep}/ref.lt"),
+            _row("finetune", rep, 0, 0.20, 0.20, "x"),
+        ]
+        for level, pair in val.items():
+            # the replicate better on validation is the worse one on test
+            test = pair[1 - rep] + 0.05
+            rows.append(_row("trim", rep, level, pair[rep], test, f"r{rep}/L{level}.lt"))
+            rows.append(_row("finetune", rep, level, 0.25, 0.10, f"ft{rep}/L{level}.lt"))
     return pd.DataFrame(rows)
 
 
-def test_select_picks_the_papers_three_models() -> None:
+def test_select_chooses_on_validation_across_methods_and_reports_test() -> None:
     table = lt.select(_frame()).set_index("model")
     assert list(table.index) == ["reference", "best", "smallest", "optimal"]
+    assert set(table["chosen_by"]) == {"val_error"}
     assert table.loc["reference", "error"] == pytest.approx(0.20)
-    assert table.loc["best", "level"] == 1 and table.loc["best", "error"] == pytest.approx(0.19)
-    # 1.1 x 0.20 = 0.22: level 2 (mean 0.22) qualifies, level 3 (0.28) does not
-    assert table.loc["optimal", "level"] == 2
-    assert table.loc["optimal", "params"] == pytest.approx(int(1000 * 0.7**2))
-    # 1.5 x 0.20 = 0.30: level 3 qualifies, level 4 (0.45) does not
-    assert table.loc["smallest", "level"] == 3
-    assert table.loc["smallest", "error_std"] == pytest.approx(0.01)
-    assert table.loc["smallest", "path"] == "r0/L3.lt"  # the better replicate's file
+    # best on validation is trim level 1 (0.19), although finetune is better on test (0.10)
+    assert (table.loc["best", "method"], table.loc["best", "level"]) == ("trim", 1)
+    assert table.loc["best", "val_error"] == pytest.approx(0.19)
+    assert table.loc["best", "error"] == pytest.approx(0.24)  # its test error, reported
+    # 1.1 x 0.20 = 0.22 on validation: trim level 2 (mean 0.22) qualifies, finetune (0.25) not
+    assert (table.loc["optimal", "method"], table.loc["optimal", "level"]) == ("trim", 2)
+    assert table.loc["optimal", "smaller"] == pytest.approx(1000 / int(1000 * 0.7**2))
+    # 1.5 x 0.20 = 0.30: finetune's level 4 (0.25, 240 params) beats trim's level 3 (343)
+    assert (table.loc["smallest", "method"], table.loc["smallest", "level"]) == ("finetune", 4)
     assert table.loc["smallest", "replicates"] == 2
+    assert table.loc["optimal", "path"] == "r0/L2.lt"  # the replicate better on validation
+    assert table.loc["reference", "smaller"] == 1.0
+
+
+def test_select_by_test_error_only_when_asked_or_without_validation() -> None:
+    on_test = lt.select(_frame(), by="error").set_index("model")
+    assert set(on_test["chosen_by"]) == {"error"}
+    assert on_test.loc["best", "method"] == "finetune"
+    no_val = lt.select(_frame().drop(columns=["val_error"])).set_index("model")
+    assert set(no_val["chosen_by"]) == {"error"}
+    assert no_val.loc["best", "method"] == "finetune"
 
 
 def test_select_other_method_and_missing_models() -> None:
     table = lt.select(_frame(), method="finetune").set_index("model")
-    assert table.loc["best", "error"] == pytest.approx(0.15)
-    assert table.loc["optimal", "level"] == 4  # every level qualifies: the smallest wins
-    tight = lt.select(_frame(), optimal=1.0).set_index("model")
-    assert "optimal" in tight.index and tight.loc["optimal", "level"] == 1
+    assert table.loc["best", "val_error"] == pytest.approx(0.25)
+    assert "optimal" not in table.index  # 0.25 > 1.1 x 0.20 on validation
+    assert table.loc["smallest", "level"] == 4  # every level qualifies: the smallest wins
+    tight = lt.select(_frame(), method="trim", optimal=1.0).set_index("model")
+    assert tight.loc["optimal", "level"] == 1
     none = _frame()
-    none.loc[none.level > 0, "error"] = 0.9
+    none.loc[none.level > 0, "val_error"] = 0.9
     assert set(lt.select(none)["model"]) == {"reference", "best"}
+    with pytest.raises(ValueError, match="method.*'mask'"):
+        lt.select(_frame(), method="mask")
 
 
 def test_select_rejects_bad_input() -> None:
@@ -59,5 +85,9 @@ def test_select_rejects_bad_input() -> None:
         lt.select(_frame().iloc[:0])
     with pytest.raises(ValueError, match="optimal"):
         lt.select(_frame(), optimal=0.5)
+    with pytest.raises(ValueError, match="by='nope'"):
+        lt.select(_frame(), by="nope")
+    with pytest.raises(ValueError, match="missing"):
+        lt.select(_frame().assign(val_error=None), by="val_error")
     with pytest.raises(TypeError, match="DataFrame"):
         lt.select([1, 2])  # type: ignore[arg-type]

@@ -408,6 +408,34 @@ def _table(results: pd.DataFrame) -> str:
     return str(lt.plot.table1(results).to_markdown())
 
 
+def headline(results: pd.DataFrame, within: float = 1.1) -> str:
+    """Per task, the smallest model within ``within`` x the reference's validation error.
+
+    Chosen on validation error across every method and level (``lt.select``); its test error
+    and the reference's are reported beside it.
+    """
+    lines = []
+    chosen = lt.select(results, optimal=within)
+    for task, rows in chosen.groupby("task", sort=False):
+        by = rows.set_index("model")
+        ref = by.loc["reference"]
+        if "optimal" not in by.index:
+            lines.append(
+                f"{task}: no trimmed model within {within}x of the reference's validation "
+                f"error ({ref.val_error:.3f}); reference test error {ref.error:.3f}"
+            )
+            continue
+        pick = by.loc["optimal"]
+        lines.append(
+            f"{task}: smallest model within {within}x of the reference's validation error: "
+            f"{pick.method} level {int(pick.level)}, {pick.smaller:.2f}x fewer parameters "
+            f"({int(pick.params):,} of {int(ref.params):,}), {ref.macs / pick.macs:.2f}x fewer "
+            f"MACs; validation error {pick.val_error:.3f} (reference {ref.val_error:.3f}), "
+            f"test error {pick.error:.3f} (reference {ref.error:.3f})"
+        )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------- CLI
 
 
@@ -552,7 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             synthetic_splits.cache_clear()  # each task's data is used once here; free it
             rendered_splits.cache_clear()
             load_real_splits.cache_clear()
-            print(f"\nTable 1, {task} ({profile.name} profile):\n")
+            print(f"\n{headline(results)}")
+            print(f"\nTable 1, {task} ({profile.name} profile; chosen on validation error):\n")
             print(_table(results))
             print(f"\nrun directory: {lottery.directory} (results.csv, models per level)\n")
     everything = pd.concat(frames, ignore_index=True)

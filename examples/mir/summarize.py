@@ -1,10 +1,14 @@
-"""Summarise finished task lotteries: Figure 2, Table 1 with latency, and the paper's targets.
+"""Result rows of the task lotteries, and every table and figure of ``docs/results.md`` from them.
 
-    python -m examples.mir.summarize --root runs --out docs/figures --profile quick
+    python -m examples.mir.summarize --runs runs/quick --rows results/quick \\
+        --doc docs/results.md --figure docs/figures/figure2_quick.png
 
-Reads every run directory under ``--root`` written by ``examples.mir.run``, draws Figure 2,
-measures the reference and the trimmed-optimal model of each task with ``lt.report`` (CPU
-latency included) and prints Table 1 and the targets as markdown.
+``--runs`` exports the finished cells of every run directory under it to one small CSV per task
+in ``--rows`` (one row per cell and level, with a batch-1 CPU latency measured from the level's
+model file), replacing that task's file. Without ``--runs`` only the committed rows are read.
+The tables are printed; ``--doc`` rewrites the blocks between ``<!-- summarize:NAME -->`` and
+``<!-- /summarize:NAME -->`` in a markdown file with them, and ``--check`` only says whether that
+file is up to date. Models are chosen on validation error (``lt.select``); test error reports.
 """
 
 from __future__ import annotations
@@ -12,99 +16,243 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 import lotterytrim as lt
 
-from .models import build_model, example_input
+from .models import TASKS, build_model, example_input
 
-__all__ = ["collect", "main", "targets"]
+__all__ = [
+    "ROW_COLUMNS",
+    "chance",
+    "export",
+    "load_rows",
+    "main",
+    "per_level",
+    "references",
+    "render",
+    "targets",
+    "update_doc",
+]
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "task",
+    "settings",
+    "method",
+    "criterion",
+    "replicate",
+    "level",
+    "params",
+    "kept",
+    "macs",
+    "memory_bytes",
+    "disk_bytes",
+    "latency_ms",
+    "val_error",
+    "error",
+    "error_low",
+    "error_high",
+    "test_n",
+    "epochs",
+    "best_epoch",
+    "still_falling",
+    "train_seconds",
+    "seconds",
+)
+"""Columns of a committed row file: ``settings`` is the run directory's settings hash, ``error``
+the test error, ``error_low``/``error_high`` its bootstrap 95 % interval."""
+
+_KEY = ["task", "method", "criterion", "replicate", "level"]
 
 
-def collect(root: Path) -> tuple[pd.DataFrame, dict[str, tuple[Path, str]]]:
-    """All result rows under ``root``, and per task its run directory and model size."""
-    frames, where = [], {}
-    for settings in sorted(root.glob("*/settings.json")):
-        record = json.loads(settings.read_text())
+def chance(task: str) -> float:
+    """The error of guessing: 1 - 1/classes for the classifiers, 1 for pitch and onsets."""
+    spec = TASKS[task]
+    return 1.0 - 1.0 / spec.n_outputs if spec.metric == "classification_error" else 1.0
+
+
+# ------------------------------------------------------------------------------- rows
+
+
+def export(runs: Path, rows: Path, latency_runs: int = 30) -> list[Path]:
+    """Write one row file per task from the run directories under ``runs``; returns them."""
+    written = []
+    seen: set[str] = set()
+    for settings in sorted(runs.glob("*/settings.json")):
+        record = json.loads(settings.read_text(encoding="utf-8"))
         table = lt.load_results(settings.parent)
         if table.empty:
             continue
-        task = record["config"]["task"]
-        if task in where:
-            raise SystemExit(f"two runs of {task!r} under {root}: pass a root holding one each")
-        frames.append(table)
-        where[task] = (settings.parent, record["settings"].get("size", "quick"))
-    if not frames:
-        raise SystemExit(f"no finished lottery runs under {root}")
-    return pd.concat(frames, ignore_index=True), where
+        task = str(record["config"]["task"])
+        if task in seen:
+            raise SystemExit(f"two runs of {task!r} under {runs}: pass a root holding one each")
+        seen.add(task)
+        size = record["settings"].get("size", "quick")
+        table["settings"] = settings.parent.name.rsplit("-", 1)[-1]
+        table["latency_ms"] = [
+            _latency_ms(settings.parent / path, task, size, latency_runs) for path in table["path"]
+        ]
+        for column in ROW_COLUMNS:
+            if column not in table.columns:
+                table[column] = float("nan")
+        table = table[list(ROW_COLUMNS)].sort_values(_KEY, kind="stable")
+        rows.mkdir(parents=True, exist_ok=True)
+        target = rows / f"{task}.csv"
+        tmp = target.with_suffix(".csv.tmp")
+        tmp.write_text(table.to_csv(index=False, float_format="%.6g"), encoding="utf-8")
+        tmp.replace(target)
+        written.append(target)
+    if not written:
+        raise SystemExit(f"no finished lottery runs under {runs}")
+    return written
+
+
+def _latency_ms(path: Path, task: str, size: str, runs: int) -> float:
+    """Median batch-1 CPU latency of a level's model file, one thread, in milliseconds."""
+    model = lt.load(path, functools.partial(build_model, task, size))
+    x = example_input(task, size, batch=1)
+    measured = lt.report(model, x, latency=True, threads=1, runs=runs, warmup=5)
+    return float("nan") if measured.latency_median_s is None else measured.latency_median_s * 1e3
+
+
+def load_rows(rows: Path) -> pd.DataFrame:
+    """Every committed row file under ``rows``, one frame in task order of :data:`TASKS`."""
+    files = sorted(rows.glob("*.csv"), key=lambda p: list(TASKS).index(p.stem))
+    if not files:
+        raise SystemExit(f"no row files (<task>.csv) under {rows}")
+    frame = pd.concat([pd.read_csv(p) for p in files], ignore_index=True)
+    missing = [c for c in ROW_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"row files under {rows} lack the column(s) {missing}")
+    return frame
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def references(results: pd.DataFrame) -> pd.DataFrame:
+    """Per task: its references' validation and test errors, test size, epochs and chance."""
+    out = []
+    for task, group in results.groupby("task", sort=False):
+        refs = group[group.level == 0].drop_duplicates("replicate")
+        out.append(
+            {
+                "task": task,
+                "replicates": len(refs),
+                "val error": f"{refs.val_error.mean():.3f}",
+                "test error [95% CI]": f"{refs.error.mean():.3f} "
+                f"[{refs.error_low.mean():.3f}, {refs.error_high.mean():.3f}]",
+                "test error per replicate": f"{refs.error.min():.3f}-{refs.error.max():.3f}",
+                "test n": int(refs.test_n.max()),
+                "epochs (best)": f"{refs.epochs.mean():.0f} ({refs.best_epoch.mean() + 1:.0f})",
+                "chance": f"{chance(str(task)):.2f}",
+                "at most half of chance": bool(refs.error.mean() <= chance(str(task)) / 2),
+                "still falling at the cap": f"{int(refs.still_falling.sum())}/{len(refs)}",
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def per_level(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, method): share of weights kept, validation error and test error per level.
+
+    Errors are means over replicates; test cells show ``mean [min-max]``.
+    """
+    out = []
+    for (task, method), group in results[results.level >= 1].groupby(
+        ["task", "method"], sort=False
+    ):
+        refs = results[(results.task == task) & (results.level == 0)].drop_duplicates("replicate")
+        by_level = {0: refs, **{lv: g for lv, g in group.groupby("level")}}
+        rows = {"kept": {}, "val error": {}, "test error": {}}
+        for level, g in by_level.items():
+            name = f"L{level}"
+            rows["kept"][name] = f"{g.kept.mean():.3f}"
+            rows["val error"][name] = f"{g.val_error.mean():.3f}"
+            rows["test error"][name] = (
+                f"{g.error.mean():.3f} [{g.error.min():.3f}-{g.error.max():.3f}]"
+            )
+        for what, cells in rows.items():
+            out.append({"task": task, "method": method, "": what, **cells})
+    return pd.DataFrame(out).fillna("")
 
 
 def targets(results: pd.DataFrame) -> pd.DataFrame:
-    """Per task: the checks of the quick-profile targets, from mean errors over replicates."""
-    rows = []
-    for task, group in results.groupby("task", sort=False):
-        mean = group.groupby(["method", "level"])[["error", "kept"]].mean()
-        ref = float(mean.loc[("trim", 0), "error"])
-        trim = mean.loc["trim"]
-        deep = trim[(trim.kept <= 0.25) & (trim.index >= 1)]
-        within = trim[(trim.error <= 1.1 * ref) & (trim.index >= 1)]
-        row = {
-            "task": task,
-            "reference error": ref,
-            **_reference_noise(group),
-            "<=25% kept, error <= reference": bool((deep.error <= ref).any()),
-            "<=25% kept, error / reference": float(deep.error.iloc[0] / ref) if len(deep) else None,
-            "removed within 1.1x": 1.0 - float(within.kept.min()) if len(within) else 0.0,
-        }
-        if "finetune" in mean.index.get_level_values(0):
-            ft = mean.loc["finetune"]
-            common = [lv for lv in trim.index if lv >= 3 and lv in ft.index]
-            ties = sum(trim.loc[lv, "error"] <= ft.loc[lv, "error"] for lv in common)
-            row["trim no worse than finetune (levels >= 3)"] = f"{ties}/{len(common)}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """Per task, on validation: how much can go at the reference's error, and within 1.1x.
 
-
-def _reference_noise(group: pd.DataFrame) -> dict[str, object]:
-    """Test size, bootstrap 95 % interval and still-falling count of a task's references.
-
-    The interval (``error_low``/``error_high``, from ``TaskRun.evaluate``: resampling the test
-    examples, clips for onsets) is averaged over replicates; runs without it show nothing.
+    For each bound, the smallest (method, level) whose mean validation error is within it;
+    its share of weights removed, and its test error against the reference's test error.
     """
-    refs = group[(group.method == "trim") & (group.level == 0)]
-    out: dict[str, object] = {}
-    if "test_n" in refs.columns and refs.test_n.notna().any():
-        out["test n"] = int(refs.test_n.max())
-        out["reference 95% CI"] = f"[{refs.error_low.mean():.3f}, {refs.error_high.mean():.3f}]"
-    if "still_falling" in refs.columns:
-        out["references still falling"] = f"{int(refs.still_falling.sum())}/{len(refs)}"
-    return out
+    out = []
+    for task, group in results.groupby("task", sort=False):
+        refs = group[group.level == 0].drop_duplicates("replicate")
+        ref_val, ref_test = refs.val_error.mean(), refs.error.mean()
+        means = group[group.level >= 1].groupby(["method", "level"])[["val_error", "error", "kept"]]
+        levels = means.mean().reset_index()
+        row: dict[str, object] = {
+            "task": task,
+            "reference val / test": f"{ref_val:.3f} / {ref_test:.3f}",
+        }
+        for label, factor in (("at the reference's error", 1.0), ("within 1.1x", 1.1)):
+            ok = levels[levels.val_error <= factor * ref_val].sort_values(["kept", "val_error"])
+            if ok.empty:
+                row[f"removed {label}"] = 0.0
+                row[f"{label}: model, test / reference"] = "none"
+                continue
+            pick = ok.iloc[0]
+            row[f"removed {label}"] = round(1.0 - float(pick.kept), 3)
+            row[f"{label}: model, test / reference"] = (
+                f"{pick.method} L{int(pick.level)}, {pick.error / ref_test:.2f}x"
+            )
+        out.append(row)
+    return pd.DataFrame(out)
 
 
-def per_level(results: pd.DataFrame, spread: bool = False) -> pd.DataFrame:
-    """Mean test error per (task, method) and level, with the share of weights trim kept;
-    ``spread`` writes each error cell as ``mean [min-max]`` over replicates."""
-    index = ["task", "method"]
-    error = results.pivot_table(index=index, columns="level", values="error")
-    if spread:
-        low = results.pivot_table(index=index, columns="level", values="error", aggfunc="min")
-        high = results.pivot_table(index=index, columns="level", values="error", aggfunc="max")
-        error = error.astype(object)
-        for key in error.index:
-            for level in error.columns:
-                m = error.at[key, level]
-                if m == m:  # NaN: no such level
-                    lo, hi = low.at[key, level], high.at[key, level]
-                    error.at[key, level] = f"{m:.3f} [{lo:.3f}-{hi:.3f}]"
-    trim = results[results.method == "trim"]
-    kept = trim.pivot_table(index="task", columns="level", values="kept")
-    kept.index = pd.MultiIndex.from_tuples([(t, "kept (trim)") for t in kept.index])
-    table = pd.concat([kept, error]).sort_index(level=0, sort_remaining=False)
-    table.columns = [f"L{c}" for c in table.columns]
-    return table.reset_index(names=index)
+def target_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """The three targets of the examples, counted over the tasks that ran (of six)."""
+    refs = references(results)
+    checks = targets(results)
+    ran = len(checks)
+    half = int(refs["at most half of chance"].sum())
+    deep = int((checks["removed at the reference's error"] >= 0.75).sum())
+    close = int((checks["removed within 1.1x"] >= 0.85).sum())
+    rows = [
+        ("every reference at most half of chance", f"{half} of {ran} run", half == ran == 6),
+        ("on 4 of 6 tasks, >= 75% removed at <= the reference's error", f"{deep} of 6", deep >= 4),
+        ("on 4 of 6 tasks, >= 85% removed within 1.1x", f"{close} of 6", close >= 4),
+    ]
+    return pd.DataFrame(
+        [{"target (chosen on validation)": t, "tasks": n, "met": m} for t, n, m in rows]
+    )
+
+
+def table_one(results: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 (reference against optimal and smallest) with the selection's numbers."""
+    chosen = lt.select(results)
+    keep = ["task", "model", "method", "level", "val_error", "error", "params", "smaller"]
+    keep += ["macs", "memory_bytes", "disk_bytes", "latency_ms"]
+    shown = chosen[chosen.model.isin(["reference", "optimal", "smallest"])][keep].copy()
+    for column in ("params", "macs", "memory_bytes", "disk_bytes"):
+        shown[column] = shown[column].round().astype("Int64")
+    shown["level"] = shown["level"].astype(int)
+    return shown
+
+
+def render(results: pd.DataFrame) -> dict[str, str]:
+    """Every summarised table of the rows as markdown, by block name."""
+    return {
+        "references": _markdown(references(results)),
+        "per-level": _markdown(per_level(results)),
+        "table1": lt.plot.table1(results).to_markdown(),
+        "selection": _markdown(table_one(results)),
+        "targets": _markdown(targets(results)),
+        "target-summary": _markdown(target_summary(results)),
+    }
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -112,42 +260,64 @@ def _markdown(table: pd.DataFrame) -> str:
 
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return "" if value != value else f"{value:.3f}"  # NaN: no such level
+            if value != value:
+                return ""
+            return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
         return str(value)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |"]
+    lines.append("|" + " --- |" * len(table.columns))
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Write Figure 2 and print Table 1 (with latency) and the target checks."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, default=Path("runs"))
-    parser.add_argument("--out", type=Path, default=Path("docs/figures"))
-    parser.add_argument("--profile", default="quick", help="name used in the figure file name")
+_BLOCK = re.compile(r"(<!-- summarize:([\w-]+) -->\n)(.*?)(<!-- /summarize:\2 -->)", re.S)
+
+
+def update_doc(text: str, blocks: Mapping[str, str]) -> str:
+    """``text`` with each marked block replaced by the table of that name."""
+    found = {m.group(2) for m in _BLOCK.finditer(text)}
+    unknown = found - set(blocks)
+    if unknown:
+        raise SystemExit(f"the doc names blocks this command does not make: {sorted(unknown)}")
+    return _BLOCK.sub(lambda m: f"{m.group(1)}{blocks[m.group(2)]}\n{m.group(4)}", text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Export rows (with ``--runs``), print the tables, update the doc and draw Figure 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.mir.summarize", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--rows", type=Path, default=Path("results/quick"), help="row files")
+    parser.add_argument("--runs", type=Path, default=None, help="export these run dirs first")
+    parser.add_argument("--doc", type=Path, default=None, help="markdown file to update")
+    parser.add_argument("--check", action="store_true", help="only check --doc is up to date")
+    parser.add_argument("--figure", type=Path, default=None, help="write Figure 2 here")
     args = parser.parse_args(argv)
-    results, where = collect(args.root)
-    args.out.mkdir(parents=True, exist_ok=True)
-    figure = args.out / f"figure2_{args.profile}.png"
-    lt.plot.figure2(results, path=figure)
-    chosen = lt.select(results)
-    reports: dict[tuple[str, str], lt.Report] = {}
-    for task, (folder, size) in where.items():
-        rows = chosen[chosen.task == task].set_index("model")
-        x = example_input(task, size, batch=1)
-        for name, label in (("reference", "reference"), ("optimal", "trimmed")):
-            if name in rows.index:
-                build = functools.partial(build_model, task, size)
-                model = lt.load(folder / rows.loc[name, "path"], build)
-                reports[(task, label)] = lt.report(model, x, latency=True, threads=1, runs=100)
-    print(f"Figure 2: {figure}\n")
-    print(lt.plot.table1(results, reports=reports).to_markdown())
-    print()
-    print(_markdown(per_level(results, spread=True)))
-    print()
-    print(_markdown(targets(results)))
+    if args.runs is not None:
+        for path in export(args.runs, args.rows):
+            print(f"rows written: {path}")
+    results = load_rows(args.rows)
+    blocks = render(results)
+    if args.doc is not None:
+        old = args.doc.read_text(encoding="utf-8")
+        new = update_doc(old, blocks)
+        if args.check:
+            if new != old:
+                print(f"{args.doc} is not what the rows under {args.rows} give", file=sys.stderr)
+                return 1
+            print(f"{args.doc} matches the rows under {args.rows}")
+            return 0
+        args.doc.write_text(new, encoding="utf-8")
+        print(f"updated {args.doc}")
+    if args.figure is not None:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        lt.plot.figure2(results, path=args.figure)
+        print(f"Figure 2: {args.figure}")
+    for name, table in blocks.items():
+        print(f"\n{name}:\n\n{table}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

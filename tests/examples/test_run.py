@@ -18,7 +18,15 @@ import lotterytrim as lt
 from examples.mir import metrics, synth
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
-from examples.mir.run import PROFILES, Profile, build_lottery, main, parse_args, run_task
+from examples.mir.run import (
+    PROFILES,
+    Profile,
+    build_lottery,
+    headline,
+    main,
+    parse_args,
+    run_task,
+)
 from examples.mir.training import split_by_group, subset
 
 TINY = PROFILES["tiny"]
@@ -143,6 +151,38 @@ def test_command_line_runs_a_task_and_prints_its_table(
     assert figure.is_file() and figure.stat().st_size > 0
     rows = pd.read_csv(directory / "results.csv")
     assert sorted(rows.level.unique()) == [0, 1]
+    # the headline names the model chosen on validation, its method and its test error
+    pick = lt.select(rows).set_index("model")
+    if "optimal" in pick.index:
+        chosen = pick.loc["optimal"]
+        assert f"{chosen.method} level 1, {chosen.smaller:.2f}x fewer parameters" in out
+        assert f"test error {chosen.error:.3f}" in out
+    else:
+        assert "no trimmed model within 1.1x" in out
+
+
+def test_headline_chooses_on_validation_across_methods() -> None:
+    rows = []
+    for method, val, test in (("trim", 0.30, 0.10), ("finetune", 0.21, 0.40)):
+        for level in (0, 1, 2):
+            params = 1000 // (level + 1)
+            rows.append(
+                dict(
+                    task="onset",
+                    method=method,
+                    criterion="magnitude",
+                    replicate=0,
+                    level=level,
+                    params=params,
+                    macs=10 * params,
+                    val_error=0.2 if level == 0 else val,
+                    error=0.2 if level == 0 else test,
+                )
+            )
+    line = headline(pd.DataFrame(rows))
+    # trim is better on test (0.10) but only finetune is within 1.1x on validation
+    assert "finetune level 2, 3.00x fewer parameters (333 of 1,000)" in line
+    assert "validation error 0.210 (reference 0.200), test error 0.400 (reference 0.200)" in line
 
 
 def test_parse_args_defaults_and_overrides() -> None:

@@ -1,4 +1,4 @@
-"""The results summary: Figure 2 file, Table 1 with latency, target checks, from real run dirs."""
+"""Row files from run directories, and the results doc rebuilt from the rows alone."""
 
 from __future__ import annotations
 
@@ -29,7 +29,14 @@ def _run(root: Path, task: str) -> lt.Lottery:
         model.eval()
         with torch.no_grad():
             error = float(model(x).abs().mean())
-        return {"error": error, "error_low": error - 0.01, "error_high": error + 0.02, "test_n": 8}
+        low, high = error - 0.01, error + 0.02
+        return {
+            "error": error,
+            "val_error": error,
+            "error_low": low,
+            "error_high": high,
+            "test_n": 8,
+        }
 
     config = lt.LotteryConfig(task=task, levels=2, replicates=1, methods=("trim", "finetune"))
     lottery = lt.Lottery(
@@ -46,56 +53,90 @@ def _run(root: Path, task: str) -> lt.Lottery:
     return lottery
 
 
-def test_summary_draws_the_figure_and_prints_the_tables(tmp_path: Path, capsys) -> None:
+def test_rows_are_exported_and_the_doc_is_rebuilt_from_them(tmp_path: Path, capsys) -> None:
     _run(tmp_path / "runs", "onset")
     _run(tmp_path / "runs", "chord")
-    summarize.main(["--root", str(tmp_path / "runs"), "--out", str(tmp_path / "fig")])
+    rows = tmp_path / "rows"
+    doc = tmp_path / "results.md"
+    doc.write_text(
+        "intro\n<!-- summarize:table1 -->\nstale\n<!-- /summarize:table1 -->\n"
+        "<!-- summarize:targets -->\n<!-- /summarize:targets -->\nend\n"
+    )
+    figure = tmp_path / "fig" / "figure2.png"
+    argv = ["--runs", str(tmp_path / "runs"), "--rows", str(rows), "--doc", str(doc)]
+    assert summarize.main([*argv, "--figure", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    files = sorted(p.name for p in rows.iterdir())
+    assert files == ["chord.csv", "onset.csv"]
+    table = pd.read_csv(rows / "onset.csv")
+    assert list(table.columns) == list(summarize.ROW_COLUMNS)
+    assert len(table) == 2 * 3  # trim and finetune: the reference's row, levels 1 and 2
+    assert (table.latency_ms > 0).all() and table.settings.nunique() == 1
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "| onset | reference |" in text and "| chord | optimal |" in text
+    # the doc is what the committed rows give, with no run directory at hand
+    assert summarize.main(["--rows", str(rows), "--doc", str(doc), "--check"]) == 0
+    doc.write_text(text.replace("| onset | reference |", "| onset | reference | 0.1 |"))
+    assert summarize.main(["--rows", str(rows), "--doc", str(doc), "--check"]) == 1
     out = capsys.readouterr().out
-    png = tmp_path / "fig" / "figure2_quick.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| onset | reference |" in out and "| chord | reference |" in out
-    assert "trim no worse than finetune (levels >= 3)" in out
-    assert "| onset | kept (trim) | 1.000 |" in out
-    assert "test n" in out and "reference 95% CI" in out and "| 8 | [" in out
-    assert "references still falling" in out and "| 1/1 |" in out
+    assert "references:" in out and "target-summary:" in out
 
 
-def test_targets_reads_mean_errors_per_level() -> None:
+def _rows(val: dict[str, list[float]], test: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
-    for method, errors in {
-        "trim": [0.2, 0.19, 0.18, 0.17],
-        "finetune": [0.2, 0.3, 0.3, 0.3],
-    }.items():
-        for level, error in enumerate(errors):
-            rows.append(dict(task="t", method=method, level=level, error=error, kept=0.7**level))
-    table = summarize.targets(pd.DataFrame(rows)).iloc[0]
-    assert table["reference error"] == pytest.approx(0.2)
-    assert not table["<=25% kept, error <= reference"]  # 0.7**3 = 34% kept at best
-    assert table["removed within 1.1x"] == pytest.approx(1 - 0.7**3)
-    assert table["trim no worse than finetune (levels >= 3)"] == "1/1"
-    assert table["<=25% kept, error / reference"] is None  # no level that deep
-    deeper = pd.DataFrame(rows + [dict(task="t", method="trim", level=4, error=0.22, kept=0.24)])
-    again = summarize.targets(deeper).iloc[0]
-    assert again["<=25% kept, error / reference"] == pytest.approx(1.1)
-    assert again["trim no worse than finetune (levels >= 3)"] == "1/1"  # finetune lacks L4
-    tie = pd.DataFrame([{**r, "error": 0.3} if r["level"] == 3 else r for r in rows])
-    assert summarize.targets(tie).iloc[0]["trim no worse than finetune (levels >= 3)"] == "1/1"
+    for method in val:
+        for level, (v, e) in enumerate(zip(val[method], test[method], strict=True)):
+            rows.append(
+                dict(
+                    task="t",
+                    method=method,
+                    criterion="magnitude",
+                    replicate=0,
+                    level=level,
+                    val_error=v,
+                    error=e,
+                    kept=0.7**level,
+                    params=int(1000 * 0.7**level),
+                )
+            )
+    return pd.DataFrame(rows)
 
 
-def test_per_level_spread_shows_mean_min_and_max() -> None:
+def test_targets_choose_on_validation_across_methods() -> None:
+    # test error says trim's level 4 is fine; validation says only finetune's level 2 is
+    val = {"trim": [0.2, 0.19, 0.23, 0.25, 0.3], "finetune": [0.2, 0.2, 0.21, 0.4, 0.4]}
+    test = {"trim": [0.2, 0.2, 0.2, 0.2, 0.2], "finetune": [0.2, 0.3, 0.33, 0.3, 0.3]}
+    row = summarize.targets(_rows(val, test)).iloc[0]
+    assert row["removed at the reference's error"] == pytest.approx(0.3)  # trim L1
+    assert row["removed within 1.1x"] == pytest.approx(1 - 0.49)  # finetune L2 (0.21 <= 0.22)
+    assert row["within 1.1x: model, test / reference"] == "finetune L2, 1.65x"
+
+
+def test_per_level_shows_kept_validation_and_test_spread() -> None:
     rows = [
-        dict(task="t", method=m, replicate=r, level=lv, error=e, kept=0.7**lv)
+        dict(
+            task="t",
+            method=m,
+            criterion="c",
+            replicate=r,
+            level=lv,
+            error=e,
+            val_error=e / 2,
+            kept=0.7**lv,
+        )
         for m in ("trim", "finetune")
         for r, e in enumerate((0.1, 0.3))
         for lv in (0, 1)
     ]
-    table = summarize.per_level(pd.DataFrame(rows), spread=True).set_index(["task", "method"])
-    assert table.loc[("t", "trim"), "L1"] == "0.200 [0.100-0.300]"
-    assert table.loc[("t", "kept (trim)"), "L1"] == pytest.approx(0.7)
-    plain = summarize.per_level(pd.DataFrame(rows)).set_index(["task", "method"])
-    assert plain.loc[("t", "finetune"), "L0"] == pytest.approx(0.2)
+    table = summarize.per_level(pd.DataFrame(rows)).set_index(["task", "method", ""])
+    assert table.loc[("t", "trim", "test error"), "L1"] == "0.200 [0.100-0.300]"
+    assert table.loc[("t", "trim", "val error"), "L1"] == "0.100"
+    assert table.loc[("t", "finetune", "kept"), "L1"] == "0.700"
 
 
-def test_empty_root_is_a_clear_exit(tmp_path: Path) -> None:
+def test_missing_rows_are_a_clear_exit(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no row files"):
+        summarize.main(["--rows", str(tmp_path)])
     with pytest.raises(SystemExit, match="no finished lottery runs"):
-        summarize.main(["--root", str(tmp_path), "--out", str(tmp_path / "fig")])
+        summarize.main(["--runs", str(tmp_path), "--rows", str(tmp_path / "rows")])

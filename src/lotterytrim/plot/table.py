@@ -30,10 +30,10 @@ _COSTS: tuple[tuple[str, str], ...] = (
 class Table1(ReportTable):
     """The paper's Table 1: rows (task, model), raw numbers, rendered with human units.
 
-    Columns: ``criterion`` (that produced the trimmed model), ``level``, ``error``, ``params``,
-    ``disk_bytes``, ``macs``, ``memory_bytes``, ``latency_s`` (only when known) and, for each
-    cost, ``<cost>_smaller``: reference divided by trimmed value on the trimmed row (how many
-    times smaller), missing on the reference row.
+    Columns: ``method`` and ``criterion`` (that produced the trimmed model), ``level``,
+    ``error``, ``params``, ``disk_bytes``, ``macs``, ``memory_bytes``, ``latency_s`` (only when
+    known) and, for each cost, ``<cost>_smaller``: reference divided by trimmed value on the
+    trimmed row (how many times smaller), missing on the reference row.
     """
 
     def _cells(self) -> tuple[list[str], list[list[str]], str]:
@@ -58,14 +58,16 @@ def table1(
     *,
     reports: Mapping[tuple[str, str], Report] | None = None,
     model: str = "optimal",
-    method: str = "trim",
-    criterion: str | None = None,
+    method: str | Sequence[str] | None = None,
+    criterion: str | Sequence[str] | None = None,
     tasks: str | Sequence[str] | None = None,
+    by: str | None = None,
 ) -> Table1:
     """The paper's Table 1: each task's reference and trimmed ``model`` side by side.
 
     ``results`` is a lottery results frame (models are then picked with
-    ``lotterytrim.select(results, method=method, criterion=criterion)``) or a frame
+    ``lotterytrim.select(results, by=by, method=method, criterion=criterion)``: on validation
+    error when the rows have it, across every method unless some are named) or a frame
     ``select`` already returned (taken as is). ``model`` is ``"optimal"``, ``"smallest"`` or
     ``"best"``. Latency comes from ``reports`` (``{(task, "reference" | "trimmed"): Report}``,
     its ``latency_median_s``) or else from a ``latency_ms`` column; the other numbers come from
@@ -83,7 +85,9 @@ def table1(
         from lotterytrim.runner.results import select
 
         chosen = check_frame(
-            select(raw, method=method, criterion=criterion), SELECTION_COLUMNS, "selection"
+            select(raw, by=by, method=method, criterion=criterion),
+            SELECTION_COLUMNS,
+            "selection",
         )
     task_names = choose(chosen, "task", tasks)
     if raw is not None and tasks is None:  # the runner's task order, not select's
@@ -99,7 +103,10 @@ def table1(
             raise ValueError(f"selection: task {task!r} has no 'reference' row")
         trimmed = _one(chosen, task, model)
         for kind, row in (("reference", reference), ("trimmed", trimmed)):
-            record: dict[str, Any] = {"criterion": _criterion(kind, row)}
+            record: dict[str, Any] = {
+                "method": _named(kind, row, "method"),
+                "criterion": _named(kind, row, "criterion"),
+            }
             record.update({n: as_float(None if row is None else row[n]) for n in _NUMBERS})
             record["latency_s"] = _latency(task, kind, row, raw, latencies, method)
             records.append(record)
@@ -133,11 +140,11 @@ def _assemble(keys: list[tuple[str, str]], records: list[dict[str, Any]]) -> Tab
     return table
 
 
-def _criterion(kind: str, row: pd.Series | None) -> str:
-    """Criterion that produced a trimmed model, ``"-"`` for the reference or when unknown."""
-    if kind == "reference" or row is None or "criterion" not in row.index:
+def _named(kind: str, row: pd.Series | None, column: str) -> str:
+    """Method or criterion of a trimmed model, ``"-"`` for the reference or when unknown."""
+    if kind == "reference" or row is None or column not in row.index:
         return "-"
-    value = row["criterion"]
+    value = row[column]
     return value if isinstance(value, str) else "-"
 
 
@@ -177,7 +184,7 @@ def _latency(
     row: pd.Series | None,
     raw: pd.DataFrame | None,
     reported: Mapping[tuple[str, str], float],
-    method: str,
+    method: str | Sequence[str] | None,
 ) -> float:
     """Latency in seconds of one Table 1 row: from a report, else ``latency_ms``, else NaN."""
     if (task, kind) in reported:
@@ -190,7 +197,10 @@ def _latency(
         return math.nan
     match = (raw["task"] == task) & (raw["level"] == row["level"])
     if kind == "trimmed":
-        match &= raw["method"] == (row["method"] if "method" in row.index else method)
+        if "method" in row.index:
+            match &= raw["method"] == row["method"]
+        elif isinstance(method, str):
+            match &= raw["method"] == method
         if "criterion" in row.index and isinstance(row["criterion"], str):
             match &= raw["criterion"] == row["criterion"]
     values = raw.loc[match, "latency_ms"].dropna()

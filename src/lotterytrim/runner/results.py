@@ -16,7 +16,7 @@ import pandas as pd
 
 from lotterytrim.errors import LotteryError
 
-__all__ = ["COLUMNS", "RESERVED", "load_results", "select", "read_json"]
+__all__ = ["COLUMNS", "RESERVED", "VALIDATION", "load_results", "select", "read_json"]
 
 COLUMNS: tuple[str, ...] = (
     "task",
@@ -57,23 +57,30 @@ def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 _SELECT_REQUIRED = ("task", "method", "criterion", "replicate", "level", "error", "params")
+VALIDATION = "val_error"
+"""The column :func:`select` chooses by when the rows have it: validation error."""
 
 
 def select(
     results: pd.DataFrame,
     *,
-    method: str = "trim",
-    criterion: str | None = None,
+    by: str | None = None,
+    method: str | Sequence[str] | None = None,
+    criterion: str | Sequence[str] | None = None,
     smallest: float = 1.5,
     optimal: float = 1.1,
 ) -> pd.DataFrame:
-    """The paper's three models per task, next to the reference, from lottery results.
+    """The paper's three models per task, next to the reference, chosen on validation error.
 
-    Errors and sizes are averaged over replicates per (criterion, level). *best* has the lowest
-    mean error, *smallest* the fewest parameters with error at most ``smallest`` x the
-    reference's, *optimal* the fewest with error at most ``optimal`` x. Only levels >= 1 of
-    ``method`` (and ``criterion``, if given) compete; a model no level qualifies for is absent.
-    ``path`` names the file of the replicate with the lowest error at the chosen level.
+    Rows are averaged over replicates per (method, criterion, level). Every method and
+    criterion of levels >= 1 competes unless ``method`` / ``criterion`` name some. ``by`` is
+    the column that chooses (default ``"val_error"`` when the rows have it, else ``"error"``):
+    *best* has the lowest mean, *smallest* the fewest parameters with a mean at most
+    ``smallest`` x the reference's, *optimal* the fewest within ``optimal`` x. The ``error``
+    column then only reports the chosen models (test error in the examples); ``chosen_by``
+    names the column that chose, ``smaller`` is the reference's parameters over the model's,
+    and ``path`` the file of the replicate best by ``by``. A model no level qualifies for is
+    absent.
     """
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
@@ -85,6 +92,18 @@ def select(
     for name, value in (("smallest", smallest), ("optimal", optimal)):
         if not (isinstance(value, (int, float)) and value >= 1.0):
             raise ValueError(f"{name} must be a factor >= 1, got {value!r}")
+    by = _choosing_column(results, by)
+    pool_all = results[results["level"] >= 1]
+    for column, wanted in (("method", method), ("criterion", criterion)):
+        if wanted is not None:
+            names = [wanted] if isinstance(wanted, str) else list(wanted)
+            unknown = sorted(set(names) - set(results[column]))
+            if unknown:
+                raise ValueError(
+                    f"select: no rows with {column} {unknown} "
+                    f"(present: {sorted(map(str, pd.unique(results[column])))})"
+                )
+            pool_all = pool_all[pool_all[column].isin(names)]
     numeric = [
         c
         for c in results.columns
@@ -95,36 +114,50 @@ def select(
         refs = rows[rows["level"] == 0].drop_duplicates("replicate")
         if refs.empty:
             continue
-        ref = _summary(refs, numeric)
+        ref = _summary(refs, numeric, by)
         out.append({"task": task, "model": "reference", "method": "reference", **ref})
-        pool = rows[(rows["method"] == method) & (rows["level"] >= 1)]
-        if criterion is not None:
-            pool = pool[pool["criterion"] == criterion]
+        pool = pool_all[pool_all["task"] == task]
         if pool.empty:
             continue
         levels = pd.DataFrame(
             [
-                {"criterion": c, "method": method, **_summary(g, numeric)}
-                for (c, _), g in pool.groupby(["criterion", "level"], sort=True)
+                {"method": m, "criterion": c, **_summary(g, numeric, by)}
+                for (m, c, _), g in pool.groupby(["method", "criterion", "level"], sort=True)
             ]
         )
-        ref_error = ref["error"]
-        best = levels.sort_values(["error", "params"], kind="stable").iloc[0]
+        levels["smaller"] = ref["params"] / levels["params"]
+        best = levels.sort_values([by, "params"], kind="stable").iloc[0]
         out.append({"task": task, "model": "best", **best.to_dict()})
         for name, factor in (("smallest", smallest), ("optimal", optimal)):
-            ok = levels[levels["error"] <= factor * ref_error]
+            ok = levels[levels[by] <= factor * ref[by]]
             if not ok.empty:
-                pick = ok.sort_values(["params", "error"], kind="stable").iloc[0]
+                pick = ok.sort_values(["params", by], kind="stable").iloc[0]
                 out.append({"task": task, "model": name, **pick.to_dict()})
-    order = ["task", "model", "method", "criterion", "level", "error", "error_std", "params"]
+    order = ["task", "model", "method", "criterion", "level", "error", "error_std"]
+    order += [by] if by != "error" else []
+    order += ["params", "smaller"]
     table = pd.DataFrame(out)
+    table["smaller"] = table["smaller"].fillna(1.0) if "smaller" in table else 1.0
+    table["chosen_by"] = by
     rest = [c for c in table.columns if c not in order]
     return table[order + rest].reset_index(drop=True)
 
 
-def _summary(rows: pd.DataFrame, numeric: Sequence[str]) -> dict[str, Any]:
+def _choosing_column(results: pd.DataFrame, by: str | None) -> str:
+    """The column that chooses: ``by`` checked, or validation error when present, else error."""
+    if by is None:
+        has_val = VALIDATION in results.columns and results[VALIDATION].notna().all()
+        return VALIDATION if has_val else "error"
+    if by not in results.columns:
+        raise ValueError(f"select(by={by!r}): the results have no such column")
+    if not pd.api.types.is_numeric_dtype(results[by]) or results[by].isna().any():
+        raise ValueError(f"select(by={by!r}): the column must be numeric with no missing value")
+    return by
+
+
+def _summary(rows: pd.DataFrame, numeric: Sequence[str], by: str) -> dict[str, Any]:
     """Mean of the numeric columns over replicates, the spread of the error, the best file."""
-    best = rows.sort_values("error", kind="stable").iloc[0]
+    best = rows.sort_values(by, kind="stable").iloc[0]
     summary: dict[str, Any] = {
         "criterion": str(best["criterion"]) if rows["level"].iloc[0] > 0 else "-",
         "level": int(rows["level"].iloc[0]),
@@ -133,7 +166,7 @@ def _summary(rows: pd.DataFrame, numeric: Sequence[str]) -> dict[str, Any]:
         "replicates": int(rows["replicate"].nunique()),
     }
     for column in numeric:
-        if column not in ("error",):
+        if column != "error":
             summary[column] = float(rows[column].mean())
     summary["params"] = float(rows["params"].mean())
     if "path" in rows.columns:
