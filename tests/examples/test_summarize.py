@@ -140,3 +140,9 @@ def test_missing_rows_are_a_clear_exit(tmp_path: Path) -> None:
         summarize.main(["--rows", str(tmp_path)])
     with pytest.raises(SystemExit, match="no finished lottery runs"):
         summarize.main(["--runs", str(tmp_path), "--rows", str(tmp_path / "rows")])
+
+
+def test_the_results_doc_is_what_the_committed_rows_give() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    argv = ["--rows", str(repo / "results" / "quick"), "--doc", str(repo / "docs" / "results.md")]
+    assert summarize.main([*argv, "--check"]) == 0
