@@ -15,6 +15,7 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.cli import _plan_summary, main
+from lotterytrim.storage.files import HEADER_KEY as HEADER
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -289,3 +290,22 @@ def test_module_entry_point(trimmed: tuple[Path, SmallConv, lt.LotteryTrimmer]) 
     )
     assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.startswith("lotterytrim: error: no such file")
+
+
+def test_strings_from_the_file_are_escaped_in_the_text_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "evil.safetensors"
+    hostile = "\x1b]0;owned\x07\x1b[2J\rx\ny\u202e"
+    tensors = {f"layer{hostile}.weight": torch.zeros(2, 2)}
+    meta = {HEADER: json.dumps({"format": 1, "metadata": {f"k{hostile}": "v"}}), hostile: "v"}
+    save_file(tensors, str(path), metadata=meta)
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\r\u202e")
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\rx\\ny\\u202e" in out
+    # each line of the report is one of ours: the newline in a name did not start a new one
+    assert not any(line.startswith("y") for line in out.splitlines())
+    # --json was already escaped by the JSON encoder
+    assert main(["report", str(path), "--json"]) == 0
+    assert "\x1b" not in capsys.readouterr().out

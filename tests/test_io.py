@@ -206,3 +206,32 @@ def test_non_persistent_buffers_save_and_load(tmp_path):
     again.load_state_dict(lt.trimming.state.load_trimmer_state(path))
     again.step()
     assert again.level == 2 and loaded.conv.out_channels < model.conv.out_channels
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "sparse"])
+def test_load_checks_the_path_before_reading_it(tmp_path, kind):
+    path = tmp_path / "m.lt"
+    if kind == "device":
+        path.symlink_to("/dev/zero")  # would read until memory runs out
+    elif kind == "fifo":
+        os.mkfifo(path)  # would block forever on open
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        with open(path, "wb") as handle:  # 4 GiB of zeros, no disk used: a bogus header
+            handle.truncate(4 << 30)
+    with pytest.raises(lt.LoadError, match=str(path.name)):
+        lt.load(path, ConvFlatten)
+    with pytest.raises(lt.LoadError):
+        lt.load_state(path)
+
+
+def test_a_header_announcing_more_data_than_the_file_holds_is_refused_before_reading(tmp_path):
+    model, _, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path)
+    blob = path.read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    path.write_bytes(blob[: 8 + n + 16])  # the header intact, the tensors cut short
+    with pytest.raises(lt.LoadError, match="truncated: its tensors need"):
+        lt.load(path, ConvFlatten)

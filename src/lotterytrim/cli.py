@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -187,11 +188,26 @@ def _summary(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _clean(text: Any) -> str:
+    """``text`` with every control or format character escaped (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    Names and keys come from the file: printed raw, an escape sequence in one could retitle
+    the terminal, clear it or overwrite earlier lines, and a newline could fake a line.
+    """
+    text = str(text)
+    if all(unicodedata.category(c)[0] != "C" for c in text):
+        return text
+    return "".join(
+        c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
 def _render(info: dict[str, Any]) -> str:
-    """Human-readable text report of ``describe_file``'s result."""
-    dtypes = ", ".join(f"{k} x {v}" for k, v in sorted(info["dtypes"].items()))
+    """Human-readable text report of ``describe_file``'s result; file strings escaped."""
+    dtypes = ", ".join(f"{_clean(k)} x {v}" for k, v in sorted(info["dtypes"].items()))
     lines = [
-        f"file      {info['path']}",
+        f"file      {_clean(info['path'])}",
         f"disk      {human(info['disk_bytes'], 'bytes')} ({info['disk_bytes']} bytes)",
         f"tensors   {info['tensors']}" + (f" ({dtypes})" if dtypes else ""),
         f"params    {human(info['params'], 'count')} ({info['params']})",
@@ -203,10 +219,10 @@ def _render(info: dict[str, Any]) -> str:
         lines.append(f"buffers   {info['buffer_elements']} elements (running statistics)")
     body = [
         [
-            layer["layer"] or "(root)",
+            _clean(layer["layer"]) or "(root)",
             "-" if layer["units"] is None else str(layer["units"]),
             human(layer["params"], "count"),
-            ", ".join(f"{t['name']} {t['shape']}" for t in layer["tensors"]),
+            ", ".join(f"{_clean(t['name'])} {t['shape']}" for t in layer["tensors"]),
         ]
         for layer in info["layers"]
     ]
@@ -271,6 +287,7 @@ def _metadata_lines(info: dict[str, Any]) -> list[str]:
     entries += [(k, _summary(v)) for k, v in info["header_metadata"].items()]
     if not entries:
         return []
+    entries = [(_clean(k), _clean(v)) for k, v in entries]
     width = max(len(k) for k, _ in entries)
     return ["", "metadata", *(f"  {k.ljust(width)}  {v}" for k, v in entries)]
 
@@ -299,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         info = describe_file(args.path)
     except FileReportError as err:
-        print(f"lotterytrim: error: {err}", file=sys.stderr)
+        print(f"lotterytrim: error: {_clean(err)}", file=sys.stderr)
         return 1
     print(json.dumps(info, indent=2) if args.json else _render(info))
     return 0

@@ -9,6 +9,8 @@ refused outright.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,26 +44,32 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping
     write_bytes_atomic(Path(path), _st_save(data, metadata=dict(meta)))
 
 
-def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
-    """Validate the safetensors layout before handing bytes to the parser; return metadata."""
+def _check_header(path: Path, head: bytes, size: int) -> tuple[int, dict[str, str]]:
+    """Validate the safetensors layout from the file's first bytes and its size, before the
+    tensors are read; return the header length and the metadata."""
     # a safetensors file opens with its header length then "{"; the length's low byte may well
     # be 0x80, so the pickle signature only counts when no safetensors header follows it
-    looks_safetensors = len(blob) >= 9 and blob[8:9] == b"{"
-    if not looks_safetensors and (blob[:2] == b"PK" or blob[:1] == b"\x80"):
+    looks_safetensors = len(head) >= 9 and head[8:9] == b"{"
+    if not looks_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise LoadError(
             f"{path} is a pickle or torch.save archive; lotterytrim never unpickles files. "
             "Save models with lt.save()"
         )
-    if len(blob) < 8:
-        raise LoadError(f"{path} is truncated or not a safetensors file ({len(blob)} bytes)")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > _MAX_HEADER or 8 + n > len(blob):
+    if size < 8:
+        raise LoadError(f"{path} is truncated or not a safetensors file ({size} bytes)")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > _MAX_HEADER or 8 + n > size:
         raise LoadError(
             f"{path} is truncated or not a safetensors file: header of {n} bytes announced, "
-            f"{len(blob) - 8} bytes present"
+            f"{size - 8} bytes present"
         )
+    return n, {}
+
+
+def _check_layout(path: Path, n: int, text: bytes, size: int) -> dict[str, str]:
+    """Parse the header and check every tensor lies inside the file; return the metadata."""
     try:
-        header = parse_json(blob[8 : 8 + n].decode("utf-8"))
+        header = parse_json(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise LoadError(f"{path} has an unreadable safetensors header: {exc}") from exc
     if not isinstance(header, dict):
@@ -76,11 +84,12 @@ def _check_bytes(path: Path, blob: bytes) -> dict[str, str]:
         end = max(end, hi)
         if lo > hi:
             raise LoadError(f"{path}: tensor {name!r} has inverted data offsets")
-    if 8 + n + end > len(blob):
+    if 8 + n + end > size:
         raise LoadError(
-            f"{path} is truncated: its tensors need {end} bytes of data, "
-            f"{len(blob) - 8 - n} are present"
+            f"{path} is truncated: its tensors need {end} bytes of data, {size - 8 - n} are present"
         )
+    if not isinstance(meta, dict):
+        raise LoadError(f"{path} has malformed safetensors metadata")
     return {str(k): str(v) for k, v in meta.items()}
 
 
@@ -97,13 +106,34 @@ def parse_json(text: str) -> Any:
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file after checking its bytes; never unpickles."""
+    """Read a safetensors file after checking it; never unpickles.
+
+    The path must be a regular file (not a device, a FIFO or a directory, whichever a link
+    points to); its header is read and checked against the file's size before any tensor.
+    """
     path = Path(path)
     try:
-        blob = path.read_bytes()
+        info = os.stat(path)
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc}") from exc
-    meta = _check_bytes(path, blob)
+    if not stat.S_ISREG(info.st_mode):
+        raise LoadError(f"cannot read {path}: not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+            n, _ = _check_header(path, head, info.st_size)
+            text = head[8:] + handle.read(n - 1) if n else b""
+            meta = _check_layout(path, n, text, info.st_size)
+            handle.seek(0)
+            blob = handle.read()
+    except MemoryError:
+        raise LoadError(
+            f"cannot read {path}: its {info.st_size} bytes do not fit in memory"
+        ) from None
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+    if len(blob) != info.st_size:
+        raise LoadError(f"cannot read {path}: it changed while being read")
     try:
         tensors = _st_load(blob)
     except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
