@@ -274,3 +274,54 @@ def test_docs_snippets_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     exec(compile("\n".join(blocks), "docs/trimmer.md", "exec"), namespace)  # noqa: S102
+
+
+@pytest.mark.parametrize("method", ["trim", "mask"])
+def test_a_failed_step_changes_nothing_and_the_next_one_works(method, tmp_path):
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    rewind_file = tmp_path / "wk.safetensors"
+    trimmer = lt.LotteryTrimmer(model, x, method=method, rewind_to_disk=rewind_file)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    trimmer.attach(optimizer)
+    trimmer.capture_rewind()
+    _train(model, _data(), optimizer)  # optimizer state to lose, values that differ from W_k
+    before, params = snapshot(model), list(model.parameters())
+    state = {id(p): {k: v.clone() for k, v in s.items()} for p, s in optimizer.state.items()}
+    hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
+    saved = rewind_file.read_bytes()
+    rewind_file.unlink()
+    with pytest.raises(lt.LoadError):
+        trimmer.step()
+    assert same_state(model, before) and list(model.parameters()) == params
+    assert (trimmer.level, trimmer.history, trimmer.plan) == (0, [], lt.TrimPlan.identity(model))
+    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == hooks
+    assert optimizer.param_groups[0]["params"] == params
+    assert {id(p) for p in optimizer.state} == set(state)
+    for p, s in optimizer.state.items():
+        assert all(torch.equal(v, state[id(p)][k]) for k, v in s.items())
+    # with the file back, the trimmer goes on as if nothing had happened
+    rewind_file.write_bytes(saved)
+    result = trimmer.step()
+    assert trimmer.level == 1 and result.params_after < result.params_before
+    assert {id(p) for p in optimizer.param_groups[0]["params"]} == {
+        id(p) for p in model.parameters()
+    }
+    lt.save(model, tmp_path / "m.lt", trimmer)
+
+
+def test_an_interrupted_step_changes_nothing(monkeypatch):
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x, method="finetune")
+    before = snapshot(model)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trimmer._method, "after_removal", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trimmer.step()
+    assert same_state(model, before) and trimmer.level == 0 and not trimmer.history
+    monkeypatch.undo()
+    assert trimmer.step().level == 1

@@ -33,6 +33,7 @@ from lotterytrim.trimming.optimizer import rebuild_optimizer
 from lotterytrim.trimming.rewind import RewindPoint
 from lotterytrim.trimming.state import REWIND_PREFIX
 from lotterytrim.trimming.step import CompactResult, StepResult, layer_units, trim
+from lotterytrim.trimming.undo import UndoPoint
 
 __all__ = ["LotteryTrimmer", "STATE_FORMAT"]
 
@@ -162,15 +163,23 @@ class LotteryTrimmer:
     # ---------------------------------------------------------------- stepping
     def step(self, data: Iterable[Any] | None = None) -> StepResult:
         """One lottery level: rank and remove units (or mask weights), then the method's turn
-        (rewind, keep, re-initialise)."""
+        (rewind, keep, re-initialise). Atomic: if anything fails, the model, the trimmer and
+        the attached optimizer are left as they were, and the error is raised."""
         if self._method.rewinds:
             self._require_rewind()
         self.check_model()
-        before = dict(self.model.named_parameters(remove_duplicate=False))
-        result = self._mask_step() if self._method.masks else self._trim_step(data)
-        self.history.append(result)
-        self._remember()
-        self._hand_over(before)
+        optimizer = self._handover.optimizer if self._handover is not None else None
+        undo = UndoPoint(self.model, self, optimizer)
+        try:
+            before = dict(self.model.named_parameters(remove_duplicate=False))
+            result = self._mask_step() if self._method.masks else self._trim_step(data)
+            self.history.append(result)
+            self._remember()
+            self._hand_over(before)
+        except BaseException:
+            undo.restore()  # a failed step changes nothing: model, trimmer and optimizer
+            self._graph = None  # the traced graph may have seen the half-done step: retrace
+            raise
         return result
 
     def attach(
