@@ -328,3 +328,44 @@ def test_a_run_grows_replicate_by_replicate_in_one_directory(tmp_path: Path) -> 
     assert sorted(set(zip(rows["replicate"], rows["level"], strict=True))) == [
         (r, lvl) for r in (0, 1) for lvl in (0, 1, 2)
     ]
+
+
+def test_a_level_file_that_is_not_the_cells_is_set_aside_and_retrained(tmp_path: Path) -> None:
+    clean = _lottery(tmp_path / "clean", levels=3).run()
+    crashing = Recorder(crash_at=("trim", 2))
+    lottery = _lottery(tmp_path / "crash", crashing, levels=3)
+    with pytest.raises(KeyboardInterrupt):
+        lottery.run()
+    cell = lottery.directory / "replicate-0" / "trim-magnitude"
+    # the reference's file copied over level 1's: its header says level 0, replicate 0's reference
+    (cell / "level-01.lt").write_bytes(
+        (lottery.directory / "replicate-0/reference.lt").read_bytes()
+    )
+    resumed = Recorder()
+    with pytest.warns(UserWarning, match="level-01.lt is not this cell's file.*level 0, not 1"):
+        final = _lottery(tmp_path / "crash", resumed, levels=3).run()
+    assert [c[3] for c in resumed.calls] == [1, 2, 3]  # level 1 trained again, then on
+    assert (cell / "level-01.lt.rejected").is_file()
+    cols = ["level", "error", "params", "macs", "disk_bytes"]
+    pd.testing.assert_frame_equal(clean[cols], final[cols])
+    _, _, meta = lt.load_state(cell / "level-02.lt")
+    assert meta == {
+        "task": "toy",
+        "run": lottery.directory.name,
+        "replicate": 0,
+        "method": "trim",
+        "criterion": "magnitude",
+        "level": 2,
+    }
+
+
+def test_a_foreign_reference_is_set_aside_and_trained_again(tmp_path: Path) -> None:
+    lottery = _lottery(tmp_path, replicates=2, levels=1)
+    lottery.run()
+    ref0 = lottery.directory / "replicate-0" / "reference.lt"
+    ref0.write_bytes((lottery.directory / "replicate-1" / "reference.lt").read_bytes())
+    (lottery.directory / "replicate-0" / "trim-magnitude" / "level-00.json").unlink()
+    calls = Recorder()
+    with pytest.warns(UserWarning, match="replicate 1, not 0"):
+        _lottery(tmp_path, calls, replicates=2, levels=1).run()
+    assert (0, 0) in {(r, lvl) for _, _, r, lvl in calls.calls}

@@ -12,6 +12,7 @@ The run directory is named by a hash of everything that changes results (the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,10 +36,14 @@ from lotterytrim.runner.locks import cell_lock
 from lotterytrim.runner.results import load_results, read_json
 from lotterytrim.runner.rundir import (
     cell_folder,
+    file_owner,
     finished_levels,
+    foreign_file,
     level_name,
     reference_files,
+    resumable_levels,
     row_name,
+    set_aside,
     write_json,
 )
 from lotterytrim.runner.seeding import derive_seed, seed_everything
@@ -179,7 +184,8 @@ class Lottery:
 
     def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
         folder = cell_folder(self.directory, replicate, method, criterion)
-        done = finished_levels(folder, self.config.levels)
+        owner = functools.partial(self._owner, replicate, method, criterion)
+        done = resumable_levels(folder, self.config.levels, owner)
         if done > self.config.levels:
             bar.update(self.config.levels + 1)
             return
@@ -235,14 +241,20 @@ class Lottery:
         """The trained level-0 model of a replicate (trained once, shared by every pair):
         ``{"file": path, "row": row}``, trained under the replicate's lock when missing."""
         file, row_file = reference_files(self.directory, replicate)
-        folder = file.parent
-        if row_file.exists() and file.exists():
+        owner = self._owner(replicate, "reference", "-", 0)
+        if row_file.exists() and file.exists() and foreign_file(file, owner) is None:
             return {"file": file, "row": read_json(row_file)}
         what = f"the reference of replicate {replicate} of {self.directory}"
-        with cell_lock(folder, ".reference.lock", what, self.lock_timeout):
-            if row_file.exists() and file.exists():  # another process finished it meanwhile
+        with cell_lock(file.parent, ".reference.lock", what, self.lock_timeout):
+            problem = foreign_file(file, owner) if row_file.exists() and file.exists() else ""
+            if problem is None:  # another process finished it meanwhile
                 return {"file": file, "row": read_json(row_file)}
+            if problem:  # a file that is not this replicate's reference: train it again
+                set_aside(file, row_file, problem)
             return self._train_reference(replicate, file, row_file)
+
+    def _owner(self, replicate: int, method: str, criterion: str, level: int) -> dict[str, Any]:
+        return file_owner(self.directory, self.config.task, replicate, method, criterion, level)
 
     def _train_reference(self, replicate: int, file: Path, row_file: Path) -> dict[str, Any]:
         """Train, measure and save the reference of ``replicate`` (its lock is held)."""
@@ -275,7 +287,7 @@ class Lottery:
         params = sum(p.numel() for p in model.parameters())
         row = self._measure(model, params, params, ctx, train_seconds, 0.0, t0)
         row["path"] = file.relative_to(self.directory).as_posix()
-        save(model, file, trimmer, metadata={"task": self.config.task, "level": 0})
+        save(model, file, trimmer, metadata=self._owner(replicate, "reference", "-", 0))
         write_json(row_file, row)
         return {"file": file, "row": row}
 
@@ -370,7 +382,7 @@ class Lottery:
         """Write a level's model (with the trimmer state) then its row; slim the level before."""
         if model is not None and trimmer is not None:
             file = folder / level_name(level)
-            meta = {"task": self.config.task, "level": level}
+            meta = self._owner(row["replicate"], row["method"], row["criterion"], level)
             save(model, file, trimmer, metadata=meta)
             row["path"] = file.relative_to(self.directory).as_posix()
         write_json(folder / row_name(level), row)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lotterytrim.errors import LoadError
 from lotterytrim.storage.atomic import write_bytes_atomic
+from lotterytrim.storage.io import load_state
 
 __all__ = [
     "cell_folder",
     "finished_levels",
+    "file_owner",
+    "foreign_file",
+    "resumable_levels",
+    "set_aside",
     "level_name",
     "reference_files",
     "row_name",
@@ -55,3 +62,56 @@ def write_json(path: Path, value: Mapping[str, Any]) -> None:
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in value.items()
     }
     write_bytes_atomic(path, json.dumps(clean, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def foreign_file(path: Path, owner: Mapping[str, Any]) -> str | None:
+    """None when the header of level file ``path`` names ``owner`` (run, cell, level), else
+    what differs. Fields the header lacks are not held against it; its level must be there."""
+    try:
+        _, _, meta = load_state(path)
+    except LoadError as exc:
+        return f"it does not load ({exc})"
+    if "level" not in meta:
+        return "its header names no level"
+    wrong = [f"{k} {meta[k]!r}, not {v!r}" for k, v in owner.items() if k in meta and meta[k] != v]
+    return "its header says " + ", ".join(wrong) if wrong else None
+
+
+def set_aside(file: Path, row_file: Path, problem: str) -> None:
+    """Move a level file that is not its cell's to ``<name>.rejected`` and drop its row, so
+    that the level trains again."""
+    warnings.warn(
+        f"{file} is not this cell's file ({problem}): set aside as {file.name}.rejected, "
+        "the level trains again",
+        stacklevel=3,
+    )
+    row_file.unlink(missing_ok=True)
+    file.replace(file.with_name(file.name + ".rejected"))
+
+
+def file_owner(
+    directory: Path, task: str, replicate: int, method: str, criterion: str, level: int
+) -> dict[str, Any]:
+    """What the header of a level file names: its run directory, task, cell and level."""
+    return {
+        "task": task,
+        "run": directory.name,
+        "replicate": replicate,
+        "method": method,
+        "criterion": criterion,
+        "level": level,
+    }
+
+
+def resumable_levels(folder: Path, levels: int, owner: Callable[[int], Mapping[str, Any]]) -> int:
+    """:func:`finished_levels`, after setting aside a last level file that is not the cell's
+    (``owner(level)`` says whose it must be), as often as needed."""
+    done = finished_levels(folder, levels)
+    while 1 < done <= levels:
+        file = folder / level_name(done - 1)
+        problem = foreign_file(file, owner(done - 1))
+        if problem is None:
+            break
+        set_aside(file, folder / row_name(done - 1), problem)
+        done -= 1
+    return done

@@ -163,8 +163,7 @@ class LotteryTrimmer:
     # ---------------------------------------------------------------- stepping
     def step(self, data: Iterable[Any] | None = None) -> StepResult:
         """One lottery level: rank and remove units (or mask weights), then the method's turn
-        (rewind, keep, re-initialise). Atomic: if anything fails, the model, the trimmer and
-        the attached optimizer are left as they were, and the error is raised."""
+        (rewind, keep, re-initialise). Atomic: a failure leaves model, trimmer and optimizer."""
         if self._method.rewinds:
             self._require_rewind()
         self.check_model()
