@@ -91,8 +91,11 @@ def chance(task: str) -> float:
 # ------------------------------------------------------------------------------- rows
 
 
-def export(runs: Path, rows: Path, latency_runs: int = 30) -> list[Path]:
-    """Write one row file per task from the run directories under ``runs``; returns them."""
+def export(
+    runs: Path, rows: Path, latency_runs: int = 30, tasks: Sequence[str] | None = None
+) -> list[Path]:
+    """Write one row file per task from the run directories under ``runs`` (only ``tasks``,
+    if given); returns them."""
     written = []
     seen: set[str] = set()
     for settings in sorted(runs.glob("*/settings.json")):
@@ -101,6 +104,8 @@ def export(runs: Path, rows: Path, latency_runs: int = 30) -> list[Path]:
         if table.empty:
             continue
         task = str(record["config"]["task"])
+        if tasks is not None and task not in tasks:
+            continue
         if task in seen:
             raise SystemExit(f"two runs of {task!r} under {runs}: pass a root holding one each")
         seen.add(task)
@@ -329,12 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=Path, default=Path("results/quick"), help="row files")
     parser.add_argument("--runs", type=Path, default=None, help="export these run dirs first")
+    parser.add_argument("--tasks", default=None, help="with --runs: only these, comma-separated")
     parser.add_argument("--doc", type=Path, default=None, help="markdown file to update")
     parser.add_argument("--check", action="store_true", help="only check --doc is up to date")
     parser.add_argument("--figure", type=Path, default=None, help="write Figure 2 here")
     args = parser.parse_args(argv)
     if args.runs is not None:
-        for path in export(args.runs, args.rows):
+        tasks = None if args.tasks is None else args.tasks.split(",")
+        for path in export(args.runs, args.rows, tasks=tasks):
             print(f"rows written: {path}")
     results = load_rows(args.rows)
     blocks = render(results)
