@@ -123,7 +123,7 @@ def test_changed_settings_get_their_own_directory(tmp_path: Path) -> None:
     changed = [
         TINY.override(epochs=2),
         TINY.override(methods=("trim", "finetune")),
-        dataclasses.replace(TINY, lr=5e-4),
+        dataclasses.replace(TINY, lr={**TINY.lr, "pitch": 5e-4}),
         dataclasses.replace(TINY, examples={**TINY.examples, "pitch": 30}),
         dataclasses.replace(TINY, seed=1),
     ]
@@ -253,7 +253,8 @@ def test_profiles_follow_the_paper_and_document_every_field() -> None:
     )
     # the paper's fixed epochs: its patience never ends a level before the cap
     assert all(paper.patience[t] >= paper.max_epochs[t] for t in TASKS)
-    assert set(paper.batch_size.values()) == {64} and (paper.lr, paper.weight_decay) == (1e-3, 2e-4)
+    assert set(paper.batch_size.values()) == {64} and paper.weight_decay == 2e-4
+    assert set(paper.lr.values()) == {1e-3}
     assert (paper.plateau_factor, paper.size) == (0.5, "paper")
     assert set(paper.plateau_patience.values()) == {10}
     assert {"trim", "finetune", "mask"} <= set(paper.methods)
