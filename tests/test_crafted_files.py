@@ -78,6 +78,15 @@ def _trimmer_plan(h: dict[str, Any]) -> None:
     h["trimmer"]["plan"]["keep"]["0.weight"] = [[[0, 99]], None, None]
 
 
+def _retyped(dtype: torch.dtype) -> Callable[[Path, Path], None]:
+    def write(src: Path, dst: Path) -> None:
+        tensors, meta = read_tensors(src)
+        tensors["0.bias"] = tensors["0.bias"].to(dtype)
+        write_tensors(dst, tensors, meta)
+
+    return write
+
+
 def _deep() -> str:
     return '{"format":1,"metadata":' + "[" * 100_000 + "]" * 100_000 + "}"
 
@@ -103,6 +112,11 @@ CRAFTED: list[tuple[str, Any, str]] = [
     ("deep-json", _raw(_deep()), "nested too deeply"),
     ("nan-metadata", _raw('{"format":1,"metadata":{"x":NaN}}'), "NaN"),
     ("not-an-object", _raw("[1, 2]"), "unknown lotterytrim file format"),
+    ("zero-units", _keep([]), "keeps no index of dim 0 of tensor '0.weight'"),
+    ("float64-tensor", _retyped(torch.float64), "'0.bias' is torch.float64 in the file"),
+    ("float16-tensor", _retyped(torch.float16), "'0.bias' is torch.float16 in the file"),
+    ("int64-tensor", _retyped(torch.int64), "'0.bias' is torch.int64 in the file"),
+    ("bool-tensor", _retyped(torch.bool), "'0.bias' is torch.bool in the file"),
 ]
 
 
@@ -187,3 +201,30 @@ def test_trimmer_state_cannot_set_other_attributes(tmp_path: Path) -> None:
     with pytest.raises(lt.TrimmerStateError, match="stride"):
         trimmer.load_state_dict(lt.load_trimmer_state(bad))
     assert model[0].stride == (1,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "text"),
+    [
+        ("level", -5, "level -5 is not a level"),
+        ("level", 1e300, r"level 1e\+300 is not a level"),
+        ("level", True, "level True is not a level"),
+        ("masked", ["0.nope"], "mask of '0.nope' names no weight"),
+        ("masked", ["0.weight"], "mask of '0.weight' names no weight of the plan or has no saved"),
+    ],
+)
+def test_crafted_trimmer_state_fields_are_named_and_change_nothing(
+    tmp_path: Path, field: str, value: Any, text: str
+) -> None:
+    good = _good(tmp_path)
+    tensors, meta = read_tensors(good)
+    header = json.loads(meta["lotterytrim"])
+    header["trimmer"][field] = value
+    write_tensors(good, tensors, {"lotterytrim": json.dumps(header)})
+    model = _build()
+    before = [t.clone() for t in model.state_dict().values()]
+    trimmer = lt.LotteryTrimmer(model, torch.randn(2, 1, 16), amount=0.3, method="finetune")
+    with pytest.raises(lt.TrimmerStateError, match=text):
+        trimmer.load_state_dict(lt.load_trimmer_state(good))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values(), strict=True))
+    assert trimmer.level == 0

@@ -211,6 +211,11 @@ class TrimPlan:
             for d, k in enumerate(ks):
                 if k is not None:
                     _check_runs(k, shape[d], f"{name!r} dim {d}")
+                    if not k and shape[d] > 0:
+                        raise ValueError(
+                            f"plan keeps no index of dim {d} of tensor {name!r}: a layer "
+                            "without units cannot run"
+                        )
         if current is not None:
             _check_current(shapes, data["keep"], current)
         for name, ks in data["keep"].items():

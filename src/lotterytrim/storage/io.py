@@ -208,6 +208,12 @@ def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
                 f"{path} does not fit the model from build_model(): tensor {name!r} is "
                 f"{tuple(tensors[name].shape)} in the file, {tuple(t.shape)} in the model"
             )
+        if t.dtype != tensors[name].dtype:
+            raise LoadError(
+                f"{path} does not fit the model from build_model(): tensor {name!r} is "
+                f"{tensors[name].dtype} in the file, {t.dtype} in the model; build the model in "
+                "the file's dtype (e.g. build_model().double()) rather than cast it silently"
+            )
     model.load_state_dict({k: v for k, v in tensors.items() if k not in unsaved}, strict=True)
     with torch.no_grad():
         for name, buffer in unsaved.items():

@@ -31,7 +31,7 @@ from lotterytrim.trimming.handover import Handover, make_handover, watch_removed
 from lotterytrim.trimming.methods import Method, get_method
 from lotterytrim.trimming.optimizer import rebuild_optimizer
 from lotterytrim.trimming.rewind import RewindPoint
-from lotterytrim.trimming.state import REWIND_PREFIX
+from lotterytrim.trimming.state import REWIND_PREFIX, parse_state
 from lotterytrim.trimming.step import CompactResult, StepResult, layer_units, trim
 from lotterytrim.trimming.undo import UndoPoint
 
@@ -340,23 +340,9 @@ class LotteryTrimmer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state_dict`; resizes a freshly built original model to the plan."""
-        try:
-            meta, tensors = state["meta"], state["tensors"]
-            if meta.get("format") != STATE_FORMAT:
-                raise TrimmerStateError(f"unknown trimmer state format {meta.get('format')!r}")
-            if meta["method"] != self.method:
-                raise TrimmerStateError(
-                    f"state was saved by a trimmer with method {meta['method']!r}, this one uses "
-                    f"{self.method!r}"
-                )
-            plan = TrimPlan.from_dict(meta["plan"])
-            rewind_plan = (
-                TrimPlan.from_dict(meta["rewind_plan"]) if meta["rewind_plan"] is not None else None
-            )
-            history = [StepResult(**r) for r in meta["history"]]
-            level = int(meta["level"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TrimmerStateError(f"malformed trimmer state: {exc!r}") from exc
+        meta, tensors, plan, rewind_plan, history, level, masked = parse_state(
+            state, self.method, STATE_FORMAT
+        )
         current = {n: tuple(t.shape) for n, t in model_tensors(self.model).items()}
         fits = all(current.get(n) == tuple(s) for n, s in plan.current_shapes().items())
         original = all(current.get(n) == tuple(s) for n, s in plan.shapes.items())
@@ -379,10 +365,9 @@ class LotteryTrimmer:
             if rewind_plan is not None
             else None
         )
-        if meta.get("masked"):
-            masks = {n: tensors["mask/" + n] for n in meta["masked"]}
-            masking.apply_masks(self.model, masks)
-            masking.write_stored(self.model, {n: tensors["orig/" + n] for n in meta["masked"]})
+        if masked:
+            masking.apply_masks(self.model, {n: tensors["mask/" + n] for n in masked})
+            masking.write_stored(self.model, {n: tensors["orig/" + n] for n in masked})
         self.plan = plan
         self.level = level
         self.history = history
