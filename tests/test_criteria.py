@@ -112,6 +112,9 @@ def test_information_prefers_informative_units():
     assert s[0] > 0.5 and s[1] < 0.1
     with pytest.raises(lt.CriterionError, match="one-shot generator"):
         Information().score(graph, data=(b for b in batches))
+    nan = [(torch.full_like(xb, float("nan")), yb) for xb, yb in batches]
+    with pytest.raises(lt.CriterionError, match="layer '0' gave non-finite activations"):
+        Information().score(graph, data=nan)
 
 
 def test_random_is_seeded():

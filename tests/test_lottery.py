@@ -369,3 +369,23 @@ def test_a_foreign_reference_is_set_aside_and_trained_again(tmp_path: Path) -> N
     with pytest.warns(UserWarning, match="replicate 1, not 0"):
         _lottery(tmp_path, calls, replicates=2, levels=1).run()
     assert (0, 0) in {(r, lvl) for _, _, r, lvl in calls.calls}
+
+
+@pytest.mark.parametrize("params", [0, None, "12", 1.5])
+def test_a_corrupt_reference_row_is_named_before_anything_trains(tmp_path: Path, params) -> None:
+    lottery = _lottery(tmp_path, levels=1)
+    lottery.run()
+    row = lottery.directory / "replicate-0" / "trim-magnitude" / "level-00.json"
+    data = json.loads(row.read_text())
+    data["params"] = params
+    row.write_text(json.dumps(data))
+    (lottery.directory / "replicate-0" / "trim-magnitude" / "level-01.json").unlink()
+    calls = Recorder()
+    with pytest.raises(lt.LotteryError, match=r"level-00.json: field 'params' must be"):
+        _lottery(tmp_path, calls, levels=1).run()
+    assert calls.calls == []
+
+
+def test_a_task_name_too_long_for_a_directory_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="at most 200 bytes, got 300"):
+        lt.LotteryConfig(task="t" * 300)

@@ -98,6 +98,11 @@ class Information(Streaming):
         for acts, y in self._summaries(graph, data):
             n_classes = max(n_classes, int(y.max()) + 1)
             for k, a in acts.items():
+                if not torch.isfinite(a).all():
+                    raise CriterionError(
+                        f"criterion 'information': layer '{k}' gave non-finite activations "
+                        "(NaN or inf) on the data; its units cannot be ranked"
+                    )
                 lo[k] = torch.minimum(lo[k], a.min(0).values) if k in lo else a.min(0).values
                 hi[k] = torch.maximum(hi[k], a.max(0).values) if k in hi else a.max(0).values
         counts: dict[str, torch.Tensor] = {}

@@ -64,6 +64,11 @@ class LotteryConfig:
         object.__setattr__(self, "criterion_options", dict(self.criterion_options))
         if not isinstance(self.task, str) or not self.task or "/" in self.task:
             raise ValueError(f"task must be a non-empty name without '/', got {self.task!r}")
+        if len(self.task.encode("utf-8")) > 200:  # the run directory adds 13 to its name
+            raise ValueError(
+                f"task names the run directory and must be at most 200 bytes, got "
+                f"{len(self.task.encode('utf-8'))}: {self.task[:40]!r}..."
+            )
         for name in ("levels", "replicates", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):

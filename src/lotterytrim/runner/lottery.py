@@ -41,6 +41,7 @@ from lotterytrim.runner.rundir import (
     foreign_file,
     level_name,
     reference_files,
+    reference_params,
     resumable_levels,
     row_name,
     set_aside,
@@ -171,9 +172,7 @@ class Lottery:
 
     def run_cell(self, replicate: int, method: str, criterion: str, bar: Any = None) -> None:
         """Run one lottery cell under its lock; first finish slimming a crash interrupted.
-
-        ``bar`` (a tqdm bar) is advanced by one per level, finished ones included.
-        """
+        ``bar`` (a tqdm bar) is advanced by one per level, finished ones included."""
         bar = tqdm(disable=True) if bar is None else bar
         folder = cell_folder(self.directory, replicate, method, criterion)
         what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
@@ -201,7 +200,7 @@ class Lottery:
         else:
             last = folder / level_name(done - 1)
             model, trimmer = self._from_file(last, replicate, method, criterion, False)
-        params0 = int(read_json(folder / row_name(0))["params"])
+        params0 = reference_params(folder / row_name(0))
         for level in range(done, self.config.levels + 1):
             row = self._level(model, trimmer, replicate, method, criterion, level, params0)
             self._finish(folder, level, row, bar, model=model, trimmer=trimmer)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lotterytrim.errors import LoadError
+from lotterytrim.errors import LoadError, LotteryError
+from lotterytrim.runner.results import read_json
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import load_state
 
@@ -18,6 +19,7 @@ __all__ = [
     "finished_levels",
     "file_owner",
     "foreign_file",
+    "reference_params",
     "resumable_levels",
     "set_aside",
     "level_name",
@@ -115,3 +117,14 @@ def resumable_levels(folder: Path, levels: int, owner: Callable[[int], Mapping[s
         set_aside(file, folder / row_name(done - 1), problem)
         done -= 1
     return done
+
+
+def reference_params(row_file: Path) -> int:
+    """The parameter count of a cell's level-0 row, checked: the shares kept are taken of it."""
+    value = read_json(row_file).get("params")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise LotteryError(
+            f"{row_file}: field 'params' must be a positive integer, got {value!r:.40}; "
+            "delete the file to run the level again"
+        )
+    return value
