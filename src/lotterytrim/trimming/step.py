@@ -20,6 +20,7 @@ from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.errors import TrimVerificationError
 from lotterytrim.options import TrimOptions, check_amount
 from lotterytrim.selection.rank import Selection, removed_share, select_units
+from lotterytrim.trimming.undo import ModuleSnapshot
 
 __all__ = [
     "trim",
@@ -95,33 +96,6 @@ def layer_units(model: nn.Module) -> dict[str, int]:
     return out
 
 
-class _Snapshot:
-    """Every module's tensors and plain attributes, to undo a failed removal exactly."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self._saved = [
-            (
-                m,
-                dict(m._parameters),
-                dict(m._buffers),
-                {k: v for k, v in m.__dict__.items() if not k.startswith("_")},
-            )
-            for m in model.modules()
-        ]
-
-    def restore(self) -> None:
-        for m, params, bufs, attrs in self._saved:
-            m._parameters.clear()
-            m._parameters.update(params)
-            m._buffers.clear()
-            m._buffers.update(bufs)
-            for k in [k for k in m.__dict__ if not k.startswith("_") and k not in attrs]:
-                del m.__dict__[k]
-            m.__dict__.update(attrs)
-            if isinstance(m, nn.RNNBase):
-                m._init_flat_weights()
-
-
 def _runs_like(model: nn.Module, inputs: Any, signature: Any) -> str | None:
     """None when the model runs and its output has the expected structure, else the problem."""
     try:
@@ -136,7 +110,7 @@ def _runs_like(model: nn.Module, inputs: Any, signature: Any) -> str | None:
 def apply_verified(graph: TrimGraph, removal: dict[int, np.ndarray]) -> tuple[TrimPlan, str | None]:
     """Apply a removal; undo it and say why when the model no longer runs the same way."""
     plan = graph.plan_for(removal)
-    snap = _Snapshot(graph.model)
+    snap = ModuleSnapshot(graph.model)
     try:
         plan.apply_to_model(graph.model)
     except Exception as exc:  # noqa: BLE001
@@ -156,7 +130,7 @@ def _find_breaking(graph: TrimGraph, removal: dict[int, np.ndarray]) -> list[int
         ids = stack.pop()
         sub = {g: removal[g] for g in ids}
         plan = graph.plan_for(sub)
-        snap = _Snapshot(graph.model)
+        snap = ModuleSnapshot(graph.model)
         try:
             plan.apply_to_model(graph.model)
             broken = _runs_like(graph.model, graph.example_inputs, graph.signature) is not None

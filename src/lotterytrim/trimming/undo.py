@@ -12,15 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["UndoPoint"]
+__all__ = ["ModuleSnapshot", "UndoPoint"]
 
 
-class UndoPoint:
-    """The model (tensor objects, their values, plain attributes, hooks), an owner's fields
-    and an optimizer's groups and state, as they are now."""
+class ModuleSnapshot:
+    """Every module's tensor objects, buffer persistence, pre-forward hooks (masks) and plain
+    attributes, to undo a removal exactly; values are not copied."""
 
-    def __init__(self, model: nn.Module, owner: Any, optimizer: torch.optim.Optimizer | None):
-        self._modules = [
+    def __init__(self, model: nn.Module) -> None:
+        self.saved = [
             (
                 m,
                 dict(m._parameters),
@@ -31,7 +31,32 @@ class UndoPoint:
             )
             for m in model.modules()
         ]
-        tensors = {id(t): t for m in self._modules for d in (m[1], m[2]) for t in d.values()}
+
+    def restore(self) -> None:
+        """Put every module's tensors, hooks and attributes back."""
+        for m, params, bufs, non_persistent, hooks, attrs in self.saved:
+            m._parameters.clear()
+            m._parameters.update(params)
+            m._buffers.clear()
+            m._buffers.update(bufs)
+            m._non_persistent_buffers_set.clear()
+            m._non_persistent_buffers_set.update(non_persistent)
+            m._forward_pre_hooks.clear()
+            m._forward_pre_hooks.update(hooks)
+            for k in [k for k in m.__dict__ if not k.startswith("_") and k not in attrs]:
+                del m.__dict__[k]
+            m.__dict__.update(attrs)
+            if isinstance(m, nn.RNNBase):
+                m._init_flat_weights()
+
+
+class UndoPoint:
+    """The model (a :class:`ModuleSnapshot` plus its tensors' values), an owner's fields and an
+    optimizer's groups and state, as they are now."""
+
+    def __init__(self, model: nn.Module, owner: Any, optimizer: torch.optim.Optimizer | None):
+        self._modules = ModuleSnapshot(model)
+        tensors = {id(t): t for m in self._modules.saved for d in (m[1], m[2]) for t in d.values()}
         with torch.no_grad():
             self._values = [(t, t.detach().clone()) for t in tensors.values() if t is not None]
         self._owner = owner
@@ -45,24 +70,10 @@ class UndoPoint:
 
     def restore(self) -> None:
         """Put everything back as it was when the point was taken."""
-        for m, params, bufs, non_persistent, hooks, attrs in self._modules:
-            m._parameters.clear()
-            m._parameters.update(params)
-            m._buffers.clear()
-            m._buffers.update(bufs)
-            m._non_persistent_buffers_set.clear()
-            m._non_persistent_buffers_set.update(non_persistent)
-            m._forward_pre_hooks.clear()
-            m._forward_pre_hooks.update(hooks)
-            for k in [k for k in m.__dict__ if not k.startswith("_") and k not in attrs]:
-                del m.__dict__[k]
-            m.__dict__.update(attrs)
+        self._modules.restore()
         with torch.no_grad():
             for tensor, value in self._values:
                 tensor.copy_(value)
-        for m, *_ in self._modules:
-            if isinstance(m, nn.RNNBase):
-                m._init_flat_weights()
         self._owner.__dict__.clear()
         self._owner.__dict__.update(self._fields)
         if hasattr(self._owner, "history"):
