@@ -50,28 +50,58 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 
 
 # ---------------------------------------------------------------- hand-over
-def test_attached_optimizer_and_scheduler_go_on_after_a_step() -> None:
+def test_attached_optimizer_and_scheduler_rewind_with_the_weights() -> None:
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     trimmer = lt.LotteryTrimmer(model, X, amount=0.3).attach(opt, sched)
-    trimmer.capture_rewind()
+    _epoch(model, opt)
+    sched.step()
+    trimmer.capture_rewind()  # W_k after one epoch: the schedule's place is taken with it
+    lr_k, epoch_k = opt.param_groups[0]["lr"], sched.last_epoch
     for _ in range(2):
         _epoch(model, opt)
         sched.step()
-    lr, last_epoch = opt.param_groups[0]["lr"], sched.last_epoch
     trimmer.step()
     assert trimmer.params < sum(w.numel() for w in _weights(_model()))
     assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in model.parameters()]
     assert not opt.state  # survivors were rewound: their moments start afresh
-    assert (opt.param_groups[0]["lr"], sched.last_epoch) == (lr, last_epoch)
+    assert (opt.param_groups[0]["lr"], sched.last_epoch) == (lr_k, epoch_k)
     before = _weights(model)
     with warnings.catch_warnings():
         warnings.simplefilter("error", StaleOptimizerWarning)
         _epoch(model, opt)
     sched.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    assert opt.param_groups[0]["lr"] == pytest.approx(lr * 0.5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(lr_k * 0.5)
+
+
+def _rounds(method: str, rounds: int = 3, epochs: int = 4) -> list[list[float]]:
+    """Learning rates seen per round of a cosine schedule over each round's epochs."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    trimmer = lt.LotteryTrimmer(model, X, amount=0.2, method=method).attach(opt, sched)
+    trimmer.capture_rewind()
+    seen = []
+    for _ in range(rounds):
+        lrs = []
+        for _ in range(epochs):
+            lrs.append(round(opt.param_groups[0]["lr"], 6))
+            _epoch(model, opt)
+            sched.step()
+        seen.append(lrs)
+        trimmer.step()
+    return seen
+
+
+def test_a_cosine_schedule_restarts_with_each_rewound_round() -> None:
+    first, *later = _rounds("trim")
+    assert first == [0.1, 0.085355, 0.05, 0.014645]
+    assert all(r == first for r in later)  # not carried past T_max, rising from 0
+    # finetune keeps training: its schedule goes on where it was
+    ft_first, ft_second, _ = _rounds("finetune")
+    assert ft_first == first and ft_second[0] == 0.0
 
 
 def test_finetune_carries_the_moments_sliced() -> None:

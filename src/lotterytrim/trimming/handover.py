@@ -3,12 +3,15 @@
 A step replaces every resized parameter, so an optimizer built before it updates tensors the
 model no longer uses: training then changes nothing, silently. An optimizer handed to
 ``trimmer.attach`` is rebuilt in place after each step (same object, so the schedulers bound to
-it keep their schedule). Any other optimizer that still steps removed parameters triggers a
-:class:`StaleOptimizerWarning` naming it, at its first ``step()`` after the trim.
+it stay valid); after a step that rewinds the weights, the schedule is put back where it was at
+the rewind point (or at ``attach``), so each round retrains on the schedule of the first. Any
+other optimizer that still steps removed parameters triggers a :class:`StaleOptimizerWarning`
+naming it, at its first ``step()`` after the trim.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 import weakref
@@ -33,12 +36,33 @@ class Handover:
     optimizer: torch.optim.Optimizer
     schedulers: Sequence[Any] = field(default_factory=tuple)
     carry_state: bool = False
+    schedule: tuple[list[Any], list[dict[str, Any]]] | None = None
+
+    def capture_schedule(self) -> None:
+        """Remember where the schedule is (each scheduler's state, each group's learning
+        rates): a step that rewinds the weights to here rewinds the schedule to here too."""
+        states = [copy.deepcopy(s.state_dict()) for s in self.schedulers]
+        rates = [
+            {k: g[k] for k in ("lr", "initial_lr") if k in g} for g in self.optimizer.param_groups
+        ]
+        self.schedule = (states, rates)
 
     def after_step(
-        self, model: nn.Module, plan_step: Any, old_names: Mapping[int, str] | None
+        self,
+        model: nn.Module,
+        plan_step: Any,
+        old_names: Mapping[int, str] | None,
+        restart: bool = False,
     ) -> None:
-        """Point the optimizer at the model's new parameters (schedulers need nothing more)."""
+        """Point the optimizer at the model's new parameters; with ``restart``, put the
+        schedule back where it was captured (a rewound model retrains on the same schedule)."""
         rebuild_in_place(self.optimizer, model, plan_step, self.carry_state, old_names)
+        if restart and self.schedule is not None:
+            states, rates = self.schedule
+            for sched, state in zip(self.schedulers, states, strict=True):
+                sched.load_state_dict(copy.deepcopy(state))
+            for group, saved in zip(self.optimizer.param_groups, rates, strict=True):
+                group.update(saved)
 
 
 def make_handover(
@@ -66,7 +90,9 @@ def make_handover(
             raise ValueError(
                 f"scheduler {i} ({type(sched).__name__}) does not drive the attached optimizer"
             )
-    return Handover(optimizer, tuple(schedulers), carry_state)
+    handover = Handover(optimizer, tuple(schedulers), carry_state)
+    handover.capture_schedule()
+    return handover
 
 
 # ---------------------------------------------------------------- stale optimizer watch

@@ -144,6 +144,8 @@ class LotteryTrimmer:
         """Capture W_k (every parameter and buffer) under the current plan."""
         self.check_model()
         self.rewind_point = RewindPoint.capture(self.model, self.plan, self.rewind_to_disk)
+        if self._handover is not None:
+            self._handover.capture_schedule()
         return self.rewind_point
 
     def _require_rewind(self) -> RewindPoint:
@@ -184,13 +186,14 @@ class LotteryTrimmer:
     def attach(
         self, optimizer: torch.optim.Optimizer, *schedulers: Any, carry_state: bool | None = None
     ) -> LotteryTrimmer:
-        """Rebuild ``optimizer`` in place after every step; ``schedulers`` go on with it.
+        """Rebuild ``optimizer`` in place after every step; ``schedulers`` follow the weights.
 
         The optimizer object stays the same (its groups get the new parameters), so references
-        to it and the LR schedulers bound to it stay valid and keep their schedule.
-        Per-parameter state is dropped (a rewind starts afresh) unless ``carry_state``; None
-        carries it, sliced, for methods that keep training the survivors (``"finetune"``).
-        Returns the trimmer, for chaining.
+        to it and the LR schedulers bound to it stay valid. A step that rewinds the weights
+        (``trim``, ``mask``, ``reinit``) also puts the schedule back where it was at
+        :meth:`capture_rewind` (or here, if later); ``finetune`` carries it on. Per-parameter
+        state is dropped (a rewind starts afresh) unless ``carry_state``; None carries it,
+        sliced, for methods that keep training the survivors (``"finetune"``). Returns self.
         """
         if carry_state is None:
             carry_state = self._method.carries_optimizer_state
@@ -202,7 +205,8 @@ class LotteryTrimmer:
         now = {id(p) for p in self.model.parameters()}
         removed = {n: p for n, p in before.items() if id(p) not in now}
         if self._handover is not None:
-            self._handover.after_step(self.model, self.last_step_plan, self._old_names)
+            restart = self._method.rewinds
+            self._handover.after_step(self.model, self.last_step_plan, self._old_names, restart)
         watch_removed(removed, self.level)
 
     def _trim_step(self, data: Iterable[Any] | None) -> StepResult:
