@@ -175,6 +175,23 @@ class MultiIO(nn.Module):
         return {"cls": self.cls(h), "reg": self.reg(h)}
 
 
+class CroppedSkipUNet(nn.Module):
+    """A 1-D U-Net step: the encoder output cropped along time to the decoder's length, then
+    added (encoder registered after the decoder) and concatenated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dec = nn.Conv1d(2, 8, 5)
+        self.enc = nn.Conv1d(2, 8, 1)
+        self.mix = nn.Conv1d(16, 6, 3, padding=1)
+        self.out = nn.Conv1d(6, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.dec(x))
+        skip = torch.relu(self.enc(x))[..., 2:-2]
+        return self.out(torch.relu(self.mix(torch.cat([y + skip, skip[..., ::1]], 1))))
+
+
 @dataclass(frozen=True)
 class Case:
     """A pattern model with example inputs; ``equivalent`` is False for cross-channel norms."""
@@ -204,4 +221,5 @@ CASES = [
     Case("conv_lstm", ConvLSTM, _x(2, 4, 9)),
     Case("hidden_state_rnn", HiddenStateRNN, _x(2, 5, 6)),
     Case("multi_io", MultiIO, lambda: (torch.randn(3, 6), torch.randn(3, 4))),
+    Case("cropped_skip_unet", CroppedSkipUNet, _x(2, 2, 24)),
 ]

@@ -37,6 +37,7 @@ from lotterytrim.engine.recurrent import (
     recording,
     traceable,
 )
+from lotterytrim.engine.slices import fix_time_slices
 from lotterytrim.engine.tags import is_unprunable
 from lotterytrim.errors import ExampleInputError
 
@@ -133,6 +134,7 @@ class TrimGraph:
             ) from exc
         fix_recurrent_states(dg)
         fix_glu(dg)
+        fix_time_slices(dg)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
         self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
         return dg
