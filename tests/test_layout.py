@@ -4,6 +4,9 @@ small modules."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "src" / "lotterytrim"
@@ -78,3 +81,24 @@ def test_no_import_cycle() -> None:
 def test_modules_stay_small() -> None:
     sizes = {n: len(p.read_text(encoding="utf-8").splitlines()) for n, p in _modules().items()}
     assert {n: s for n, s in sizes.items() if s > MAX_LINES} == {}
+
+
+def test_trimming_in_a_training_script_imports_no_table_or_plot_library() -> None:
+    code = (
+        "import sys, torch\n"
+        "from torch import nn\n"
+        "import lotterytrim as lt\n"
+        "m = nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(112, 3))\n"
+        "t = lt.LotteryTrimmer(m, torch.randn(2, 1, 16))\n"
+        "t.capture_rewind(); t.step()\n"
+        "print(sorted(k for k in ('pandas', 'matplotlib', 'fvcore') if k in sys.modules))\n"
+        "lt.select\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"  # the runner and reports load on first use
+    assert out[1] == "True"

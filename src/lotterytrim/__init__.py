@@ -2,7 +2,8 @@
 
 Rank whole units (channels, hidden units), remove them for real together with everything that
 consumed them, rewind the survivors, retrain, repeat: the result is a smaller, faster model.
-``docs/architecture.md`` maps the modules; ``plot`` and ``export_onnx`` load on first use.
+``docs/architecture.md`` maps the modules; ``plot``, ``export_onnx``, the reports and the
+experiment runner (pandas) load on first use.
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ from lotterytrim.criteria import Criterion
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.tags import unprunable
 from lotterytrim.errors import LotteryTrimError
-from lotterytrim.measure.report import Report, compare, report
 from lotterytrim.options import Safeguards, TrimOptions
-from lotterytrim.runner.config import LotteryConfig
-from lotterytrim.runner.context import LevelContext
-from lotterytrim.runner.lottery import Lottery
-from lotterytrim.runner.results import load_results, select
 from lotterytrim.storage.io import load, save
 from lotterytrim.trimming import methods
 from lotterytrim.trimming.step import StepResult, TrimResult, layer_units, trim
@@ -29,6 +25,11 @@ from lotterytrim.trimming.trimmer import LotteryTrimmer
 if TYPE_CHECKING:
     from lotterytrim import plot
     from lotterytrim.export import export_onnx
+    from lotterytrim.measure.report import Report, compare, report
+    from lotterytrim.runner.config import LotteryConfig
+    from lotterytrim.runner.context import LevelContext
+    from lotterytrim.runner.lottery import Lottery
+    from lotterytrim.runner.results import load_results, select
 
 __version__ = "0.1.0"
 
@@ -66,8 +67,20 @@ __all__ = [
     "LotteryTrimError",
 ]
 
-# heavy optional modules, imported on first use: matplotlib (plot) and onnx (export_onnx)
-_LAZY = {"plot": ("lotterytrim.plot", None), "export_onnx": ("lotterytrim.export", "export_onnx")}
+# heavy modules, imported on first use: matplotlib (plot), onnx (export_onnx), and the
+# reports and the experiment runner with pandas: trimming in a training script needs none
+_LAZY = {
+    "plot": ("lotterytrim.plot", None),
+    "export_onnx": ("lotterytrim.export", "export_onnx"),
+    "report": ("lotterytrim.measure.report", "report"),
+    "compare": ("lotterytrim.measure.report", "compare"),
+    "Report": ("lotterytrim.measure.report", "Report"),
+    "Lottery": ("lotterytrim.runner.lottery", "Lottery"),
+    "LotteryConfig": ("lotterytrim.runner.config", "LotteryConfig"),
+    "LevelContext": ("lotterytrim.runner.context", "LevelContext"),
+    "load_results": ("lotterytrim.runner.results", "load_results"),
+    "select": ("lotterytrim.runner.results", "select"),
+}
 
 # names that left the top level, still importable from here (and from the module named)
 _MOVED = {
@@ -92,7 +105,7 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
-    """Load ``plot`` and ``export_onnx`` on first use; resolve names moved to submodules."""
+    """Load ``plot``, ``export_onnx`` and the runner on first use; resolve moved names."""
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = importlib.import_module(module)
