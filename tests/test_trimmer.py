@@ -325,3 +325,14 @@ def test_an_interrupted_step_changes_nothing(monkeypatch):
     assert same_state(model, before) and trimmer.level == 0 and not trimmer.history
     monkeypatch.undo()
     assert trimmer.step().level == 1
+
+
+def test_a_model_whose_dtype_changed_after_capture_is_named_not_blamed_on_a_group():
+    torch.manual_seed(0)
+    model, x = ConvFlatten(), torch.randn(4, 1, 32)
+    trimmer = lt.LotteryTrimmer(model, x)
+    trimmer.capture_rewind()
+    model.double()
+    with pytest.raises(lt.errors.ExampleInputError, match=r"before anything was removed.*dtype"):
+        trimmer.step()
+    assert trimmer.level == 0 and model.fc1.out_features == ConvFlatten().fc1.out_features

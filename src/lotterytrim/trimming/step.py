@@ -17,7 +17,7 @@ from lotterytrim.engine import layers
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.guards import check_trimmable
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.errors import TrimVerificationError
+from lotterytrim.errors import ExampleInputError, TrimVerificationError
 from lotterytrim.options import TrimOptions, check_amount
 from lotterytrim.selection.rank import Selection, removed_share, select_units
 from lotterytrim.trimming.undo import ModuleSnapshot
@@ -197,6 +197,12 @@ def trim(
         )
     elif graph.model is not model:
         raise ValueError("graph was traced from a different model")
+    problem = _runs_like(model, graph.example_inputs, graph.signature)
+    if problem is not None:  # before any removal: nothing to blame on a group
+        raise ExampleInputError(
+            f"{type(model).__name__} no longer runs on its example inputs as traced, before "
+            f"anything was removed ({problem}); was its dtype or device changed since?"
+        )
     units_before = layer_units(model)
     scores = crit.score(graph, data)
     protected = {g.name: g.protected for g in graph.groups if g.protected}
