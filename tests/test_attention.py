@@ -172,3 +172,26 @@ def test_parameter_concatenated_along_its_width_is_reported() -> None:
     assert model.extra.shape == (1, 1, 6)
     assert run_model(model, x).shape == (2, 3, 2)
     assert all(why for why in res.protected.values())
+
+
+def test_a_file_whose_plan_leaves_out_the_head_count_is_refused(tmp_path) -> None:
+    """q/k/v sliced to 3 heads but num_heads left at 4: the file must not load silently."""
+    import json
+
+    from lotterytrim.storage.io import read_tensors, write_tensors
+
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), SelfAttention(16, 4), nn.Linear(16, 3)).eval()
+
+    model, x = build(), torch.randn(2, 5, 8)
+    _, plan = _remove(model, x, "1.query", [2])
+    path = tmp_path / "heads.lt"
+    lt.save(model, path, plan=plan)
+    assert lt.load(path, build)[1].num_heads == 3
+    tensors, meta = read_tensors(path)
+    header = json.loads(meta["lotterytrim"])
+    header["plan"]["attributes"].pop("1")
+    write_tensors(path, tensors, {"lotterytrim": json.dumps(header)})
+    with pytest.raises(lt.LoadError, match="num_heads=4 of attention module '1'"):
+        lt.load(path, build)

@@ -104,6 +104,10 @@ def check_after(
     size does not change); without it, no plan may set head counts.
     """
     heads = heads or {}
+    for mod_name, spec in heads.items():  # a head count the plan left out must still fit
+        module = _module(model, mod_name)
+        if mod_name not in plan.attributes and layers.adapter_for(module) is None:
+            _check_heads(spec, module, {}, complete=True)
     for mod_name in plan.attributes:
         module = _module(model, mod_name)
         if mod_name in heads and layers.adapter_for(module) is None:
@@ -149,12 +153,17 @@ def _head_specs(model: nn.Module) -> dict[str, attention.HeadSpec]:
     return {spec.module: spec for spec in attention.find_heads(model).values()}
 
 
-def _check_heads(spec: attention.HeadSpec, module: nn.Module, attrs: dict[str, Any]) -> None:
-    """A resized attention module: its head count times the head size is its q/k/v width."""
+def _check_heads(
+    spec: attention.HeadSpec, module: nn.Module, attrs: dict[str, Any], complete: bool = False
+) -> None:
+    """A resized attention module: its head count times the head size is its q/k/v width.
+    ``complete`` also checks the head attributes the plan does not set."""
     prefix = f"{spec.module}." if spec.module else ""
     widths = {getattr(module, p[len(prefix) :]).out_features for p in spec.projections}
     width = widths.pop() if len(widths) == 1 else None
     expected = attention.head_attributes(spec, width) if width is not None else {}
+    if complete:
+        attrs = {k: getattr(module, k) for k in expected}
     for key, value in attrs.items():
         now = getattr(module, key)
         if width is None or width % spec.head_dim or now != value or expected.get(key) != value:
