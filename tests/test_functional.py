@@ -285,3 +285,40 @@ def test_gru_model_equivalence_under_bisection_guard():
     assert isinstance(model, EmbedGRU)
     _, res = lt.trim(model, x, "magnitude", 0.3)
     assert not any("breaks the model" in why for why in res.protected.values())
+
+
+class _TiedLM(nn.Module):
+    """An embedding tied to the output head, with (``deep``) or without layers between."""
+
+    def __init__(self, deep: bool) -> None:
+        super().__init__()
+        self.deep = deep
+        self.emb = nn.Embedding(20, 16)
+        self.rnn = nn.GRU(16, 16, batch_first=True)
+        self.mid = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 20, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.emb(x)
+        if self.deep:
+            h = torch.tanh(self.mid(self.rnn(h)[0]))
+        return self.head(torch.tanh(h))
+
+
+def test_tied_weights_are_trimmed_together_or_protected_naming_the_tie():
+    torch.manual_seed(0)
+    x = torch.randint(0, 20, (2, 7))
+    # embedding straight into the tied head: one group, one slice of the shared tensor
+    near = _TiedLM(deep=False)
+    _, res = lt.trim(near, x, amount=0.3)
+    assert near.head.weight is near.emb.weight and near.emb.embedding_dim < 16
+    assert near(x).shape == (2, 7, 20)
+    # layers between: the embedding's and the head's input groups would cut it apart
+    far = _TiedLM(deep=True)
+    _, res = lt.trim(far, x, amount=0.3)
+    assert res.params_after < res.params_before and far.rnn.hidden_size < 16
+    for name in ("emb", "mid"):
+        assert "weight tied: 'emb.weight' and 'head.weight'" in res.protected[name]
+    assert far.head.weight is far.emb.weight and far.emb.embedding_dim == 16
+    assert far(x).shape == (2, 7, 20)

@@ -20,7 +20,7 @@ from torch import nn
 from lotterytrim.calls import eval_mode, kept_modes, output_signature, run_model, tensor_leaves
 from lotterytrim.engine import attention, layers
 from lotterytrim.engine.adapter import OWNED
-from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup
+from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup, protect_ties
 from lotterytrim.engine.indexmap import (
     UnionFind,
     Unmappable,
@@ -74,6 +74,7 @@ class TrimGraph:
         self._dg = self._trace()
         self._custom = self._owned.classify(self._dg, on_unsupported)
         self.groups = self._discover()
+        protect_ties(self.groups, self._aliases)
         self._owned.protect_unused(self.groups)
 
     # ---------------------------------------------------------------- checks

@@ -80,3 +80,28 @@ class TensorAliases:
                 self.canonical[n] = names[0]
         for name, p in model.named_parameters():
             self.param_shapes[self.canonical[name]] = tuple(p.shape)
+
+
+def protect_ties(groups: list[UnitGroup], aliases: TensorAliases) -> None:
+    """Protect groups that would slice one tied tensor apart, naming the tie.
+
+    A weight shared by two layers (an embedding tied to an output head) is one tensor: when
+    two groups each own the same dim of it, removing units in one would cut the other's layer.
+    """
+    owners: dict[tuple[str, int], list[UnitGroup]] = {}
+    for g in groups:
+        for e in g.entries:
+            owners.setdefault((e.tensor, e.dim), [])
+            if g not in owners[(e.tensor, e.dim)]:
+                owners[(e.tensor, e.dim)].append(g)
+    for (tensor, dim), tied in owners.items():
+        names = aliases.names.get(tensor, [tensor])
+        if len(tied) < 2 or len(names) < 2:
+            continue
+        why = (
+            f"weight tied: {' and '.join(repr(n) for n in names)} are one tensor, whose dim "
+            f"{dim} groups {', '.join(repr(g.name) for g in tied)} would each cut; tied weights "
+            "keep that dim whole"
+        )
+        for g in tied:
+            g.protected = f"{g.protected}; {why}" if g.protected else why
