@@ -389,3 +389,30 @@ def test_a_corrupt_reference_row_is_named_before_anything_trains(tmp_path: Path,
 def test_a_task_name_too_long_for_a_directory_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="at most 200 bytes, got 300"):
         lt.LotteryConfig(task="t" * 300)
+
+
+def test_a_crash_between_a_level_file_and_its_row_retrains_that_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = _lottery(tmp_path / "clean", levels=3).run()
+    from lotterytrim.runner import lottery as runner_module
+
+    real = runner_module.write_json
+
+    def crash_on_row_2(path: Path, value) -> None:
+        if path.name == "level-02.json":
+            raise KeyboardInterrupt("crash after the level file, before its row")
+        real(path, value)
+
+    monkeypatch.setattr(runner_module, "write_json", crash_on_row_2)
+    lottery = _lottery(tmp_path / "crash", levels=3)
+    with pytest.raises(KeyboardInterrupt):
+        lottery.run()
+    cell = lottery.directory / "replicate-0" / "trim-magnitude"
+    assert (cell / "level-02.lt").is_file() and not (cell / "level-02.json").exists()
+    monkeypatch.undo()
+    resumed = Recorder()
+    final = _lottery(tmp_path / "crash", resumed, levels=3).run()
+    assert [c[3] for c in resumed.calls] == [2, 3]  # the half-done level is not trusted
+    cols = ["level", "error", "params", "macs", "disk_bytes"]
+    pd.testing.assert_frame_equal(clean[cols], final[cols])
