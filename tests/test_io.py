@@ -12,6 +12,7 @@ from torch import nn
 from zoo_patterns import ConvFlatten, EmbedGRU
 
 import lotterytrim as lt
+from lotterytrim.storage.io import has_saved_state, saved_metadata
 
 
 def _trimmed(method: str = "trim"):
@@ -224,6 +225,18 @@ def test_load_checks_the_path_before_reading_it(tmp_path, kind):
         lt.load(path, ConvFlatten)
     with pytest.raises(lt.LoadError):
         lt.load_state(path)
+    for header_only in (has_saved_state, saved_metadata):  # the runner's checks, too
+        with pytest.raises(lt.LoadError, match=str(path.name)):
+            header_only(path)
+
+
+def test_header_only_readers_see_the_metadata_and_the_state(tmp_path):
+    model, trimmer, _ = _trimmed()
+    path = tmp_path / "m.lt"
+    lt.save(model, path, trimmer, metadata={"task": "onset", "level": 1})
+    assert saved_metadata(path) == {"task": "onset", "level": 1} and has_saved_state(path)
+    lt.save(model, path, metadata={"level": 2}, plan=trimmer.plan)
+    assert saved_metadata(path) == {"level": 2} and not has_saved_state(path)
 
 
 def test_a_header_announcing_more_data_than_the_file_holds_is_refused_before_reading(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 from lotterytrim.errors import LoadError, LotteryError
 from lotterytrim.runner.results import read_json
 from lotterytrim.storage.atomic import write_bytes_atomic
-from lotterytrim.storage.io import load_state
+from lotterytrim.storage.io import saved_metadata
 
 __all__ = [
     "cell_folder",
@@ -70,7 +70,7 @@ def foreign_file(path: Path, owner: Mapping[str, Any]) -> str | None:
     """None when the header of level file ``path`` names ``owner`` (run, cell, level), else
     what differs. Fields the header lacks are not held against it; its level must be there."""
     try:
-        _, _, meta = load_state(path)
+        meta = saved_metadata(path)  # the header only: the tensors are read when resuming
     except LoadError as exc:
         return f"it does not load ({exc})"
     if "level" not in meta:

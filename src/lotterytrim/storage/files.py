@@ -28,6 +28,7 @@ __all__ = [
     "HEADER_KEY",
     "STATE_PREFIX",
     "write_tensors",
+    "read_header",
     "read_tensors",
     "parse_json",
 ]
@@ -44,9 +45,9 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping
     write_bytes_atomic(Path(path), _st_save(data, metadata=dict(meta)))
 
 
-def _check_header(path: Path, head: bytes, size: int) -> tuple[int, dict[str, str]]:
+def _check_header(path: Path, head: bytes, size: int) -> int:
     """Validate the safetensors layout from the file's first bytes and its size, before the
-    tensors are read; return the header length and the metadata."""
+    tensors are read; return the header length."""
     # a safetensors file opens with its header length then "{"; the length's low byte may well
     # be 0x80, so the pickle signature only counts when no safetensors header follows it
     looks_safetensors = len(head) >= 9 and head[8:9] == b"{"
@@ -63,7 +64,7 @@ def _check_header(path: Path, head: bytes, size: int) -> tuple[int, dict[str, st
             f"{path} is truncated or not a safetensors file: header of {n} bytes announced, "
             f"{size - 8} bytes present"
         )
-    return n, {}
+    return n
 
 
 def _check_layout(path: Path, n: int, text: bytes, size: int) -> dict[str, str]:
@@ -105,6 +106,36 @@ def parse_json(text: str) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def _open_checked(path: Path) -> tuple[Any, int, dict[str, str]]:
+    """Open a regular file and check its safetensors header against its size; return the open
+    handle (positioned after the header), the file size and the header metadata."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):  # a device, FIFO or directory, whichever a link names
+        raise LoadError(f"cannot read {path}: not a regular file")
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc}") from exc
+    try:
+        head = handle.read(9)
+        n = _check_header(path, head, info.st_size)
+        text = head[8:] + handle.read(n - 1) if n else b""
+        return handle, info.st_size, _check_layout(path, n, text, info.st_size)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The header metadata of a safetensors file, checked, without reading any tensor."""
+    handle, _, meta = _open_checked(Path(path))
+    handle.close()
+    return meta
+
+
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file after checking it; never unpickles.
 
@@ -112,27 +143,16 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     points to); its header is read and checked against the file's size before any tensor.
     """
     path = Path(path)
+    handle, size, meta = _open_checked(path)
     try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise LoadError(f"cannot read {path}: {exc}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise LoadError(f"cannot read {path}: not a regular file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(9)
-            n, _ = _check_header(path, head, info.st_size)
-            text = head[8:] + handle.read(n - 1) if n else b""
-            meta = _check_layout(path, n, text, info.st_size)
+        with handle:
             handle.seek(0)
             blob = handle.read()
     except MemoryError:
-        raise LoadError(
-            f"cannot read {path}: its {info.st_size} bytes do not fit in memory"
-        ) from None
+        raise LoadError(f"cannot read {path}: its {size} bytes do not fit in memory") from None
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc}") from exc
-    if len(blob) != info.st_size:
+    if len(blob) != size:
         raise LoadError(f"cannot read {path}: it changed while being read")
     try:
         tensors = _st_load(blob)

@@ -25,6 +25,7 @@ from lotterytrim.storage.files import (
     HEADER_KEY,
     STATE_PREFIX,
     parse_json,
+    read_header,
     read_tensors,
     write_tensors,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "load_state",
     "read_saved",
     "has_saved_state",
+    "saved_metadata",
     "plan_from_file",
 ]
 
@@ -167,17 +169,27 @@ def read_saved(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return model, {"meta": meta, "tensors": ours}
 
 
+def _header(path: str | Path) -> dict[str, Any]:
+    """The lotterytrim header of a file, read without its tensors."""
+    meta = read_header(path)
+    try:
+        header = parse_json(meta.get(HEADER_KEY, "{}"))
+    except ValueError as exc:
+        raise LoadError(f"{path}: the lotterytrim header is not valid JSON: {exc}") from exc
+    return header if isinstance(header, dict) else {}
+
+
 def has_saved_state(path: str | Path) -> bool:
     """Whether a file written by :func:`save` holds a saved state (reads the header only)."""
-    from safetensors import safe_open
+    return "trimmer" in _header(path)
 
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            text = (handle.metadata() or {}).get(HEADER_KEY, "{}")
-        header = parse_json(text)
-    except Exception as exc:  # noqa: BLE001 - the parser's errors are not a stable type
-        raise LoadError(f"cannot read the header of {path}: {exc}") from exc
-    return isinstance(header, dict) and "trimmer" in header
+
+def saved_metadata(path: str | Path) -> dict[str, Any]:
+    """The user metadata of a file written by :func:`save` (reads the header only)."""
+    metadata = _header(path).get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise LoadError(f"{path}: metadata must be a JSON object, got {type(metadata).__name__}")
+    return metadata
 
 
 def load(path: str | Path, build_model: Callable[[], nn.Module]) -> nn.Module:
