@@ -197,8 +197,9 @@ def trim(
         )
     elif graph.model is not model:
         raise ValueError("graph was traced from a different model")
-    problem = _runs_like(model, graph.example_inputs, graph.signature)
-    if problem is not None:  # before any removal: nothing to blame on a group
+    elif (problem := _runs_like(model, graph.example_inputs, graph.signature)) is not None:
+        # a graph traced earlier (a trimmer's): the model may have changed since, and a model
+        # that fails before any removal must not be blamed on a group
         raise ExampleInputError(
             f"{type(model).__name__} no longer runs on its example inputs as traced, before "
             f"anything was removed ({problem}); was its dtype or device changed since?"
