@@ -89,5 +89,9 @@ def test_select_rejects_bad_input() -> None:
         lt.select(_frame(), by="nope")
     with pytest.raises(ValueError, match="missing"):
         lt.select(_frame().assign(val_error=None), by="val_error")
+    gap = _frame()
+    gap.loc[3, "val_error"] = None  # one row without validation: never fall back to test
+    with pytest.raises(ValueError, match="by='val_error'.*missing"):
+        lt.select(gap)
     with pytest.raises(TypeError, match="DataFrame"):
         lt.select([1, 2])  # type: ignore[arg-type]

@@ -275,8 +275,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
             # W_1 and patience 3 left trimmed tickets behind fine-tuning
             rewind_epochs=_per_task(**dict.fromkeys(TASKS, 4)),
-            # drum: a reference sits on a plateau for up to 9 epochs before it learns kick and
-            # snare (about 3 s an epoch); it needs a longer cap, patience and plateau patience
+            # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) for 20-45
+            # epochs of about 3 s; it needs a longer cap, patience and plateau patience
             max_epochs=_per_task(instrument=50, singing=50, pitch=50, chord=60, drum=100, onset=50),
             patience=_per_task(instrument=8, singing=8, pitch=8, chord=8, drum=15, onset=8),
             examples=_per_task(

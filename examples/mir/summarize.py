@@ -205,29 +205,28 @@ def per_level(results: pd.DataFrame) -> pd.DataFrame:
 def targets(results: pd.DataFrame) -> pd.DataFrame:
     """Per task, on validation: how much can go at the reference's error, and within 1.1x.
 
-    For each bound, the smallest (method, level) whose mean validation error is within it;
-    its share of weights removed, and its test error against the reference's test error.
+    ``lt.select`` with factors 1.0 and 1.1 picks, for each bound, the fewest parameters whose
+    mean validation error is within it; shown with the share of weights it removed and its
+    test error against the reference's.
     """
+    chosen = lt.select(results, smallest=1.0, optimal=1.1)
     out = []
-    for task, group in results.groupby("task", sort=False):
-        refs = group[group.level == 0].drop_duplicates("replicate")
-        ref_val, ref_test = refs.val_error.mean(), refs.error.mean()
-        means = group[group.level >= 1].groupby(["method", "level"])[["val_error", "error", "kept"]]
-        levels = means.mean().reset_index()
+    for task, rows in chosen.groupby("task", sort=False):
+        by = rows.set_index("model")
+        ref = by.loc["reference"]
         row: dict[str, object] = {
             "task": task,
-            "reference val / test": f"{ref_val:.3f} / {ref_test:.3f}",
+            "reference val / test": f"{ref.val_error:.3f} / {ref.error:.3f}",
         }
-        for label, factor in (("at the reference's error", 1.0), ("within 1.1x", 1.1)):
-            ok = levels[levels.val_error <= factor * ref_val].sort_values(["kept", "val_error"])
-            if ok.empty:
+        for label, model in (("at the reference's error", "smallest"), ("within 1.1x", "optimal")):
+            if model not in by.index:
                 row[f"removed {label}"] = 0.0
                 row[f"{label}: model, test / reference"] = "none"
                 continue
-            pick = ok.iloc[0]
+            pick = by.loc[model]
             row[f"removed {label}"] = round(1.0 - float(pick.kept), 3)
             row[f"{label}: model, test / reference"] = (
-                f"{pick.method} L{int(pick.level)}, {pick.error / ref_test:.2f}x"
+                f"{pick.method} L{int(pick.level)}, {pick.error / ref.error:.2f}x"
             )
         out.append(row)
     return pd.DataFrame(out)

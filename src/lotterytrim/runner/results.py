@@ -74,7 +74,8 @@ def select(
 
     Rows are averaged over replicates per (method, criterion, level). Every method and
     criterion of levels >= 1 competes unless ``method`` / ``criterion`` name some. ``by`` is
-    the column that chooses (default ``"val_error"`` when the rows have it, else ``"error"``):
+    the column that chooses (default ``"val_error"`` when the rows have it, else ``"error"``;
+    it may not have gaps):
     *best* has the lowest mean, *smallest* the fewest parameters with a mean at most
     ``smallest`` x the reference's, *optimal* the fewest within ``optimal`` x. The ``error``
     column then only reports the chosen models (test error in the examples); ``chosen_by``
@@ -115,7 +116,9 @@ def select(
         if refs.empty:
             continue
         ref = _summary(refs, numeric, by)
-        out.append({"task": task, "model": "reference", "method": "reference", **ref})
+        out.append(
+            {"task": task, "model": "reference", "method": "reference", **ref, "smaller": 1.0}
+        )
         pool = pool_all[pool_all["task"] == task]
         if pool.empty:
             continue
@@ -137,7 +140,6 @@ def select(
     order += [by] if by != "error" else []
     order += ["params", "smaller"]
     table = pd.DataFrame(out)
-    table["smaller"] = table["smaller"].fillna(1.0) if "smaller" in table else 1.0
     table["chosen_by"] = by
     rest = [c for c in table.columns if c not in order]
     return table[order + rest].reset_index(drop=True)
@@ -145,9 +147,8 @@ def select(
 
 def _choosing_column(results: pd.DataFrame, by: str | None) -> str:
     """The column that chooses: ``by`` checked, or validation error when present, else error."""
-    if by is None:
-        has_val = VALIDATION in results.columns and results[VALIDATION].notna().all()
-        return VALIDATION if has_val else "error"
+    if by is None:  # validation whenever the rows have it: a gap in it is an error, not test
+        by = VALIDATION if VALIDATION in results.columns else "error"
     if by not in results.columns:
         raise ValueError(f"select(by={by!r}): the results have no such column")
     if not pd.api.types.is_numeric_dtype(results[by]) or results[by].isna().any():
