@@ -287,8 +287,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             ),
             batch_size=_per_task(instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32),
             fractions=(0.5, 0.15, 0.35),
-            # halving the rate after 2 flat epochs traps the drum reference at about 0.21 test
-            # error; after 6 it reaches 0.08 (docs/examples.md)
+            # halving the rate after 2 flat epochs left drum references on their plateau; after
+            # 6 one left it (an earlier round, read on test error: docs/examples.md)
             plateau_patience=_per_task(instrument=2, singing=2, pitch=2, chord=2, drum=6, onset=2),
             # drum sits on a plateau (hi-hat learnt, kick and snare not) for about 45 epochs at
             # 1e-3 and 20 at 3e-3, ending lower on validation (docs/examples.md)
