@@ -1,7 +1,8 @@
 """Task errors as reported in the paper (lower is better), computed with mir_eval.
 
 * instrument, singing, chord: ``1 - accuracy``;
-* pitch: ``1 - raw pitch accuracy`` within 50 cents (``mir_eval.melody``);
+* pitch: ``1 - raw pitch accuracy`` within 50 cents (``mir_eval.melody``); raw chroma
+  accuracy (octave errors forgiven) is reported beside it;
 * drum, onset: ``1 - F-measure`` of peak-picked frame activations against reference onset
   times within a 50 ms window (``mir_eval.onset.f_measure``), micro-averaged over clips and
   drums (hits are summed before the F-measure is taken).
@@ -26,6 +27,8 @@ __all__ = [
     "onset_error",
     "peak_pick",
     "pitch_error",
+    "raw_chroma_accuracy",
+    "raw_pitch_accuracy",
     "task_error",
 ]
 
@@ -76,8 +79,14 @@ def decode_pitch(outputs: ArrayLike, from_logits: bool = True, radius: int = 4) 
     return cents_to_hz(cents)
 
 
-def pitch_error(est_hz: ArrayLike, ref_hz: ArrayLike, cent_tolerance: float = 50.0) -> float:
-    """``1 - raw pitch accuracy``: share of voiced reference frames more than 50 cents off."""
+def _melody(
+    est_hz: ArrayLike, ref_hz: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """mir_eval's (ref voicing, ref cents, est voicing, est cents) of frame-wise f0 in Hz.
+
+    A frequency of 0 Hz or below is an unvoiced frame; a reference without a voiced frame has
+    no accuracy, so it is refused.
+    """
     import mir_eval
 
     est = _numpy(est_hz).astype(np.float64).ravel()
@@ -88,14 +97,36 @@ def pitch_error(est_hz: ArrayLike, ref_hz: ArrayLike, cent_tolerance: float = 50
     est_voicing = (est > 0).astype(np.float64)
     if ref_voicing.sum() == 0:
         raise ValueError("the reference has no voiced frame")
-    rpa = mir_eval.melody.raw_pitch_accuracy(
-        ref_voicing,
-        mir_eval.melody.hz2cents(ref),
-        est_voicing,
-        mir_eval.melody.hz2cents(est),
-        cent_tolerance=cent_tolerance,
+    hz2cents = mir_eval.melody.hz2cents
+    return ref_voicing, hz2cents(ref), est_voicing, hz2cents(est)
+
+
+def raw_pitch_accuracy(est_hz: ArrayLike, ref_hz: ArrayLike, cent_tolerance: float = 50.0) -> float:
+    """Share of voiced reference frames whose estimate is within 50 cents (``mir_eval``)."""
+    import mir_eval
+
+    return float(
+        mir_eval.melody.raw_pitch_accuracy(*_melody(est_hz, ref_hz), cent_tolerance=cent_tolerance)
     )
-    return float(1.0 - rpa)
+
+
+def raw_chroma_accuracy(
+    est_hz: ArrayLike, ref_hz: ArrayLike, cent_tolerance: float = 50.0
+) -> float:
+    """Raw pitch accuracy with octave errors forgiven: within 50 cents of the pitch class.
+
+    Tells octave confusions (a common failure of pitch trackers) from wrong notes.
+    """
+    import mir_eval
+
+    return float(
+        mir_eval.melody.raw_chroma_accuracy(*_melody(est_hz, ref_hz), cent_tolerance=cent_tolerance)
+    )
+
+
+def pitch_error(est_hz: ArrayLike, ref_hz: ArrayLike, cent_tolerance: float = 50.0) -> float:
+    """``1 - raw pitch accuracy``: share of voiced reference frames more than 50 cents off."""
+    return float(1.0 - raw_pitch_accuracy(est_hz, ref_hz, cent_tolerance))
 
 
 def peak_pick(

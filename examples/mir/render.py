@@ -8,8 +8,9 @@ models, metrics and runner take either. Labels come from the MIDI notes that wer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,13 +41,17 @@ __all__ = [
     "DRUM_KEYS",
     "GENERATORS",
     "INSTRUMENT_PROGRAMS",
+    "PITCH_HELDOUT_PROGRAMS",
+    "PITCH_HELDOUT_SHARE",
     "PITCH_PROGRAMS",
+    "PITCH_TRAIN_PROGRAMS",
     "chords",
     "drums",
     "instrument",
     "make_dataset",
     "onsets",
     "pitch",
+    "render_fields",
     "singing",
     "split_counts",
 ]
@@ -78,6 +83,22 @@ _FAMILY_RANGES: tuple[tuple[int, int], ...] = (
     (46, 84), (60, 96), (48, 88), (36, 84), (36, 84), (48, 84),
 )  # fmt: skip
 PITCH_PROGRAMS: tuple[int, ...] = tuple(range(8 * len(_FAMILY_RANGES)))
+
+#: Held-out timbres: pitch's training and validation splits never hold these programs, its test
+#: split holds them beside the others. One per GM family, program ``8 * f + f % 8`` of family
+#: ``f`` (the diagonal): every family keeps seven programs in training, so what is new at test
+#: time is the instrument, not the kind of instrument, and each family gives up a different
+#: slot, so no slot (first, variant, synth version...) dominates. In the default SoundFont:
+#: piano 1, glockenspiel, organ 3, clean guitar, slap bass 1, pizzicato strings, synth voice,
+#: synth brass 2, soprano sax, flute, calliope lead, space voice pad, brightness FX, bagpipe.
+PITCH_HELDOUT_PROGRAMS: tuple[int, ...] = tuple(8 * f + f % 8 for f in range(len(_FAMILY_RANGES)))
+#: The 98 melodic programs that pitch's training and validation splits are drawn from.
+PITCH_TRAIN_PROGRAMS: tuple[int, ...] = tuple(
+    p for p in PITCH_PROGRAMS if p not in PITCH_HELDOUT_PROGRAMS
+)
+#: Share of pitch's test frames played by held-out programs (the rest by training programs).
+PITCH_HELDOUT_SHARE = 0.25
+_PITCH_RENDER = 2  # bumped when pitch's splits change, so its old cache files are not reused
 _PITCH_VELOCITIES = (40, 70, 100, 127)
 _PITCH_KEYS = (24, 95)
 _FRAMES_PER_NOTE = 4
@@ -120,24 +141,42 @@ def _level(rng: np.random.Generator, audio: np.ndarray, snr_db: float) -> np.nda
 # ============================================================================= pitch (CREPE)
 
 
-def pitch(n: int, seed: int = 0, size: str = "quick", soundfont: SoundFont = None) -> MIRData:
+def pitch(
+    n: int,
+    seed: int = 0,
+    size: str = "quick",
+    soundfont: SoundFont = None,
+    programs: Sequence[int] | None = None,
+    heldout_share: float = 0.0,
+) -> MIRData:
     """1024-sample frames at 16 kHz of single GM notes, labelled on CREPE's 360 bins.
 
-    NSynth's recipe on a SoundFont: one note of a random melodic program (0-111) at a random
-    key of its family's range and a velocity of 40/70/100/127, held 1 s; up to four frames
-    are cut at random from its first second, skipping the attack's first 10 ms and any frame
-    40 dB below the note's loudest (the silent tail). ``meta``: ``f0_hz``, ``program``.
+    NSynth's recipe on a SoundFont: one note of a random program of ``programs`` (default:
+    every melodic one, 0-111; those the SoundFont lacks are skipped) at a random key of its
+    family's range and a velocity of 40/70/100/127, held 1 s; up to four frames are cut at
+    random from its first second, skipping the attack's first 10 ms and any frame 40 dB below
+    the note's loudest (the silent tail). With ``heldout_share``, a note's program comes from
+    :data:`PITCH_HELDOUT_PROGRAMS` instead whenever their frames are fewer than that share of
+    the frames so far, so a test split holds about that share of held-out timbres.
+    ``meta``: ``f0_hz``, ``program``.
     """
     _size_check("pitch", size)
+    if not 0.0 <= heldout_share <= 1.0:
+        raise ValueError(f"heldout_share must lie in [0, 1], got {heldout_share!r}")
     rng = np.random.default_rng(seed)
     synth = Renderer(soundfont, CREPE_SR)
-    programs = [p for p in PITCH_PROGRAMS if synth.has_program(p)]
+    pool = [p for p in (PITCH_PROGRAMS if programs is None else programs) if synth.has_program(p)]
+    heldout = [p for p in PITCH_HELDOUT_PROGRAMS if synth.has_program(p)]
+    if not pool or (heldout_share > 0 and not heldout):
+        raise ValueError(f"{synth.path.name} has none of the programs to draw notes from")
     length = CREPE_SR + CREPE_FRAME
     hop = CREPE_FRAME // 4
     starts = np.arange(CREPE_SR // 100, length - CREPE_FRAME + 1, hop)
     frames, f0, prog = [], [], []
+    n_heldout = 0
     while len(frames) < n:
-        program = int(rng.choice(programs))
+        new = n_heldout < heldout_share * (len(frames) + 1)
+        program = int(rng.choice(heldout if new else pool))
         lo, hi = _FAMILY_RANGES[program // 8]
         key = int(rng.integers(max(lo, _PITCH_KEYS[0]), min(hi, _PITCH_KEYS[1]) + 1))
         velocity = int(rng.choice(_PITCH_VELOCITIES))
@@ -150,6 +189,7 @@ def pitch(n: int, seed: int = 0, size: str = "quick", soundfont: SoundFont = Non
             frames.append(cut[j] + 1e-4 * loud.max() * rng.standard_normal(CREPE_FRAME))
             f0.append(float(_midi_hz(key)))
             prog.append(program)
+            n_heldout += int(new)
     x = normalize_frames(np.stack(frames)).astype(np.float32)
     f0_hz = np.asarray(f0)
     meta = {"f0_hz": f0_hz, "program": np.asarray(prog), "sample_rate": CREPE_SR}
@@ -434,6 +474,29 @@ def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, in
     return n_train, n_val, max(1, n - n_train - n_val)
 
 
+def render_fields(task: str) -> dict[str, Any]:
+    """What changes ``task``'s rendered splits beyond its task, size, counts, seed and SoundFont.
+
+    Pitch's held-out timbres and its render version; nothing for the other tasks, whose cache
+    keys (and run settings) stay as they were.
+    """
+    if task != "pitch":
+        return {}
+    return {
+        "pitch_render": _PITCH_RENDER,
+        "heldout_programs": list(PITCH_HELDOUT_PROGRAMS),
+        "heldout_share": PITCH_HELDOUT_SHARE,
+    }
+
+
+def _split_options(task: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Extra generator arguments of the train, val and test splits: pitch's program sets."""
+    if task != "pitch":
+        return {}, {}, {}
+    seen = {"programs": PITCH_TRAIN_PROGRAMS}
+    return seen, seen, {**seen, "heldout_share": PITCH_HELDOUT_SHARE}
+
+
 def make_dataset(
     task: str,
     n: int,
@@ -447,7 +510,9 @@ def make_dataset(
 
     Each split comes from its own child seed of ``seed``. The first call renders and writes
     ``cache_dir`` (default :func:`examples.mir.cache.default_cache_dir`); later calls with the
-    same task, size, counts, seed and SoundFont bytes read the file back.
+    same task, size, counts, seed and SoundFont bytes read the file back. Pitch's training and
+    validation notes avoid :data:`PITCH_HELDOUT_PROGRAMS`; its test split holds
+    :data:`PITCH_HELDOUT_SHARE` of frames played by them.
     """
     if task not in GENERATORS:
         raise ValueError(f"unknown task {task!r}; choose from {sorted(GENERATORS)}")
@@ -459,6 +524,7 @@ def make_dataset(
         "counts": counts,
         "seed": seed,
         "soundfont": soundfont_fingerprint(path),
+        **render_fields(task),
     }
 
     def _make() -> Splits:
@@ -466,8 +532,8 @@ def make_dataset(
         gen = GENERATORS[task]
         return Splits(
             *(
-                gen(count, seed=int(child.generate_state(1)[0]), size=size, soundfont=path)
-                for count, child in zip(counts, children, strict=True)
+                gen(count, seed=int(child.generate_state(1)[0]), size=size, soundfont=path, **opts)
+                for count, child, opts in zip(counts, children, _split_options(task), strict=True)
             )
         )
 

@@ -33,6 +33,7 @@ import lotterytrim as lt
 
 from .features import Splits
 from .models import SIZES, TASKS
+from .render import render_fields
 from .soundfont import default_soundfont, soundfont_fingerprint
 from .training import (
     REAL_DATA,
@@ -199,6 +200,7 @@ class Profile:
             if self.data == "rendered":
                 sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
                 data["soundfont"] = {"name": sf2.name, "sha256": soundfont_fingerprint(sf2)}
+                data.update(render_fields(task))  # pitch's held-out timbres; others: nothing
         else:
             data = {
                 "source": str(Path(data_root).resolve() / REAL_DATA[task]),

@@ -28,6 +28,7 @@ import lotterytrim as lt
 from .models import TASKS, build_model, example_input
 
 __all__ = [
+    "PITCH_COLUMNS",
     "ROW_COLUMNS",
     "chance",
     "export",
@@ -35,6 +36,8 @@ __all__ = [
     "load_rows",
     "main",
     "per_level",
+    "pitch_accuracy",
+    "pitch_block",
     "references",
     "render",
     "targets",
@@ -67,6 +70,11 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 """Columns of a committed row file: ``settings`` is the run directory's settings hash, ``error``
 the test error, ``error_low``/``error_high`` its bootstrap 95 % interval."""
+
+PITCH_COLUMNS: tuple[str, ...] = ("rpa", "rca", "rpa_heldout", "rca_heldout", "heldout_n")
+"""Columns that pitch rows add after :data:`ROW_COLUMNS`: raw pitch and raw chroma accuracy on
+the test set and on its ``heldout_n`` frames of held-out timbres. A row file has them only when
+its run recorded them, so the other tasks' files keep :data:`ROW_COLUMNS` alone."""
 
 _KEY = ["task", "method", "criterion", "replicate", "level"]
 
@@ -120,7 +128,8 @@ def export(
         for column in ROW_COLUMNS:
             if column not in table.columns:
                 table[column] = float("nan")
-        table = table[list(ROW_COLUMNS)].sort_values(_KEY, kind="stable")
+        extra = [c for c in PITCH_COLUMNS if c in table.columns]
+        table = table[[*ROW_COLUMNS, *extra]].sort_values(_KEY, kind="stable")
         rows.mkdir(parents=True, exist_ok=True)
         target = rows / f"{task}.csv"
         tmp = target.with_suffix(".csv.tmp")
@@ -288,6 +297,52 @@ def against_paper(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def pitch_accuracy(results: pd.DataFrame) -> pd.DataFrame:
+    """Pitch's reference and optimal model (chosen on validation, as in :func:`against_paper`):
+    raw pitch and raw chroma accuracy on the test set and on its held-out timbres.
+
+    Empty when no pitch row is in ``results``; cells are blank where the rows lack a column.
+    """
+    if "pitch" not in set(results["task"]):
+        return pd.DataFrame()
+    chosen = lt.select(results)
+    chosen = chosen[chosen.task == "pitch"].set_index("model")
+    out = []
+    for name in ("reference", "optimal"):
+        row: dict[str, object] = {"model": name}
+        if name not in chosen.index:
+            row["method, level"] = "none within 1.1x"
+            out.append(row)
+            continue
+        pick = chosen.loc[name]
+        row["method, level"] = f"{pick.method} L{int(pick.level)}"
+        row["params"] = f"{int(pick.params):,}"
+        for column, label in (
+            ("rpa", "test RPA"),
+            ("rca", "test RCA"),
+            ("rpa_heldout", "held-out RPA"),
+            ("rca_heldout", "held-out RCA"),
+        ):
+            row[label] = float(pick.get(column, float("nan")))
+        n, held = (float(pick.get(c, float("nan"))) for c in ("test_n", "heldout_n"))
+        row["test frames (held-out)"] = f"{_count(n)} ({_count(held)})"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _count(value: float) -> str:
+    """A count for a table cell: the integer, or ``?`` when missing."""
+    return "?" if value != value else f"{round(value):,}"
+
+
+def pitch_block(results: pd.DataFrame) -> str:
+    """The pitch block: :func:`pitch_accuracy`'s table, or a line saying pitch has not run."""
+    table = pitch_accuracy(results)
+    if table.empty:
+        return "Pitch has not run yet: no pitch rows."
+    return _markdown(table)
+
+
 def render(results: pd.DataFrame) -> dict[str, str]:
     """Every summarised table of the rows as markdown, by block name."""
     return {
@@ -296,6 +351,7 @@ def render(results: pd.DataFrame) -> dict[str, str]:
         "table1": lt.plot.table1(results).to_markdown(),
         "selection": _markdown(table_one(results)),
         "paper": _markdown(against_paper(results)),
+        "pitch": pitch_block(results),
         "targets": _markdown(targets(results)),
         "target-summary": _markdown(target_summary(results)),
     }

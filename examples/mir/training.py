@@ -35,6 +35,7 @@ __all__ = [
     "TaskRun",
     "TrainSettings",
     "load_real_splits",
+    "pitch_accuracies",
     "rendered_splits",
     "split_by_group",
     "subset",
@@ -425,6 +426,7 @@ class TaskRun:
         Drum and onset models are peak-picked on test at the threshold that is best on the
         validation split (recorded as ``threshold``). ``error_low`` / ``error_high`` bound a
         seeded bootstrap 95 % interval over the ``test_n`` test examples (clips for onsets).
+        Pitch adds its raw pitch and chroma accuracies (see :func:`pitch_accuracies`).
         """
         model.to(self.device)
         try:
@@ -449,6 +451,8 @@ class TaskRun:
             self.task, test_out, test, threshold=threshold, seed=self.seed
         )
         result.update(error_low=low, error_high=high, test_n=float(n))
+        if self.task == "pitch":
+            result.update(pitch_accuracies(test_out, test))
         if self.log is not None and self._last:
             last, self._last = self._last, {}
             self.log(
@@ -485,6 +489,35 @@ class TaskRun:
         if self.spec.metric == "onset_error":
             return metrics.best_threshold(out, val)[1], loss
         return metrics.task_error(self.task, out, val), loss
+
+
+def pitch_accuracies(outputs: torch.Tensor, data: MIRData) -> dict[str, float]:
+    """Raw pitch and raw chroma accuracy (50 cents) of pitch ``outputs`` on ``data``.
+
+    ``rpa`` and ``rca`` cover every frame; ``rpa_heldout`` and ``rca_heldout`` the
+    ``heldout_n`` frames played by :data:`examples.mir.render.PITCH_HELDOUT_PROGRAMS`, timbres
+    the rendered training data never holds (NaN when there are none: data without
+    ``meta["program"]``, such as NSynth's or the synthetic tones, or a test split without them).
+    """
+    est = metrics.decode_pitch(outputs)
+    ref = np.asarray(data.meta["f0_hz"], dtype=np.float64)
+    program = data.meta.get("program")
+    heldout = (
+        np.isin(np.asarray(program), render.PITCH_HELDOUT_PROGRAMS)
+        if program is not None
+        else np.zeros(ref.shape, dtype=bool)
+    )
+    result = {
+        "rpa": metrics.raw_pitch_accuracy(est, ref),
+        "rca": metrics.raw_chroma_accuracy(est, ref),
+        "rpa_heldout": float("nan"),
+        "rca_heldout": float("nan"),
+        "heldout_n": float(heldout.sum()),
+    }
+    if heldout.any():
+        result["rpa_heldout"] = metrics.raw_pitch_accuracy(est[heldout], ref[heldout])
+        result["rca_heldout"] = metrics.raw_chroma_accuracy(est[heldout], ref[heldout])
+    return result
 
 
 def describe_splits(splits: Splits) -> str:

@@ -33,6 +33,25 @@ def test_pitch_error_counts_frames_beyond_50_cents() -> None:
         metrics.pitch_error(ref, np.zeros(4))
 
 
+def test_raw_chroma_accuracy_forgives_octave_errors_only() -> None:
+    ref = np.array([440.0, 440.0, 220.0, 330.0, 330.0])
+    # right, an octave up, two octaves down, a fifth off, 40 cents off an octave below
+    est = np.array([440.0, 880.0, 55.0, 495.0, 165 * 2 ** (40 / 1200)])
+    assert metrics.raw_pitch_accuracy(est, ref) == pytest.approx(0.2)
+    assert metrics.raw_chroma_accuracy(est, ref) == pytest.approx(0.8)
+    assert metrics.pitch_error(est, ref) == pytest.approx(1 - 0.2)
+    # an unvoiced estimate (0 Hz) is wrong for both, even where 0 cents would match the chroma
+    ref = np.array([160.0, 160.0])  # 160 Hz is 4 octaves above mir_eval's 10 Hz: 4800 cents
+    est = np.array([0.0, 320.0])
+    assert metrics.raw_chroma_accuracy(est, ref) == pytest.approx(0.5)
+    assert metrics.raw_pitch_accuracy(est, ref) == 0.0
+    assert metrics.raw_chroma_accuracy(ref, ref, cent_tolerance=1.0) == 1.0
+    with pytest.raises(ValueError, match="voiced"):
+        metrics.raw_chroma_accuracy(ref, np.zeros(2))
+    with pytest.raises(ValueError, match="estimates"):
+        metrics.raw_chroma_accuracy(ref[:1], ref)
+
+
 def test_decode_pitch_inverts_the_soft_targets() -> None:
     f0 = cents_to_hz(np.linspace(2200.0, 8800.0, 50))
     target = pitch_target(f0)

@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("tinysoundfont")
 
 from examples.mir import render  # noqa: E402
+from examples.mir.cache import cache_key  # noqa: E402
 from examples.mir.features import (  # noqa: E402
     CHORD_BINS_PER_OCTAVE,
     DRUM_HOP,
@@ -20,7 +21,12 @@ from examples.mir.features import (  # noqa: E402
     hz_to_cents,
 )
 from examples.mir.models import TASKS  # noqa: E402
-from examples.mir.soundfont import Note, Renderer, default_soundfont  # noqa: E402
+from examples.mir.soundfont import (  # noqa: E402
+    Note,
+    Renderer,
+    default_soundfont,
+    soundfont_fingerprint,
+)
 
 SMALL = {"instrument": 4, "singing": 4, "pitch": 12, "chord": 6, "drum": 1, "onset": 1}
 
@@ -67,6 +73,73 @@ def test_pitch_frames_are_labelled_with_the_note_played() -> None:
     # frames are normalised and not silent
     frames = data.inputs[:, 0].numpy()
     assert np.allclose(frames.std(axis=1), 1.0, atol=1e-3)
+
+
+def test_pitch_holds_out_one_program_of_every_family_that_the_soundfont_has() -> None:
+    heldout = render.PITCH_HELDOUT_PROGRAMS
+    families = [p // 8 for p in heldout]
+    assert sorted(families) == list(range(14))  # one per melodic GM family
+    assert set(heldout).isdisjoint(render.PITCH_TRAIN_PROGRAMS)
+    assert set(heldout) | set(render.PITCH_TRAIN_PROGRAMS) == set(render.PITCH_PROGRAMS)
+    per_family = np.bincount([p // 8 for p in render.PITCH_TRAIN_PROGRAMS], minlength=14)
+    assert (per_family == 7).all()  # every family stays in training
+    synth = Renderer(None, 16000)
+    assert all(synth.has_program(p) for p in heldout)
+    assert 0 < render.PITCH_HELDOUT_SHARE < 0.5
+
+
+def test_pitch_renders_the_held_out_share_from_the_held_out_programs() -> None:
+    train = render.PITCH_TRAIN_PROGRAMS
+    data = render.pitch(48, seed=2, programs=train, heldout_share=0.25)
+    program = data.meta["program"]
+    held = np.isin(program, render.PITCH_HELDOUT_PROGRAMS)
+    assert abs(held.mean() - 0.25) <= 4 / 48  # within one note (up to four frames) of 1/4
+    assert set(program[~held].tolist()) <= set(train)
+    seen = render.pitch(24, seed=2, programs=train)
+    assert not np.isin(seen.meta["program"], render.PITCH_HELDOUT_PROGRAMS).any()
+    # by default every melodic program plays, as before held-out timbres existed
+    assert np.isin(render.pitch(60, seed=0).meta["program"], render.PITCH_HELDOUT_PROGRAMS).any()
+    with pytest.raises(ValueError, match="heldout_share"):
+        render.pitch(4, programs=train, heldout_share=1.5)
+    with pytest.raises(ValueError, match="none of the programs"):
+        render.pitch(4, programs=(128,))
+
+
+def test_pitch_splits_keep_held_out_timbres_for_the_test_split(tmp_path: Path) -> None:
+    splits = render.make_dataset("pitch", 80, seed=0, cache_dir=tmp_path)
+    heldout = render.PITCH_HELDOUT_PROGRAMS
+    for part in (splits.train, splits.val):
+        assert not np.isin(part.meta["program"], heldout).any()
+    test = np.isin(splits.test.meta["program"], heldout)
+    assert test.any() and not test.all()  # both held-out and seen timbres
+    again = render.make_dataset("pitch", 80, seed=0, cache_dir=tmp_path)  # from the cache
+    assert np.array_equal(again.test.meta["program"], splits.test.meta["program"])
+
+
+def test_only_pitch_cache_keys_carry_the_held_out_programs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys: list[str] = []
+
+    def capture(key: str, make: object, cache_dir: object = None) -> tuple[None, bool]:
+        keys.append(key)
+        return None, True
+
+    monkeypatch.setattr(render, "cached_splits", capture)
+    sf2 = soundfont_fingerprint(default_soundfont())
+    for task in ("chord", "drum", "onset", "instrument", "singing", "pitch"):
+        render.make_dataset(task, 20, seed=1, size="tiny", cache_dir=tmp_path)
+        fields = {
+            "task": task,
+            "size": "tiny",
+            "counts": render.split_counts(20, (0.7, 0.15, 0.15)),
+            "seed": 1,
+            "soundfont": sf2,
+        }
+        # the other tasks' keys are what they were before pitch held timbres out
+        assert (keys[-1] == cache_key(fields)) is (task != "pitch")
+    assert render.render_fields("chord") == {}
+    assert render.render_fields("pitch")["heldout_programs"] == list(render.PITCH_HELDOUT_PROGRAMS)
 
 
 def test_chord_patches_sound_the_labelled_triad() -> None:

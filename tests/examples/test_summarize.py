@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,13 @@ from examples.mir import summarize
 from examples.mir.models import build_model, example_input
 
 
-def _run(root: Path, task: str) -> lt.Lottery:
+def _run(
+    root: Path,
+    task: str,
+    extra: dict[str, float] | None = None,
+    levels: int = 2,
+    methods: tuple[str, ...] = ("trim", "finetune"),
+) -> lt.Lottery:
     x = example_input(task, "tiny", batch=8)
 
     def train(model: nn.Module, ctx: lt.LevelContext) -> None:
@@ -36,9 +43,10 @@ def _run(root: Path, task: str) -> lt.Lottery:
             "error_low": low,
             "error_high": high,
             "test_n": 8,
+            **(extra or {}),
         }
 
-    config = lt.LotteryConfig(task=task, levels=2, replicates=1, methods=("trim", "finetune"))
+    config = lt.LotteryConfig(task=task, levels=levels, replicates=1, methods=methods)
     lottery = lt.Lottery(
         lambda: build_model(task, "tiny"),
         x,
@@ -81,6 +89,74 @@ def test_rows_are_exported_and_the_doc_is_rebuilt_from_them(tmp_path: Path, caps
     assert summarize.main(["--rows", str(rows), "--doc", str(doc), "--check"]) == 1
     out = capsys.readouterr().out
     assert "references:" in out and "target-summary:" in out
+
+
+def test_pitch_rows_keep_their_accuracy_columns(tmp_path: Path) -> None:
+    accuracies = {"rpa": 0.7, "rca": 0.8, "rpa_heldout": 0.5, "rca_heldout": 0.6, "heldout_n": 2}
+    _run(tmp_path / "runs", "pitch", accuracies, levels=1, methods=("trim",))
+    rows = tmp_path / "rows"
+    summarize.export(tmp_path / "runs", rows, latency_runs=1)
+    pitch = pd.read_csv(rows / "pitch.csv")
+    # the other tasks' files keep ROW_COLUMNS alone (onset's, in the test above)
+    assert list(pitch.columns) == [*summarize.ROW_COLUMNS, *summarize.PITCH_COLUMNS]
+    assert (pitch.rca_heldout == 0.6).all() and (pitch.heldout_n == 2).all()
+    assert "| reference | reference L0 |" in summarize.render(summarize.load_rows(rows))["pitch"]
+
+
+def _pitch_rows() -> pd.DataFrame:
+    """A pitch reference and three trim levels; validation picks L2, test would favour L3."""
+    rows = []
+    for level, (val, error, rpa_h) in enumerate(
+        [(0.30, 0.32, 0.50), (0.29, 0.30, 0.52), (0.32, 0.35, 0.45), (0.40, 0.20, 0.90)]
+    ):
+        for replicate in (0, 1):
+            rows.append(
+                dict(
+                    task="pitch",
+                    method="reference" if level == 0 else "trim",
+                    criterion="-" if level == 0 else "magnitude",
+                    replicate=replicate,
+                    level=level,
+                    val_error=val,
+                    error=error + 0.02 * replicate,
+                    kept=0.7**level,
+                    params=(1000, 700, 490, 343)[level],
+                    test_n=2100,
+                    rpa=1 - error - 0.02 * replicate,
+                    rca=1 - error + 0.05,
+                    rpa_heldout=rpa_h,
+                    rca_heldout=rpa_h + 0.1,
+                    heldout_n=525,
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def test_the_pitch_block_shows_accuracies_of_the_models_chosen_on_validation() -> None:
+    chord = _rows({"trim": [0.2, 0.19]}, {"trim": [0.2, 0.2]}).assign(task="chord")
+    results = pd.concat([chord, _pitch_rows()], ignore_index=True)
+    table = summarize.pitch_accuracy(results).set_index("model")
+    assert list(table.index) == ["reference", "optimal"]
+    ref, opt = table.loc["reference"], table.loc["optimal"]
+    assert opt["method, level"] == "trim L2" and opt["params"] == "490"  # 0.32 <= 1.1 x 0.30
+    assert ref["test RPA"] == pytest.approx(0.67)  # mean over the two replicates
+    assert opt["test RCA"] == pytest.approx(0.70)
+    assert opt["held-out RPA"] == pytest.approx(0.45)
+    assert opt["held-out RCA"] == pytest.approx(0.55)
+    assert ref["test frames (held-out)"] == "2,100 (525)"
+    block = summarize.pitch_block(results)
+    assert "| optimal | trim L2 | 490 | 0.640 | 0.700 | 0.450 | 0.550 | 2,100 (525) |" in block
+
+
+def test_the_pitch_block_without_pitch_rows_or_a_model_within_reach() -> None:
+    chord = _rows({"trim": [0.2, 0.19]}, {"trim": [0.2, 0.2]}).assign(task="chord")
+    assert summarize.pitch_block(chord) == "Pitch has not run yet: no pitch rows."
+    far = _pitch_rows()
+    far = far[far.level.isin([0, 3])].drop(columns=["rpa", "rca", "rpa_heldout", "rca_heldout"])
+    table = summarize.pitch_accuracy(far).set_index("model")
+    assert table.loc["optimal", "method, level"] == "none within 1.1x"
+    assert math.isnan(table.loc["reference", "test RPA"])  # rows from before the columns
+    assert table.loc["reference", "test frames (held-out)"] == "2,100 (525)"
 
 
 def _rows(val: dict[str, list[float]], test: dict[str, list[float]]) -> pd.DataFrame:
