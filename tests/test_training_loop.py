@@ -104,6 +104,44 @@ def test_a_cosine_schedule_restarts_with_each_rewound_round() -> None:
     assert ft_first == first and ft_second[0] == 0.0
 
 
+@pytest.mark.parametrize(
+    ("method", "kept", "lr_after"),
+    [("trim", False, "rewind"), ("lrr", False, "start"), ("finetune", True, "on")],
+)
+def test_each_method_leaves_optimizer_and_schedule_where_it_promises(
+    method: str, kept: bool, lr_after: str
+) -> None:
+    """W_k is captured one epoch in; three more epochs, then a step."""
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)
+    trimmer = lt.LotteryTrimmer(model, X, amount=0.3, method=method).attach(opt, sched)
+    lr_start = opt.param_groups[0]["lr"]
+    _epoch(model, opt)
+    sched.step()
+    trimmer.capture_rewind()
+    lr_k, epoch_k = opt.param_groups[0]["lr"], sched.last_epoch
+    for _ in range(3):
+        _epoch(model, opt)
+        sched.step()
+    lr_now, epoch_now = opt.param_groups[0]["lr"], sched.last_epoch
+    trained = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trimmer.step()
+    expected = {
+        "rewind": (lr_k, epoch_k),
+        "start": (lr_start, 0),
+        "on": (lr_now, epoch_now),
+    }[lr_after]
+    assert (opt.param_groups[0]["lr"], sched.last_epoch) == pytest.approx(expected)
+    assert bool(opt.state) is kept  # only fine-tuning carries Adam's moments
+    assert len({lr_start, lr_k, lr_now}) == 3  # the three positions differ
+    # trim's survivors hold W_k; lrr's and finetune's hold their trained values, sliced
+    kept_rows = torch.as_tensor(trimmer.plan.kept_indices("0.weight", 0))
+    survivors = trained["0.weight"][kept_rows]
+    assert len(kept_rows) < 8
+    assert torch.equal(model.get_parameter("0.weight").detach(), survivors) is (method != "trim")
+
+
 def test_finetune_carries_the_moments_sliced() -> None:
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

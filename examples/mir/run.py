@@ -189,6 +189,10 @@ class Profile:
     ) -> dict[str, Any]:
         """Everything outside the runner's configuration that changes ``task``'s results."""
         train = dataclasses.asdict(self.train_settings(task))
+        if not any(lt.methods.split_method(m)[1] for m in self.methods):
+            # distillation's settings change nothing without a +kd method: runs made before
+            # they existed keep their directory
+            del train["kd_temperature"], train["kd_weight"]
         data: dict[str, Any]
         if data_root is None:
             data = {

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import lotterytrim as lt
+
 from . import datasets, metrics, render, synth, uncertainty
 from .features import MIRData, Splits, transpose_chords
 from .models import TASKS, build_model
@@ -86,6 +88,15 @@ class LevelContextLike(Protocol):
         """Iterate over ``n`` epoch indices (capturing the rewind point at level 0)."""
         ...
 
+    @property
+    def distill(self) -> bool:
+        """Whether this level retrains with distillation from the reference."""
+        ...
+
+    def teacher(self, device: Any = None) -> nn.Module:
+        """The replicate's trained reference, frozen, in eval mode (levels >= 1)."""
+        ...
+
     def capture_rewind(self) -> None:
         """Capture the rewind point W_k now (level 0 only)."""
         ...
@@ -115,6 +126,9 @@ class TrainSettings:
     plateau_patience: int = 10
     transpose: int = 0
     epoch_examples: int | None = None
+    #: distillation from the reference, for methods named with ``+kd`` only
+    kd_temperature: float = 2.0
+    kd_weight: float = 0.7
 
 
 # ------------------------------------------------------------------------------------- data
@@ -360,6 +374,7 @@ class TaskRun:
         if capture_at == 0:
             ctx.capture_rewind()
         stopper = EarlyStopping(s.patience, s.max_epochs)
+        teacher = ctx.teacher(device) if ctx.level and getattr(ctx, "distill", False) else None
         model.to(device)
         try:
             optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -376,7 +391,8 @@ class TaskRun:
                         shift = torch.randint(-s.transpose, s.transpose + 1, (1,), generator=gen)
                         xb, yb = transpose_chords(xb, yb, int(shift))
                     optimizer.zero_grad(set_to_none=True)
-                    self._loss(model(xb.to(device)), yb.to(device)).backward()
+                    xb, yb = xb.to(device), yb.to(device)
+                    self._loss(model(xb), yb, teacher, xb).backward()
                     optimizer.step()
                 val_error, val_loss = self._validate(model)
                 scheduler.step(val_loss)
@@ -464,8 +480,23 @@ class TaskRun:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The task's training loss on logits."""
+    def _loss(
+        self,
+        outputs: torch.Tensor,
+        targets: torch.Tensor,
+        teacher: nn.Module | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The task's training loss on logits; with a teacher, mixed with distillation from
+        its outputs on the same ``inputs`` (one forward pass, no gradient)."""
+        if teacher is not None and inputs is not None:
+            with torch.no_grad():
+                soft = teacher(inputs)
+            kind = "softmax" if self.spec.loss == "cross_entropy" else "sigmoid"
+            s = self.settings
+            return lt.distillation_loss(
+                outputs, soft, targets, kind=kind, temperature=s.kd_temperature, weight=s.kd_weight
+            )
         if self.spec.loss == "cross_entropy":
             return F.cross_entropy(outputs, targets)
         return F.binary_cross_entropy_with_logits(outputs, targets)

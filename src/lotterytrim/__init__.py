@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lotterytrim import criteria, errors
 from lotterytrim.criteria import Criterion
+from lotterytrim.distillation import distillation_loss
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.tags import unprunable
 from lotterytrim.errors import LotteryTrimError
@@ -47,6 +48,8 @@ __all__ = [
     "unprunable",
     "layer_units",
     "TrimPlan",
+    # retraining
+    "distillation_loss",
     # files
     "save",
     "load",

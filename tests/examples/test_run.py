@@ -402,3 +402,19 @@ def test_a_task_run_travels_to_workers_without_its_data(tmp_path: Path) -> None:
     assert task_run.spec is TASKS["pitch"]
     assert torch.equal(task_run.splits.val.inputs, run.splits.val.inputs)
     assert all(torch.equal(a, b) for a, b in zip(copy.data(), lottery.data(), strict=True))
+
+
+@pytest.mark.parametrize("task", ["chord", "onset"])
+def test_a_distilling_method_trains_against_the_reference(task: str, tmp_path: Path) -> None:
+    """chord distils a softmax, onset a sigmoid; each ``+kd`` method is its own result column."""
+    profile = TINY.override(methods=("lrr", "lrr+kd"), levels=1)
+    results, _, _ = run_task(task, profile, tmp_path, progress=False, log=None)
+    assert set(results.method) == {"lrr", "lrr+kd"}
+    plain, distilled = (
+        results[(results.method == m) & (results.level == 1)].iloc[0] for m in ("lrr", "lrr+kd")
+    )
+    assert plain.params == distilled.params  # the same step, trained differently
+    assert plain.val_loss != distilled.val_loss
+    # distillation's settings are hashed only where a method distils
+    assert "kd_weight" in profile.settings(task)["train"]
+    assert "kd_weight" not in PROFILES["quick"].settings(task)["train"]

@@ -11,7 +11,7 @@ from torch import nn
 
 from lotterytrim.criteria import CRITERIA
 from lotterytrim.options import TrimOptions, check_amount, option_keywords
-from lotterytrim.trimming.methods import METHODS
+from lotterytrim.trimming.methods import METHODS, split_method
 
 __all__ = ["LotteryConfig", "unprunable_modules"]
 
@@ -36,7 +36,8 @@ class LotteryConfig:
     amount: float = field(default=0.3, metadata=_describe("share of remaining weights per level"))
     replicates: int = field(default=5, metadata=_describe("independent lotteries (seeds)"))
     methods: tuple[str, ...] = field(
-        default=("trim",), metadata=_describe("lottery methods by name: trim | finetune | ...")
+        default=("trim",),
+        metadata=_describe("lottery methods by name: trim | lrr | finetune | ...; +kd distils"),
     )
     criteria: tuple[str, ...] = field(
         default=("magnitude",), metadata=_describe("unit criteria by name; mask ignores them")
@@ -80,7 +81,7 @@ class LotteryConfig:
         check_amount(self.amount)
         if not 0.0 <= float(self.rewind_fraction) <= 1.0:
             raise ValueError(f"rewind_fraction must lie in [0, 1], got {self.rewind_fraction}")
-        _check_names("methods", self.methods, METHODS)
+        _check_names("methods", self.methods, METHODS, split=True)
         _check_names("criteria", self.criteria, CRITERIA)
         for name, options in self.criterion_options.items():
             if name not in self.criteria or not isinstance(options, Mapping):
@@ -98,7 +99,7 @@ class LotteryConfig:
         (masking ranks weights by magnitude) runs once."""
         pairs: list[tuple[str, str]] = []
         for method in self.methods:
-            fixed = METHODS[method].fixed_criterion
+            fixed = METHODS[split_method(method)[0]].fixed_criterion
             pairs.extend([(method, fixed)] if fixed else [(method, c) for c in self.criteria])
         return pairs
 
@@ -126,12 +127,14 @@ class LotteryConfig:
         return notes
 
 
-def _check_names(what: str, names: tuple[str, ...], registry: Mapping[str, Any]) -> None:
-    """Names must be non-empty, unique and registered."""
+def _check_names(
+    what: str, names: tuple[str, ...], registry: Mapping[str, Any], split: bool = False
+) -> None:
+    """Names must be non-empty, unique and registered (methods: once ``+kd`` is cut off)."""
     if not names or len(set(names)) != len(names):
         raise ValueError(f"{what} must be a non-empty list without repeats: {names}")
     for name in names:
-        if name not in registry:
+        if (split_method(name)[0] if split else name) not in registry:
             raise ValueError(
                 f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
             )

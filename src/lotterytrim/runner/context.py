@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from lotterytrim.errors import LotteryError
 from lotterytrim.runner.results import RESERVED
+from lotterytrim.trimming.methods import split_method
 
 if TYPE_CHECKING:
     from lotterytrim.trimming.trimmer import LotteryTrimmer
@@ -35,16 +37,41 @@ class LevelContext:
         capture: Callable[[], None] | None,
         progress: bool,
         device: str | None = None,
+        reference: Callable[[], nn.Module] | None = None,
     ) -> None:
         self.task, self.method, self.criterion = task, method, criterion
         self.replicate, self.level, self.seed = replicate, level, seed
         self.trimmer = trimmer
         self.device = device  # where run(devices=...) placed this cell; None when not placed
+        #: the cell's method asks for distillation from the reference (a name ending in +kd)
+        self.distill = split_method(method)[1]
         self.records: dict[str, float] = {}
         self._rewind_fraction = rewind_fraction
         self._capture = capture
         self._progress = progress
+        self._reference = reference
+        self._teacher: nn.Module | None = None
         self.captured = False
+
+    def teacher(self, device: str | torch.device | None = None) -> nn.Module:
+        """The replicate's trained reference (level 0), frozen and in eval mode, on ``device``
+        (default: the cell's device, else the CPU); loaded once per level, whatever the method.
+
+        Use its outputs under ``torch.no_grad()`` as the targets of
+        :func:`lotterytrim.distillation_loss`.
+        """
+        if self._reference is None:
+            raise LotteryError(
+                f"level {self.level} of {self.method!r} has no teacher: the reference (level 0) "
+                "is the teacher of the levels after it"
+            )
+        if self._teacher is None:
+            model = self._reference()
+            model.eval()
+            model.requires_grad_(False)
+            self._teacher = model
+        where = device if device is not None else (self.device or "cpu")
+        return self._teacher.to(where)
 
     def capture_rewind(self) -> None:
         """Capture the rewind point W_k now (level 0 only; later levels reuse it)."""

@@ -45,12 +45,13 @@ from lotterytrim.runner.rundir import (
     resumable_levels,
     row_name,
     set_aside,
+    slim_level,
     write_json,
 )
 from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
-from lotterytrim.storage.io import has_saved_state, load, load_state, save
-from lotterytrim.trimming.methods import METHODS
+from lotterytrim.storage.io import load, save
+from lotterytrim.trimming.methods import METHODS, split_method
 from lotterytrim.trimming.state import load_trimmer_state
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -178,7 +179,7 @@ class Lottery:
         what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
         with cell_lock(folder, ".lock", what, self.lock_timeout):
             for level in range(1, finished_levels(folder, self.config.levels) - 1):
-                self._slim(folder / level_name(level))
+                slim_level(folder / level_name(level), self._build)
             self._run_cell(replicate, method, criterion, bar)
 
     def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
@@ -216,7 +217,7 @@ class Lottery:
             model = load(path, self._build)
         trimmer = self._trimmer(model, replicate, method, criterion)
         if reference:  # the reference was saved by a "trim" trimmer before any step
-            state["meta"] = {**state["meta"], "method": method}
+            state["meta"] = {**state["meta"], "method": split_method(method)[0]}
         trimmer.load_state_dict(state)
         return model, trimmer
 
@@ -230,7 +231,7 @@ class Lottery:
             criterion,
             config.amount,
             options=config.options,
-            method=method,
+            method=split_method(method)[0],
             unprunable=unprunable_modules(model, config.unprunable),
             seed=self._seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
@@ -261,19 +262,7 @@ class Lottery:
         seed_everything(seed)
         model = self._build()
         trimmer = self._trimmer(model, replicate, "trim", self.config.criteria[0])
-        ctx = LevelContext(
-            task=self.config.task,
-            method="reference",
-            criterion="-",
-            replicate=replicate,
-            level=0,
-            seed=seed,
-            trimmer=None,
-            rewind_fraction=self.config.rewind_fraction,
-            capture=trimmer.capture_rewind,
-            progress=self.progress,
-            device=self.device,
-        )
+        ctx = self._context(replicate, "reference", "-", 0, seed, None, trimmer.capture_rewind)
         t0 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t0
@@ -307,7 +296,25 @@ class Lottery:
         data = self.data() if callable(self.data) else self.data
         result = trimmer.step(data=data)
         step_seconds = time.perf_counter() - t0
-        ctx = LevelContext(
+        ctx = self._context(replicate, method, criterion, level, seed, trimmer, None)
+        t1 = time.perf_counter()
+        self.train(model, ctx)
+        train_seconds = time.perf_counter() - t1
+        params = result.params_after if METHODS[trimmer.method].masks else trimmer.params
+        return self._measure(model, params, params0, ctx, train_seconds, step_seconds, t0)
+
+    def _context(
+        self,
+        replicate: int,
+        method: str,
+        criterion: str,
+        level: int,
+        seed: int,
+        trimmer: LotteryTrimmer | None,
+        capture: Callable[[], None] | None,
+    ) -> LevelContext:
+        """What ``train`` gets for one level; levels after the reference get its teacher."""
+        return LevelContext(
             task=self.config.task,
             method=method,
             criterion=criterion,
@@ -316,15 +323,16 @@ class Lottery:
             seed=seed,
             trimmer=trimmer,
             rewind_fraction=self.config.rewind_fraction,
-            capture=None,
+            capture=capture,
             progress=self.progress,
             device=self.device,
+            reference=functools.partial(self._reference_model, replicate) if level else None,
         )
-        t1 = time.perf_counter()
-        self.train(model, ctx)
-        train_seconds = time.perf_counter() - t1
-        params = result.params_after if METHODS[method].masks else trimmer.params
-        return self._measure(model, params, params0, ctx, train_seconds, step_seconds, t0)
+
+    def _reference_model(self, replicate: int) -> nn.Module:
+        """A fresh copy of the replicate's trained reference, read from its file."""
+        with torch.random.fork_rng(devices=[]):
+            return load(reference_files(self.directory, replicate)[0], self._build)
 
     def _measure(
         self,
@@ -386,14 +394,5 @@ class Lottery:
             row["path"] = file.relative_to(self.directory).as_posix()
         write_json(folder / row_name(level), row)
         if level >= 2 and trimmer is not None:
-            self._slim(folder / level_name(level - 1))
+            slim_level(folder / level_name(level - 1), self._build)
         bar.update(1)
-
-    def _slim(self, path: Path) -> None:
-        """Rewrite a superseded level file without the trimmer state (it is only for resuming)."""
-        if not path.exists() or not has_saved_state(path):
-            return
-        _, plan, meta = load_state(path)
-        with torch.random.fork_rng(devices=[]):
-            model = load(path, self._build)
-        save(model, path, metadata=meta, plan=plan)

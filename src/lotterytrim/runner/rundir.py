@@ -9,10 +9,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from lotterytrim.errors import LoadError, LotteryError
 from lotterytrim.runner.results import read_json
 from lotterytrim.storage.atomic import write_bytes_atomic
-from lotterytrim.storage.io import saved_metadata
+from lotterytrim.storage.io import has_saved_state, load, load_state, save, saved_metadata
 
 __all__ = [
     "cell_folder",
@@ -22,6 +25,7 @@ __all__ = [
     "reference_params",
     "resumable_levels",
     "set_aside",
+    "slim_level",
     "level_name",
     "reference_files",
     "row_name",
@@ -128,3 +132,13 @@ def reference_params(row_file: Path) -> int:
             "delete the file to run the level again"
         )
     return value
+
+
+def slim_level(path: Path, build: Callable[[], nn.Module]) -> None:
+    """Rewrite a superseded level file without the trimmer state (it is only for resuming)."""
+    if not path.exists() or not has_saved_state(path):
+        return
+    _, plan, meta = load_state(path)
+    with torch.random.fork_rng(devices=[]):
+        model = load(path, build)
+    save(model, path, metadata=meta, plan=plan)

@@ -3,8 +3,9 @@
 A step replaces every resized parameter, so an optimizer built before it updates tensors the
 model no longer uses: training then changes nothing, silently. An optimizer handed to
 ``trimmer.attach`` is rebuilt in place after each step (same object, so the schedulers bound to
-it stay valid); after a step that rewinds the weights, the schedule is put back where it was at
-the rewind point (or at ``attach``), so each round retrains on the schedule of the first. Any
+it stay valid). After a step the schedule goes where the method says (``Method.schedule``):
+back to the rewind point (weight rewinding retrains each round on the first round's schedule
+from W_k), back to where it was at ``attach`` (learning-rate rewinding), or on. Any
 other optimizer that still steps removed parameters triggers a :class:`StaleOptimizerWarning`
 naming it, at its first ``step()`` after the trim.
 """
@@ -28,6 +29,8 @@ from lotterytrim.trimming.optimizer import rebuild_in_place
 
 __all__ = ["Handover", "make_handover", "watch_removed"]
 
+_Position = tuple[list[Any], list[dict[str, Any]]]
+
 
 @dataclass
 class Handover:
@@ -36,29 +39,34 @@ class Handover:
     optimizer: torch.optim.Optimizer
     schedulers: Sequence[Any] = field(default_factory=tuple)
     carry_state: bool = False
-    schedule: tuple[list[Any], list[dict[str, Any]]] | None = None
+    schedule: _Position | None = None
+    start: _Position | None = None
 
     def capture_schedule(self) -> None:
         """Remember where the schedule is (each scheduler's state, each group's learning
         rates): a step that rewinds the weights to here rewinds the schedule to here too."""
+        self.schedule = self._position()
+
+    def _position(self) -> _Position:
         states = [copy.deepcopy(s.state_dict()) for s in self.schedulers]
         rates = [
             {k: g[k] for k in ("lr", "initial_lr") if k in g} for g in self.optimizer.param_groups
         ]
-        self.schedule = (states, rates)
+        return states, rates
 
     def after_step(
         self,
         model: nn.Module,
         plan_step: Any,
         old_names: Mapping[int, str] | None,
-        restart: bool = False,
+        schedule: str = "continue",
     ) -> None:
-        """Point the optimizer at the model's new parameters; with ``restart``, put the
-        schedule back where it was captured (a rewound model retrains on the same schedule)."""
+        """Point the optimizer at the model's new parameters, then move the schedule:
+        ``"rewind"`` to the rewind point's position, ``"start"`` to ``attach``'s, or on."""
         rebuild_in_place(self.optimizer, model, plan_step, self.carry_state, old_names)
-        if restart and self.schedule is not None:
-            states, rates = self.schedule
+        position = {"rewind": self.schedule, "start": self.start}.get(schedule)
+        if position is not None:
+            states, rates = position
             for sched, state in zip(self.schedulers, states, strict=True):
                 sched.load_state_dict(copy.deepcopy(state))
             for group, saved in zip(self.optimizer.param_groups, rates, strict=True):
@@ -92,6 +100,7 @@ def make_handover(
             )
     handover = Handover(optimizer, tuple(schedulers), carry_state)
     handover.capture_schedule()
+    handover.start = handover.schedule
     return handover
 
 

@@ -1,15 +1,18 @@
 """Lottery methods: what a step does to the survivors once the weakest units are gone.
 
-``trim`` rewinds them to W_k (the structured lottery), ``finetune`` keeps training them as they
-are, ``reinit`` re-initialises them (the random control) and ``mask`` is the original
-unstructured lottery (single weights masked by magnitude, then rewound). Subclass
-:class:`Method` and register it (``lt.methods.register("name", MyMethod)``) to use your own by
-name in ``LotteryTrimmer`` and ``LotteryConfig``.
+``trim`` rewinds them to W_k with the schedule (weight rewinding: the structured lottery),
+``lrr`` keeps their trained values and restarts the schedule (learning-rate rewinding),
+``finetune`` carries on training them as they are, schedule and optimizer state included,
+``reinit`` re-initialises them (the random control) and ``mask`` is the original unstructured
+lottery (single weights masked by magnitude, then rewound). Subclass :class:`Method` and
+register it (``lt.methods.register("name", MyMethod)``) to use your own by name in
+``LotteryTrimmer`` and ``LotteryConfig``; in a :class:`~lotterytrim.Lottery`, a name ending in
+``+kd`` (``"lrr+kd"``) runs that method and asks ``train`` to distil from the reference.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -22,14 +25,22 @@ if TYPE_CHECKING:
 __all__ = [
     "Method",
     "Trim",
+    "Lrr",
     "Finetune",
     "Reinit",
     "Mask",
     "METHODS",
     "register",
     "get_method",
+    "split_method",
     "reinitialize",
+    "DISTILL_SUFFIX",
 ]
+
+DISTILL_SUFFIX = "+kd"
+"""Appended to a method's name in a lottery, it retrains that method with distillation."""
+
+Schedule = Literal["rewind", "start", "continue"]
 
 
 class Method:
@@ -42,6 +53,9 @@ class Method:
     masks = False
     #: ``trimmer.attach`` carries optimizer state across steps unless told otherwise
     carries_optimizer_state = False
+    #: where an attached schedule goes after a step: back to the rewind point (``"rewind"``),
+    #: back to where it was at ``attach`` (``"start"``) or on from where it is (``"continue"``)
+    schedule: Schedule = "start"
     #: the one criterion the method ranks by (None: any); the runner runs it once per replicate
     fixed_criterion: str | None = None
 
@@ -53,20 +67,32 @@ class Method:
 
 
 class Trim(Method):
-    """The structured lottery: survivors are rewound to W_k, bit for bit."""
+    """Weight rewinding, the structured lottery: survivors go back to W_k bit for bit, and the
+    attached schedule to where it was at W_k (optimizer state starts empty)."""
 
     name = "trim"
     rewinds = True
+    schedule: Schedule = "rewind"
 
     def after_removal(self, trimmer: LotteryTrimmer) -> None:
         trimmer.rewind()
 
 
+class Lrr(Method):
+    """Learning-rate rewinding: survivors keep their trained values; the attached schedule
+    starts over from where it was at ``attach`` and the optimizer state starts empty."""
+
+    name = "lrr"
+    schedule: Schedule = "start"
+
+
 class Finetune(Method):
-    """No rewind: survivors keep their trained values (and the optimizer its state)."""
+    """Fine-tuning: survivors keep their trained values, the optimizer its state (sliced) and
+    the attached schedule its position, as if training had never stopped."""
 
     name = "finetune"
     carries_optimizer_state = True
+    schedule: Schedule = "continue"
 
 
 class Reinit(Method):
@@ -84,6 +110,7 @@ class Mask(Method):
     name = "mask"
     rewinds = True
     masks = True
+    schedule: Schedule = "rewind"
     fixed_criterion = "magnitude"
 
     def after_removal(self, trimmer: LotteryTrimmer) -> None:
@@ -103,7 +130,7 @@ def reinitialize(model: nn.Module, seed: int) -> None:
 METHODS: Registry[Method] = Registry("method", Method)
 """Every lottery method usable by name: the built-in ones and those users register."""
 
-for _cls in (Trim, Finetune, Reinit, Mask):
+for _cls in (Trim, Lrr, Finetune, Reinit, Mask):
     METHODS.register(_cls.name, _cls)
 
 register = METHODS.register
@@ -116,3 +143,10 @@ def get_method(method: str | Method) -> Method:
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)} or registered, got {method!r}")
     return METHODS.build(method)
+
+
+def split_method(name: str) -> tuple[str, bool]:
+    """A lottery's method name as (registered method, distils): ``"lrr+kd"`` -> ("lrr", True)."""
+    if name.endswith(DISTILL_SUFFIX):
+        return name[: -len(DISTILL_SUFFIX)], True
+    return name, False

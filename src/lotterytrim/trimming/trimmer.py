@@ -189,11 +189,11 @@ class LotteryTrimmer:
         """Rebuild ``optimizer`` in place after every step; ``schedulers`` follow the weights.
 
         The optimizer object stays the same (its groups get the new parameters), so references
-        to it and the LR schedulers bound to it stay valid. A step that rewinds the weights
-        (``trim``, ``mask``, ``reinit``) also puts the schedule back where it was at
-        :meth:`capture_rewind` (or here, if later); ``finetune`` carries it on. Per-parameter
-        state is dropped (a rewind starts afresh) unless ``carry_state``; None carries it,
-        sliced, for methods that keep training the survivors (``"finetune"``). Returns self.
+        to it and the LR schedulers bound to it stay valid. After each step the schedule goes
+        where the method says: ``trim`` and ``mask`` put it back where it was at
+        :meth:`capture_rewind` (or here, if later), ``lrr`` and ``reinit`` where it was here,
+        and ``finetune`` carries it on. Per-parameter state is dropped unless ``carry_state``;
+        None carries it, sliced, for ``"finetune"``. Returns self.
         """
         if carry_state is None:
             carry_state = self._method.carries_optimizer_state
@@ -205,8 +205,8 @@ class LotteryTrimmer:
         now = {id(p) for p in self.model.parameters()}
         removed = {n: p for n, p in before.items() if id(p) not in now}
         if self._handover is not None:
-            restart = self._method.rewinds
-            self._handover.after_step(self.model, self.last_step_plan, self._old_names, restart)
+            schedule = self._method.schedule
+            self._handover.after_step(self.model, self.last_step_plan, self._old_names, schedule)
         watch_removed(removed, self.level)
 
     def _trim_step(self, data: Iterable[Any] | None) -> StepResult:
