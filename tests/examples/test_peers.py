@@ -1,0 +1,58 @@
+"""torch-pruning's pipeline as a baseline (benchmarks.peers): pruning to a parameter count, and
+the rows of a tiny run beside the lottery's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from benchmarks.peers import main, n_params, output_layer, prune_to
+from examples.mir.run import PROFILES, run_task
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv1d(1, 32, 5, padding=2),
+        nn.BatchNorm1d(32),
+        nn.ReLU(),
+        nn.Conv1d(32, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(32, 16),
+        nn.ReLU(),
+        nn.Linear(16, 5),
+    )
+
+
+def test_prune_to_lands_near_the_target_and_keeps_the_output_layer() -> None:
+    model, x = _net(), torch.randn(4, 1, 40)
+    before = n_params(model)
+    for share in (0.7, 0.49):
+        target = round(before * share)
+        pruned = prune_to(model, x, target)
+        assert 0.9 * target <= n_params(pruned) <= target
+        assert output_layer(pruned).out_features == 5
+        assert pruned(x).shape == (4, 5)
+    assert n_params(model) == before  # the model given is left as it was
+
+
+def test_a_tiny_peer_run_writes_rows_at_the_lottery_sizes(tmp_path: Path) -> None:
+    profile = PROFILES["tiny"]  # two levels; the peers find its run directory
+    rows, _, _ = run_task("onset", profile, tmp_path, progress=False, log=None)
+    out = tmp_path / "peers"
+    args = ["--task", "onset", "--root", str(tmp_path), "--profile", "tiny", "--levels", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    peers = pd.read_csv(out / "onset.csv")
+    assert list(peers.level) == [1, 2] and (peers.method == "torch-pruning").all()
+    ours = rows[(rows.method == "finetune") & (rows.level > 0)].sort_values("level")
+    assert list(peers.target_params) == list(ours.params)
+    assert (peers.params <= peers.target_params).all()
+    assert peers.error.between(0, 1).all() and peers.val_error.notna().all()
+    stamp = (out / "onset.csv").stat().st_mtime_ns
+    assert main([*args, "--out", str(out)]) == 0  # finished replicates are not recomputed
+    assert (out / "onset.csv").stat().st_mtime_ns == stamp
