@@ -20,6 +20,7 @@ from lotterytrim.errors import LotteryTrimError
 from lotterytrim.options import Safeguards, TrimOptions
 from lotterytrim.storage.io import load, save
 from lotterytrim.trimming import methods
+from lotterytrim.trimming.earlybird import EarlyBird
 from lotterytrim.trimming.step import StepResult, TrimResult, layer_units, trim
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -42,6 +43,7 @@ __all__ = [
     "TrimResult",
     "LotteryTrimmer",
     "StepResult",
+    "EarlyBird",
     "criteria",
     "Criterion",
     "methods",

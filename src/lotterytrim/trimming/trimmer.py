@@ -33,6 +33,7 @@ from lotterytrim.trimming.optimizer import rebuild_optimizer
 from lotterytrim.trimming.rewind import RewindPoint
 from lotterytrim.trimming.state import REWIND_PREFIX, parse_state
 from lotterytrim.trimming.step import CompactResult, StepResult, layer_units, trim
+from lotterytrim.trimming.target import TargetResult, keeping_values, trim_to
 from lotterytrim.trimming.undo import UndoPoint
 
 __all__ = ["LotteryTrimmer", "STATE_FORMAT"]
@@ -182,6 +183,15 @@ class LotteryTrimmer:
             self._graph = None  # the traced graph may have seen the half-done step: retrace
             raise
         return result
+
+    def trim_to(self, keep: float, data: Iterable[Any] | None = None) -> TargetResult:
+        """Trim to ``keep`` of the original model's parameters in one call: sub-steps ranked on
+        the trained values, then the method's turn once (see ``trimming/target.py``)."""
+        method, self._method = self._method, keeping_values(self._method)
+        try:
+            return trim_to(self, method, keep, data)
+        finally:
+            self._method = method
 
     def attach(
         self, optimizer: torch.optim.Optimizer, *schedulers: Any, carry_state: bool | None = None
