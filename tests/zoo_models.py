@@ -34,6 +34,38 @@ class CRNN(nn.Module):
         return self.fc(y.mean(1))
 
 
+class FoldedCRNN(nn.Module):
+    """The usual CRNN layout: (batch, channels, freq, time) convs, time moved first and
+    channels x freq flattened channel-major into a GRU (``permute`` then ``flatten``, or
+    ``reshape`` then ``transpose``), or into a Linear before the GRU (``"linear"``)."""
+
+    def __init__(self, fold: str = "permute", n_mels: int = 16) -> None:
+        super().__init__()
+        self.fold = fold
+        self.c1 = nn.Conv2d(1, 12, 3, padding=1)
+        self.b1 = nn.BatchNorm2d(12)
+        self.c2 = nn.Conv2d(12, 16, 3, padding=1)
+        self.b2 = nn.BatchNorm2d(16)
+        self.pool = nn.MaxPool2d((2, 1))
+        width = 16 * (n_mels // 4)
+        self.proj = nn.Linear(width, 24) if fold == "linear" else None
+        self.gru = nn.GRU(24 if fold == "linear" else width, 20, batch_first=True)
+        self.fc = nn.Linear(20, 6)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        h = self.pool(torch.relu(self.b1(self.c1(spec))))
+        h = self.pool(torch.relu(self.b2(self.c2(h))))
+        b, c, f, t = h.shape
+        if self.fold == "reshape":
+            h = h.reshape(b, c * f, t).transpose(1, 2)
+        else:
+            h = h.permute(0, 3, 1, 2).flatten(2)
+        if self.proj is not None:
+            h = torch.relu(self.proj(h))
+        y, _ = self.gru(h)
+        return self.fc(y)
+
+
 class WaveNet(nn.Module):
     """Dilated causal convs, gated tanh*sigmoid over chunked halves, residual and skip sums."""
 
@@ -355,6 +387,9 @@ def _wav_and_mask() -> dict[str, torch.Tensor]:
 ZOO = [
     ZooCase("crnn", CRNN, _randn(2, 1, 16, 10), ("fc",)),
     ZooCase("wavenet", WaveNet, _randn(2, 1, 32), ("out",)),
+    ZooCase("crnn_permute_flatten", FoldedCRNN, _randn(2, 1, 16, 10), ("fc",)),
+    ZooCase("crnn_reshape_transpose", lambda: FoldedCRNN("reshape"), _randn(2, 1, 16, 10), ("fc",)),
+    ZooCase("crnn_flatten_linear", lambda: FoldedCRNN("linear"), _randn(2, 1, 16, 10), ("fc",)),
     ZooCase(
         "ddsp_decoder",
         DDSPDecoder,

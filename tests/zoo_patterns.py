@@ -192,6 +192,37 @@ class CroppedSkipUNet(nn.Module):
         return self.out(torch.relu(self.mix(torch.cat([y + skip, skip[..., ::1]], 1))))
 
 
+def _sinusoids(length: int, width: int) -> torch.Tensor:
+    """The fixed sinusoidal position table of a transformer: (length, width)."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    angle = pos / 10000 ** (torch.arange(0, width, 2, dtype=torch.float32) / width)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
+class PositionBuffer(nn.Module):
+    """Frames embedded, a position table stored as a buffer added to (or scaling) every token,
+    then attention and a feed-forward block on the residual stream (no LayerNorm: exact)."""
+
+    def __init__(self, batched: bool = True, persistent: bool = True, scale: bool = False) -> None:
+        super().__init__()
+        self.batched, self.scale = batched, scale
+        self.embed = nn.Linear(10, 16)
+        table = _sinusoids(32, 16)
+        self.register_buffer("pos", table[None] if batched else table, persistent=persistent)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.ff1 = nn.Linear(16, 24)
+        self.ff2 = nn.Linear(24, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        pos = self.pos[:, : h.shape[1]] if self.batched else self.pos[: h.shape[1]]
+        h = h * (1.0 + pos) if self.scale else h + pos
+        h = h + self.attn(h, h, h, need_weights=False)[0]
+        h = h + self.ff2(torch.relu(self.ff1(h)))
+        return self.head(h)
+
+
 @dataclass(frozen=True)
 class Case:
     """A pattern model with example inputs; ``equivalent`` is False for cross-channel norms."""
@@ -222,4 +253,10 @@ CASES = [
     Case("hidden_state_rnn", HiddenStateRNN, _x(2, 5, 6)),
     Case("multi_io", MultiIO, lambda: (torch.randn(3, 6), torch.randn(3, 4))),
     Case("cropped_skip_unet", CroppedSkipUNet, _x(2, 2, 24)),
+    Case("position_buffer_add", PositionBuffer, _x(2, 7, 10)),
+    Case(
+        "position_buffer_scale",
+        lambda: PositionBuffer(batched=False, persistent=False, scale=True),
+        _x(2, 7, 10),
+    ),
 ]

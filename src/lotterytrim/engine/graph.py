@@ -18,25 +18,13 @@ import torch_pruning as tp
 from torch import nn
 
 from lotterytrim.calls import eval_mode, kept_modes, output_signature, run_model, tensor_leaves
-from lotterytrim.engine import attention, layers
+from lotterytrim.engine import attention, layers, recurrent
 from lotterytrim.engine.adapter import OWNED
+from lotterytrim.engine.flattens import fix_flattens
 from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup, protect_ties
-from lotterytrim.engine.indexmap import (
-    UnionFind,
-    Unmappable,
-    dedupe,
-    fix_glu,
-    map_indices,
-)
+from lotterytrim.engine.indexmap import UnionFind, Unmappable, dedupe, fix_glu, map_indices
 from lotterytrim.engine.owned import OwnedParams, check_on_unsupported
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.engine.recurrent import (
-    RecurrentPruner,
-    dead_ends,
-    fix_recurrent_states,
-    recording,
-    traceable,
-)
 from lotterytrim.engine.slices import fix_time_slices
 from lotterytrim.engine.tags import is_unprunable
 from lotterytrim.errors import ExampleInputError
@@ -72,7 +60,7 @@ class TrimGraph:
         self._owned = OwnedParams(model, self._is_unprunable)
         self._heads = attention.find_heads(model)
         self._dg = self._trace()
-        self._custom = self._owned.classify(self._dg, on_unsupported)
+        self._custom = self._owned.classify(self._dg, on_unsupported, self._shapes)
         self.groups = self._discover()
         protect_ties(self.groups, self._aliases)
         self._owned.protect_unused(self.groups)
@@ -98,8 +86,20 @@ class TrimGraph:
 
     # ---------------------------------------------------------------- tracing
     def _trace(self) -> tp.DependencyGraph:
+        for with_buffers in (True, False):
+            try:
+                return self._trace_once()
+            except Exception as exc:  # noqa: BLE001
+                if with_buffers and self._owned.drop_buffers():
+                    continue  # a buffer written in place cannot stand in as a leaf: without them
+                raise ExampleInputError(
+                    f"tracing {type(self.model).__name__} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _trace_once(self) -> tp.DependencyGraph:
         dg = tp.DependencyGraph()
-        pruners: dict[Any, Any] = {nn.RNNBase: RecurrentPruner()}
+        pruners: dict[Any, Any] = {nn.RNNBase: recurrent.RecurrentPruner()}
         for cls in (nn.RNN, nn.GRU, nn.LSTM):
             pruners[cls] = pruners[nn.RNNBase]
         outputs: list[torch.Tensor] = []
@@ -107,35 +107,33 @@ class TrimGraph:
 
         def _outputs(out: Any) -> list[torch.Tensor]:
             outputs.extend(tensor_leaves(out))
-            dead = dead_ends(outputs, rec.tensors)  # unused branches are traced too
+            dead = recurrent.dead_ends(outputs, rec.tensors)  # unused branches are traced too
             self._dead_fns = {id(t.grad_fn) for t in dead}
             return outputs + dead
 
-        try:
-            with (
-                kept_modes(self.model),
-                warnings.catch_warnings(),
-                torch.enable_grad(),
-                traceable(self.model),
-                recording() as rec,
-            ):
-                warnings.simplefilter("ignore")
-                dg.build_dependency(
-                    self.model,
-                    example_inputs=self.example_inputs,
-                    forward_fn=run_model,
-                    output_transform=_outputs,
-                    customized_pruners=pruners,
-                    unwrapped_parameters=self._owned.unwrapped(),
-                    verbose=False,
-                )
-        except Exception as exc:  # noqa: BLE001
-            raise ExampleInputError(
-                f"tracing {type(self.model).__name__} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        fix_recurrent_states(dg)
+        with (
+            kept_modes(self.model),
+            warnings.catch_warnings(),
+            torch.enable_grad(),
+            recurrent.traceable(self.model),
+            self._owned.standing_in(),
+            recurrent.recording() as rec,
+        ):
+            warnings.simplefilter("ignore")
+            dg.build_dependency(
+                self.model,
+                example_inputs=self.example_inputs,
+                forward_fn=run_model,
+                output_transform=_outputs,
+                customized_pruners=pruners,
+                unwrapped_parameters=self._owned.unwrapped(),
+                verbose=False,
+            )
+        self._shapes = {id(t.grad_fn): tuple(t.shape) for t in rec.tensors}
+        recurrent.fix_recurrent_states(dg)
         fix_glu(dg)
         fix_time_slices(dg)
+        fix_flattens(dg, self._shapes)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
         self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
         return dg

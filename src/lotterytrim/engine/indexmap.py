@@ -15,6 +15,7 @@ from torch_pruning.dependency import index_mapping as _im
 __all__ = [
     "ModHidden",
     "ExpandHidden",
+    "MergeDims",
     "dedupe",
     "map_indices",
     "Unmappable",
@@ -42,6 +43,25 @@ class ExpandHidden:
     def vec(self, idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         k = np.arange(self.dirs) * self.hidden
         return (idx[:, None] + k[None, :]).ravel(), np.repeat(root, self.dirs)
+
+
+class MergeDims:
+    """A channel of a dim that a reshape merges with others, to its columns of the merged dim.
+
+    Channel ``c`` of a dim of ``size``, with ``outer`` elements of the merged dims before it and
+    ``inner`` after it, owns columns ``o * size * inner + c * inner + i``; ``reverse`` maps
+    columns back to channels.
+    """
+
+    def __init__(self, size: int, inner: int, outer: int, reverse: bool) -> None:
+        self.size, self.inner, self.outer, self.reverse = size, inner, outer, reverse
+
+    def vec(self, idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.reverse:
+            return dedupe((idx // self.inner) % self.size, root)
+        o = np.arange(self.outer, dtype=np.int64)[:, None] * (self.size * self.inner)
+        cols = (o + np.arange(self.inner, dtype=np.int64)[None, :]).ravel()
+        return (idx[:, None] * self.inner + cols[None, :]).ravel(), np.repeat(root, cols.size)
 
 
 def dedupe(idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

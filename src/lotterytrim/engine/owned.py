@@ -1,4 +1,4 @@
-"""Parameters that modules hold directly (class tokens, positions, mask embeddings, scales).
+"""Tensors that modules hold directly (class tokens, positions, mask embeddings, scales).
 
 No adapter owns them, yet they often lie along a trimmed width: a class token is concatenated
 with the embedded frames, a positional table or a layer-scale vector is broadcast against
@@ -6,11 +6,18 @@ them. Such a parameter is sliced along its last non-singleton dim with the units
 when every use of it is a broadcasting op (add, multiply, concat along another dim, masked
 write). A parameter used any other way (as a matrix, a conv kernel) needs an adapter; one the
 example inputs never reach has no known coupling, and groups of its width are protected.
+
+Floating-point buffers (a sinusoidal position table) follow the same rules: while tracing each
+stands in as a parameter sharing its storage, so the tracer sees where it meets the units. A
+buffer used any other way (a filterbank as a matrix, a window in ``stft``) raises nothing: the
+groups that reach it are protected. A table broadcast across the channels it meets (a window
+over time against (batch, channels, time)) does not follow them and is never sliced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +26,7 @@ import torch_pruning as tp
 from torch import nn
 
 from lotterytrim.engine import layers
+from lotterytrim.engine.flattens import channel_dim_of
 from lotterytrim.errors import UnsupportedLayerError
 
 __all__ = ["OwnedParams", "ON_UNSUPPORTED", "check_on_unsupported"]
@@ -80,6 +88,12 @@ class _Owned:
     unprunable: bool = False
     problem: str | None = None  # why it cannot be sliced with the units it meets
     used: bool = True
+    places: tuple[tuple[nn.Module, str], ...] = ()  # a buffer's owners and names (else empty)
+    across: bool = False  # broadcast across the channels it meets: follows no unit
+
+    @property
+    def buffer(self) -> bool:
+        return bool(self.places)
 
     def describe(self) -> str:
         return f"'{self.name}' {tuple(self.param.shape)}"
@@ -108,6 +122,49 @@ class OwnedParams:
                     dim=dims[-1] if dims else None,
                     unprunable=is_unprunable(m),
                 )
+        self._add_buffers(model, known, is_unprunable)
+
+    def _add_buffers(
+        self, model: nn.Module, known: set[int], is_unprunable: Callable[[nn.Module], bool]
+    ) -> None:
+        """Floating-point buffers of modules without an adapter, each with a stand-in leaf."""
+        real: dict[int, _Owned] = {}
+        for m in model.modules():
+            if layers.adapter_for(m) is not None:
+                known.update(id(b) for b in m.buffers())
+        for name, b in model.named_buffers(remove_duplicate=False):
+            if b is None or id(b) in known or not b.is_floating_point() or b.dim() == 0:
+                continue
+            owner, _, attr = name.rpartition(".")
+            m = model.get_submodule(owner) if owner else model
+            if id(b) in real:
+                real[id(b)].places += ((m, attr),)
+                continue
+            dims = [d for d, s in enumerate(b.shape) if s > 1]
+            stand_in = nn.Parameter(b.detach(), requires_grad=True)
+            o = _Owned(name, owner, attr, stand_in, dims[-1] if dims else None)
+            o.unprunable, o.places = is_unprunable(m), ((m, attr),)
+            real[id(b)] = self.by_id[id(stand_in)] = o
+
+    @contextlib.contextmanager
+    def standing_in(self) -> Iterator[None]:
+        """Put every buffer's stand-in in its place while the model is traced, then restore."""
+        saved = [(m, a, m._buffers[a]) for o in self.by_id.values() for m, a in o.places]
+        try:
+            for o in self.by_id.values():
+                for m, a in o.places:
+                    m._buffers[a] = o.param
+            yield
+        finally:
+            for m, a, b in saved:
+                m._buffers[a] = b
+
+    def drop_buffers(self) -> bool:
+        """Forget the buffers (to trace without them); whether there were any."""
+        gone = [k for k, o in self.by_id.items() if o.buffer]
+        for k in gone:
+            del self.by_id[k]
+        return bool(gone)
 
     def unwrapped(self) -> list[Any]:
         """The parameters the tracer must show as graph nodes, with the dim that follows units."""
@@ -117,11 +174,13 @@ class OwnedParams:
             if o.dim is not None
         ]
 
-    def classify(self, dg: Any, on_unsupported: str) -> dict[str, list[str]]:
+    def classify(
+        self, dg: Any, on_unsupported: str, shapes: Mapping[int, tuple[int, ...]]
+    ) -> dict[str, list[str]]:
         """Find how each parameter is used; raise (or report) those no rule can slice.
 
-        Returns the custom layers: owner module -> names of parameters it uses in ways that
-        need an adapter.
+        ``shapes`` are the traced ops' output shapes by ``id(grad_fn)``. Returns the custom
+        layers: owner module -> names of parameters it uses in ways that need an adapter.
         """
         custom: dict[str, list[str]] = {}
         for o in self.by_id.values():
@@ -131,8 +190,8 @@ class OwnedParams:
             if node is None:
                 o.used = False
                 continue
-            o.problem = _use_problem(node, o)
-            if o.problem is not None:
+            o.problem, o.across = _use_problem(node, o, shapes)
+            if o.problem is not None and not o.buffer:
                 custom.setdefault(o.owner, []).append(o.attr)
         bad = {
             n: [a for a in attrs if not self._by_name(n, a).unprunable]
@@ -160,6 +219,8 @@ class OwnedParams:
         o = self.by_id.get(id(param))
         if o is None or o.dim is None:
             return None, "it reaches a parameter that no layer owns"
+        if o.across and o.problem is None:
+            return None, None  # the same values for every channel: nothing to slice
         if o.unprunable:
             return None, f"it reaches parameter {o.describe()} of an unprunable layer"
         if o.problem is not None:
@@ -197,23 +258,51 @@ class OwnedParams:
                 g.protected = "; ".join([*([g.protected] if g.protected else []), *reasons])
 
 
-def _use_problem(node: Any, owned: _Owned) -> str | None:
-    """None when every use of the parameter broadcasts it along the width, else the op name."""
+def _use_problem(
+    node: Any, owned: _Owned, shapes: Mapping[int, tuple[int, ...]]
+) -> tuple[str | None, bool]:
+    """(None or the op name of a use that does not broadcast it along the width, whether it is
+    broadcast across the channels it meets)."""
     single = sum(s > 1 for s in owned.param.shape) == 1
-    stack, seen = list(node.outputs), set()
+    stack, seen = [(n, node) for n in node.outputs], set()
+    across = False
     while stack:
-        n = stack.pop()
+        n, prev = stack.pop()
         if id(n) in seen:
             continue
         seen.add(id(n))
         op = type(n.grad_fn).__name__
         if op in _PASS_OPS or (op in _VIEW_OPS and single):
-            stack.extend(n.outputs)
+            stack.extend((o, n) for o in n.outputs)
         elif op == "CatBackward0":
             dim = int(getattr(n.grad_fn, "_saved_dim", 0))
             dim = dim - 2**64 if dim >= 2**63 else dim  # autograd stores it unsigned
             if dim % owned.param.dim() == owned.dim:
-                return "a concatenation along its sliced dim"
+                return "a concatenation along its sliced dim", False
         elif op not in _BROADCAST_OPS:
-            return op.removesuffix("Backward0").removesuffix("Backward1") or op
+            return op.removesuffix("Backward0").removesuffix("Backward1") or op, False
+        elif op != "IndexPutBackward0":
+            align = _aligned(n, prev, owned, shapes)
+            if align is not None and align == 1:
+                across = True
+            elif align is not None and align != owned.param.shape[owned.dim]:
+                return f"{op.removesuffix('Backward0')} along another dim", False
+    return None, across
+
+
+def _aligned(n: Any, prev: Any, owned: _Owned, shapes: Mapping[int, tuple[int, ...]]) -> int | None:
+    """The size, in the tensor ``prev`` hands to op ``n``, of the dim that meets the channels of
+    the op's other operand (None when the traced shapes do not tell)."""
+    out = shapes.get(id(n.grad_fn))
+    mine = tuple(owned.param.shape) if prev.module is owned.param else shapes.get(id(prev.grad_fn))
+    if out is None or mine is None:
+        return None
+    for other in n.inputs:
+        if other is prev:
+            continue
+        cd = channel_dim_of(other, shapes)
+        if cd is None:
+            continue
+        at = cd - (len(out) - len(mine))  # broadcasting aligns shapes on the right
+        return 1 if at < 0 else int(mine[at])
     return None
