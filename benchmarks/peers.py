@@ -211,6 +211,51 @@ def run_replicate(
     return rows
 
 
+def comparison(ours: pd.DataFrame, peers: pd.DataFrame) -> pd.DataFrame:
+    """Mean validation and test error per level (over replicates) of each of our methods and
+    of torch-pruning's pipeline, side by side at the same parameter counts."""
+    frames = [ours[ours.level > 0], peers]
+    rows = pd.concat(frames, ignore_index=True)
+    rows["pipeline"] = rows.method.where(rows.method != "torch-pruning", "torch-pruning")
+    table = (
+        rows.groupby(["task", "level", "pipeline"])
+        .agg(
+            kept=("kept", "mean"),
+            val_error=("val_error", "mean"),
+            error=("error", "mean"),
+            replicates=("replicate", "nunique"),
+        )
+        .reset_index()
+    )
+    wide = table.pivot_table(
+        index=["task", "level"], columns="pipeline", values=["kept", "val_error", "error"]
+    ).swaplevel(axis=1)
+    order = sorted(wide.columns.levels[0], key=lambda p: (p == "torch-pruning", p))
+    columns = [(p, what) for p in order for what in ("kept", "val_error", "error")]
+    return wide[[c for c in columns if c in wide.columns]].round(3)
+
+
+def markdown(ours_dir: Path, peers_dir: Path, tasks: Sequence[str]) -> str:
+    """The comparison of each task with committed rows in both folders, as markdown tables."""
+    out = []
+    for task in tasks:
+        ours_file, peers_file = ours_dir / f"{task}.csv", peers_dir / f"{task}.csv"
+        if not (ours_file.is_file() and peers_file.is_file()):
+            continue
+        ours = pd.read_csv(ours_file)
+        peers = pd.read_csv(peers_file)
+        ours = ours[ours.replicate.isin(peers.replicate.unique())]
+        table = comparison(ours, peers)
+        head = ["level"] + [f"{who} {what}" for who, what in table.columns]
+        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for (_, level), row in table.iterrows():
+            cells = [str(level)] + [f"{v:.3f}" for v in row.to_numpy()]
+            lines.append("| " + " | ".join(cells) + " |")
+        n = peers.replicate.nunique()
+        out.append(f"**{task}** ({n} replicate{'s' if n > 1 else ''})\n\n" + "\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.peers", description=__doc__.split("\n")[0]
@@ -222,7 +267,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importance", choices=sorted(IMPORTANCE), default="magnitude")
     parser.add_argument("--out", default="results/peers")
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument(
+        "--table",
+        default=None,
+        metavar="OURS_DIR",
+        help="print the comparison with our committed rows in OURS_DIR (e.g. results/quick) "
+        "for the comma-separated --task list, and run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.table is not None:
+        print(markdown(Path(args.table), Path(args.out), args.task.split(",")), end="")
+        return 0
     torch.set_num_threads(1)
     out = Path(args.out) / f"{args.task}.csv"
     old = pd.read_csv(out) if out.is_file() else pd.DataFrame(columns=COLUMNS)
