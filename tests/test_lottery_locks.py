@@ -79,10 +79,10 @@ def test_lock_timeout_waits_for_the_holder(tmp_path: Path) -> None:
 def test_resume_finishes_interrupted_slimming(tmp_path: Path, monkeypatch) -> None:
     lottery = _lottery(tmp_path, Recorder(), levels=3)
 
-    def crash(self, path):  # killed right after level 2's row, before slimming level 1
+    def crash(path, build):  # killed right after level 2's row, before slimming level 1
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(type(lottery), "_slim", crash)
+    monkeypatch.setattr("lotterytrim.runner.lottery.slim_level", crash)
     with pytest.raises(KeyboardInterrupt):
         lottery.run()
     folder = lottery.directory / "replicate-0" / "trim-magnitude"
