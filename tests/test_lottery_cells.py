@@ -22,7 +22,7 @@ import lotterytrim as lt
 from lotterytrim.runner.cells import Cell
 from lotterytrim.storage.files import read_tensors
 
-TIMING = ["train_seconds", "step_seconds", "seconds"]
+TIMING = ["train_seconds", "step_seconds", "seconds", "total_seconds"]
 LOOSE = [*TIMING, "memory_bytes"]  # compared apart, to a tolerance
 GRID = dict(methods=("trim", "finetune", "mask"), replicates=2, levels=2)
 CELLS = 2 * 3  # replicates x (method, criterion) pairs

@@ -70,7 +70,9 @@ class Profile:
     levels: int = field(metadata=_doc("trimming levels after the reference"))
     amount: float = field(metadata=_doc("share of the remaining weights removed per level"))
     replicates: int = field(metadata=_doc("independent lotteries, each from its own seed"))
-    methods: tuple[str, ...] = field(metadata=_doc("trim | finetune | reinit | mask"))
+    methods: tuple[str, ...] = field(
+        metadata=_doc("trim | lrr | finetune | reinit | mask; +kd distils, @oneshot / @earlybird")
+    )
     criteria: tuple[str, ...] = field(metadata=_doc("unit criteria (mask always uses magnitude)"))
     rewind_epochs: Mapping[str, int] = field(
         metadata=_doc("epochs of the reference before W_k is taken, per task (<= patience)")
@@ -496,7 +498,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--methods",
         type=_methods,
         default=None,
-        help="override the profile's methods, comma-separated (e.g. trim,finetune,mask)",
+        help="override the profile's methods, comma-separated (e.g. trim,lrr,lrr@oneshot)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--figure", default=None, help="write Figure 2 to this path")
@@ -542,13 +544,21 @@ def _non_negative(text: str) -> int:
 
 
 def _methods(text: str) -> tuple[str, ...]:
-    """Comma-separated method names, each one the runner knows, for argparse."""
+    """Comma-separated method names, each one the runner knows (``+kd`` and ``@PACING``
+    included: ``lrr+kd@oneshot``), for argparse."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     known = tuple(lt.methods.METHODS)
-    unknown = [name for name in names if name not in known]
-    if not names or unknown:
+    problems: dict[str, str] = {}
+    for name in names:
+        try:
+            lt.methods.check_method_name(name)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    if not names or problems:
+        detail = "".join(f"; {why}" for why in problems.values())
         raise argparse.ArgumentTypeError(
-            f"unknown method(s) {unknown or text!r}; choose from {', '.join(known)}"
+            f"unknown method(s) {list(problems) or text!r}{detail}; methods: {', '.join(known)}, "
+            f"each with +kd to distil and @oneshot or @earlybird to trim straight to a size"
         )
     return names
 

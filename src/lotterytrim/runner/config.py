@@ -11,7 +11,7 @@ from torch import nn
 
 from lotterytrim.criteria import CRITERIA
 from lotterytrim.options import TrimOptions, check_amount, option_keywords
-from lotterytrim.trimming.methods import METHODS, split_method
+from lotterytrim.trimming.methods import METHODS, check_method_name, split_method, split_pacing
 
 __all__ = ["LotteryConfig", "unprunable_modules"]
 
@@ -37,7 +37,10 @@ class LotteryConfig:
     replicates: int = field(default=5, metadata=_describe("independent lotteries (seeds)"))
     methods: tuple[str, ...] = field(
         default=("trim",),
-        metadata=_describe("lottery methods by name: trim | lrr | finetune | ...; +kd distils"),
+        metadata=_describe(
+            "lottery methods by name: trim | lrr | finetune | ...; +kd distils; "
+            "@oneshot or @earlybird (last) trims straight to each level's size"
+        ),
     )
     criteria: tuple[str, ...] = field(
         default=("magnitude",), metadata=_describe("unit criteria by name; mask ignores them")
@@ -57,12 +60,17 @@ class LotteryConfig:
         default_factory=dict,
         metadata=_describe("keyword arguments per criterion name, e.g. {'information': {...}}"),
     )
+    earlybird: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata=_describe("threshold and window of the @earlybird monitors (default 0.1, 5)"),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "criteria", tuple(self.criteria))
         object.__setattr__(self, "unprunable", tuple(self.unprunable))
         object.__setattr__(self, "criterion_options", dict(self.criterion_options))
+        object.__setattr__(self, "earlybird", dict(self.earlybird))
         if not isinstance(self.task, str) or not self.task or "/" in self.task:
             raise ValueError(f"task must be a non-empty name without '/', got {self.task!r}")
         if len(self.task.encode("utf-8")) > 200:  # the run directory adds 13 to its name
@@ -83,6 +91,7 @@ class LotteryConfig:
             raise ValueError(f"rewind_fraction must lie in [0, 1], got {self.rewind_fraction}")
         _check_names("methods", self.methods, METHODS, split=True)
         _check_names("criteria", self.criteria, CRITERIA)
+        _check_earlybird(self.earlybird, self.pacings())
         for name, options in self.criterion_options.items():
             if name not in self.criteria or not isinstance(options, Mapping):
                 raise ValueError(
@@ -103,6 +112,10 @@ class LotteryConfig:
             pairs.extend([(method, fixed)] if fixed else [(method, c) for c in self.criteria])
         return pairs
 
+    def pacings(self) -> set[str]:
+        """The pacings the methods use (``"iterative"`` for names without one)."""
+        return {split_pacing(m)[1] for m in self.methods}
+
     def record(self) -> dict[str, Any]:
         """The fields as the JSON object hashed into the run directory's name.
 
@@ -117,6 +130,8 @@ class LotteryConfig:
         data.update(data.pop("options"))
         if data["on_unsupported"] == "error":
             del data["on_unsupported"]
+        if not data["earlybird"]:  # runs made before the pacings keep their directory
+            del data["earlybird"]
         return json.loads(json.dumps(data))
 
     @classmethod
@@ -130,14 +145,40 @@ class LotteryConfig:
 def _check_names(
     what: str, names: tuple[str, ...], registry: Mapping[str, Any], split: bool = False
 ) -> None:
-    """Names must be non-empty, unique and registered (methods: once ``+kd`` is cut off)."""
+    """Names must be non-empty, unique and registered (methods: their method, ``+kd`` and
+    pacing, each checked by :func:`check_method_name`)."""
     if not names or len(set(names)) != len(names):
         raise ValueError(f"{what} must be a non-empty list without repeats: {names}")
     for name in names:
+        if split:
+            try:
+                check_method_name(name)
+            except ValueError as exc:
+                raise ValueError(f"{what}: {exc}") from None
+            continue
         if (split_method(name)[0] if split else name) not in registry:
             raise ValueError(
                 f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
             )
+
+
+def _check_earlybird(options: Mapping[str, Any], pacings: set[str]) -> None:
+    """The early-bird monitors' settings: ``threshold`` in (0, 1], ``window`` >= 1, and only
+    with an ``@earlybird`` method (they would change the run directory for nothing)."""
+    if not options:
+        return
+    if "earlybird" not in pacings:
+        raise ValueError(f"earlybird={dict(options)!r} is set but no method is paced @earlybird")
+    unknown = sorted(set(options) - {"threshold", "window"})
+    if unknown:
+        raise ValueError(f"earlybird takes 'threshold' and 'window', got {unknown}")
+    threshold, window = options.get("threshold", 0.1), options.get("window", 5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"earlybird threshold must be a number in (0, 1], got {threshold!r}")
+    if not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"earlybird threshold must lie in (0, 1], got {threshold!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"earlybird window must be an integer >= 1, got {window!r}")
 
 
 def unprunable_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:

@@ -38,6 +38,7 @@ class LevelContext:
         progress: bool,
         device: str | None = None,
         reference: Callable[[], nn.Module] | None = None,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> None:
         self.task, self.method, self.criterion = task, method, criterion
         self.replicate, self.level, self.seed = replicate, level, seed
@@ -51,7 +52,10 @@ class LevelContext:
         self._progress = progress
         self._reference = reference
         self._teacher: nn.Module | None = None
+        self._on_epoch = on_epoch
         self.captured = False
+        #: epochs ``ctx.epochs`` has handed out so far, over all its loops (a row's train_epochs)
+        self.epochs_run = 0
 
     def teacher(self, device: str | torch.device | None = None) -> nn.Module:
         """The replicate's trained reference (level 0), frozen and in eval mode, on ``device``
@@ -87,7 +91,9 @@ class LevelContext:
         """Epoch indices 0..n-1 with a progress bar; at level 0 captures W_k on schedule.
 
         The capture happens once ``round(n * rewind_fraction)`` epochs have completed, unless
-        :meth:`capture_rewind` was called already.
+        :meth:`capture_rewind` was called already. Each epoch handed out counts in
+        :attr:`epochs_run`; the runner's end-of-epoch hook (early-bird monitors of the
+        reference) runs when the loop asks for the next epoch or ends.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"ctx.epochs(n) needs a positive integer, got {n!r}")
@@ -97,7 +103,10 @@ class LevelContext:
         for epoch in bar:
             if at == epoch and not self.captured:
                 self.capture_rewind()
+            self.epochs_run += 1
             yield epoch
+            if self._on_epoch is not None:
+                self._on_epoch(self.epochs_run)
         if at == n and not self.captured:
             self.capture_rewind()
 

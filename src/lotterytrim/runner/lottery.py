@@ -4,7 +4,9 @@ Each replicate trains one reference (level 0) from its own seed and captures the
 during that training. Every (method, criterion) pair then starts from a copy of that reference
 and runs its levels: step the trimmer, train, evaluate, measure, save. Each finished level is
 one JSON row plus one model file, both written atomically, so a crash loses at most the level
-in progress and a second run with the same settings resumes where the first stopped.
+in progress and a second run with the same settings resumes where the first stopped. That
+chain is the iterative pacing; methods paced ``@oneshot`` or ``@earlybird`` make each level
+straight from the reference (``runner.pacing``).
 
 The run directory is named by a hash of everything that changes results (the
 :class:`LotteryConfig`, the user's ``settings``, the model architecture and the input shapes).
@@ -28,12 +30,13 @@ from tqdm.auto import tqdm
 
 from lotterytrim.calls import tensor_leaves
 from lotterytrim.errors import LotteryError
-from lotterytrim.measure.report import report
 from lotterytrim.runner.cells import Cell, CellRunner
 from lotterytrim.runner.config import LotteryConfig, unprunable_modules
-from lotterytrim.runner.context import LevelContext, evaluation_row
+from lotterytrim.runner.context import LevelContext
 from lotterytrim.runner.locks import cell_lock
+from lotterytrim.runner.pacing import ReferenceWatch, chained_cost, reference_cost, run_paced_cell
 from lotterytrim.runner.results import load_results, read_json
+from lotterytrim.runner.rows import level_row
 from lotterytrim.runner.rundir import (
     cell_folder,
     file_owner,
@@ -51,7 +54,7 @@ from lotterytrim.runner.rundir import (
 from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import load, save
-from lotterytrim.trimming.methods import METHODS, split_method
+from lotterytrim.trimming.methods import METHODS, split_method, split_pacing
 from lotterytrim.trimming.state import load_trimmer_state
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -168,7 +171,8 @@ class Lottery:
         return table
 
     # ---------------------------------------------------------------- one lottery
-    def _seed(self, replicate: int) -> int:
+    def replicate_seed(self, replicate: int) -> int:
+        """The base seed of a replicate's reference and levels."""
         return self.config.seed + replicate
 
     def run_cell(self, replicate: int, method: str, criterion: str, bar: Any = None) -> None:
@@ -178,13 +182,15 @@ class Lottery:
         folder = cell_folder(self.directory, replicate, method, criterion)
         what = f"lottery cell {folder.relative_to(self.directory).as_posix()} of {self.directory}"
         with cell_lock(folder, ".lock", what, self.lock_timeout):
+            if split_pacing(method)[1] != "iterative":  # levels of their own: nothing to slim
+                return run_paced_cell(self, replicate, method, criterion, bar)
             for level in range(1, finished_levels(folder, self.config.levels) - 1):
                 slim_level(folder / level_name(level), self._build)
             self._run_cell(replicate, method, criterion, bar)
 
     def _run_cell(self, replicate: int, method: str, criterion: str, bar: Any) -> None:
         folder = cell_folder(self.directory, replicate, method, criterion)
-        owner = functools.partial(self._owner, replicate, method, criterion)
+        owner = functools.partial(self.owner, replicate, method, criterion)
         done = resumable_levels(folder, self.config.levels, owner)
         if done > self.config.levels:
             bar.update(self.config.levels + 1)
@@ -192,7 +198,7 @@ class Lottery:
         bar.update(done)
         if done <= 1:
             ref = self.reference(replicate)
-            model, trimmer = self._from_file(ref["file"], replicate, method, criterion, True)
+            model, trimmer = self.from_file(ref["file"], replicate, method, criterion, True)
             if done == 0:
                 folder.mkdir(parents=True, exist_ok=True)
                 row = {**ref["row"], "method": method, "criterion": criterion}
@@ -200,30 +206,33 @@ class Lottery:
                 done = 1
         else:
             last = folder / level_name(done - 1)
-            model, trimmer = self._from_file(last, replicate, method, criterion, False)
+            model, trimmer = self.from_file(last, replicate, method, criterion, False)
         params0 = reference_params(folder / row_name(0))
         for level in range(done, self.config.levels + 1):
             row = self._level(model, trimmer, replicate, method, criterion, level, params0)
+            row.update(chained_cost(row, read_json(folder / row_name(level - 1))))
             self._finish(folder, level, row, bar, model=model, trimmer=trimmer)
 
-    def _from_file(
+    def from_file(
         self, path: Path, replicate: int, method: str, criterion: str, reference: bool
     ) -> tuple[nn.Module, LotteryTrimmer]:
-        """Rebuild the model and its trimmer from a file holding the trimmer state."""
+        """Rebuild the model and its trimmer from a file holding the trimmer state
+        (``reference``: a file saved before any step, by a ``trim`` trimmer)."""
         state = load_trimmer_state(path)
         if state is None:
             raise LotteryError(f"{path} holds no trimmer state to resume from")
         with torch.random.fork_rng(devices=[]):
             model = load(path, self._build)
-        trimmer = self._trimmer(model, replicate, method, criterion)
+        trimmer = self.make_trimmer(model, replicate, method, criterion)
         if reference:  # the reference was saved by a "trim" trimmer before any step
             state["meta"] = {**state["meta"], "method": split_method(method)[0]}
         trimmer.load_state_dict(state)
         return model, trimmer
 
-    def _trimmer(
+    def make_trimmer(
         self, model: nn.Module, replicate: int, method: str, criterion: str
     ) -> LotteryTrimmer:
+        """A trimmer of a cell's method and criterion on ``model``, as the config says."""
         config = self.config
         return LotteryTrimmer(
             model,
@@ -233,7 +242,7 @@ class Lottery:
             options=config.options,
             method=split_method(method)[0],
             unprunable=unprunable_modules(model, config.unprunable),
-            seed=self._seed(replicate),
+            seed=self.replicate_seed(replicate),
             criterion_options=config.criterion_options.get(criterion, {}),
         )
 
@@ -241,7 +250,7 @@ class Lottery:
         """The trained level-0 model of a replicate (trained once, shared by every pair):
         ``{"file": path, "row": row}``, trained under the replicate's lock when missing."""
         file, row_file = reference_files(self.directory, replicate)
-        owner = self._owner(replicate, "reference", "-", 0)
+        owner = self.owner(replicate, "reference", "-", 0)
         if row_file.exists() and file.exists() and foreign_file(file, owner) is None:
             return {"file": file, "row": read_json(row_file)}
         what = f"the reference of replicate {replicate} of {self.directory}"
@@ -253,16 +262,19 @@ class Lottery:
                 set_aside(file, row_file, problem)
             return self._train_reference(replicate, file, row_file)
 
-    def _owner(self, replicate: int, method: str, criterion: str, level: int) -> dict[str, Any]:
+    def owner(self, replicate: int, method: str, criterion: str, level: int) -> dict[str, Any]:
+        """What the header of this run's file of a cell's level names (see ``file_owner``)."""
         return file_owner(self.directory, self.config.task, replicate, method, criterion, level)
 
     def _train_reference(self, replicate: int, file: Path, row_file: Path) -> dict[str, Any]:
         """Train, measure and save the reference of ``replicate`` (its lock is held)."""
-        seed = self._seed(replicate)
+        seed = self.replicate_seed(replicate)
         seed_everything(seed)
         model = self._build()
-        trimmer = self._trimmer(model, replicate, "trim", self.config.criteria[0])
-        ctx = self._context(replicate, "reference", "-", 0, seed, None, trimmer.capture_rewind)
+        trimmer = self.make_trimmer(model, replicate, "trim", self.config.criteria[0])
+        watch = ReferenceWatch.create(self, replicate, trimmer)  # None without @earlybird
+        hook = None if watch is None else watch.after_epoch
+        ctx = self.context(replicate, "reference", "-", 0, seed, None, trimmer.capture_rewind, hook)
         t0 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t0
@@ -272,10 +284,13 @@ class Lottery:
                 "point: loop over ctx.epochs(n) or call ctx.capture_rewind() during level 0"
             )
         trimmer.check_model()
+        if watch is not None:  # snapshots before the row: a written reference has them all
+            watch.finish(ctx.epochs_run)
         params = sum(p.numel() for p in model.parameters())
-        row = self._measure(model, params, params, ctx, train_seconds, 0.0, t0)
+        row = level_row(self, model, params, params, ctx, train_seconds, 0.0, t0)
+        row.update(reference_cost(row))
         row["path"] = file.relative_to(self.directory).as_posix()
-        save(model, file, trimmer, metadata=self._owner(replicate, "reference", "-", 0))
+        save(model, file, trimmer, metadata=self.owner(replicate, "reference", "-", 0))
         write_json(row_file, row)
         return {"file": file, "row": row}
 
@@ -291,19 +306,19 @@ class Lottery:
     ) -> dict[str, Any]:
         """Step the trimmer, train and evaluate one level; returns its row (not yet written)."""
         t0 = time.perf_counter()
-        seed = derive_seed(self._seed(replicate), method, criterion, level)
+        seed = derive_seed(self.replicate_seed(replicate), method, criterion, level)
         seed_everything(seed)
         data = self.data() if callable(self.data) else self.data
         result = trimmer.step(data=data)
         step_seconds = time.perf_counter() - t0
-        ctx = self._context(replicate, method, criterion, level, seed, trimmer, None)
+        ctx = self.context(replicate, method, criterion, level, seed, trimmer, None)
         t1 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t1
         params = result.params_after if METHODS[trimmer.method].masks else trimmer.params
-        return self._measure(model, params, params0, ctx, train_seconds, step_seconds, t0)
+        return level_row(self, model, params, params0, ctx, train_seconds, step_seconds, t0)
 
-    def _context(
+    def context(
         self,
         replicate: int,
         method: str,
@@ -312,8 +327,10 @@ class Lottery:
         seed: int,
         trimmer: LotteryTrimmer | None,
         capture: Callable[[], None] | None,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> LevelContext:
-        """What ``train`` gets for one level; levels after the reference get its teacher."""
+        """What ``train`` gets for one level; levels after the reference get its teacher;
+        ``on_epoch(epochs_run)`` runs after each epoch of ``ctx.epochs``."""
         return LevelContext(
             task=self.config.task,
             method=method,
@@ -327,54 +344,13 @@ class Lottery:
             progress=self.progress,
             device=self.device,
             reference=functools.partial(self._reference_model, replicate) if level else None,
+            on_epoch=on_epoch,
         )
 
     def _reference_model(self, replicate: int) -> nn.Module:
         """A fresh copy of the replicate's trained reference, read from its file."""
         with torch.random.fork_rng(devices=[]):
             return load(reference_files(self.directory, replicate)[0], self._build)
-
-    def _measure(
-        self,
-        model: nn.Module,
-        params: int,
-        params0: int,
-        ctx: LevelContext,
-        train_seconds: float,
-        step_seconds: float,
-        t0: float,
-    ) -> dict[str, Any]:
-        """Evaluate and report one trained level as a row."""
-        with torch.random.fork_rng(devices=[]):
-            outcome = self.evaluate(model)
-        row: dict[str, Any] = {
-            "task": self.config.task,
-            "method": ctx.method,
-            "criterion": ctx.criterion,
-            "replicate": ctx.replicate,
-            "level": ctx.level,
-        }
-        row.update(evaluation_row(outcome))
-        row.update(ctx.records)
-        rep = report(
-            model,
-            self.example_inputs,
-            latency=self.latency,
-            unprunable=unprunable_modules(model, self.config.unprunable),
-        )
-        row.update(
-            params=int(params),
-            kept=float(params) / float(params0),
-            macs=int(rep.macs),
-            memory_bytes=int(rep.memory_bytes),
-            disk_bytes=int(rep.disk_bytes),
-            train_seconds=train_seconds,
-            step_seconds=step_seconds,
-        )
-        if rep.latency_median_s is not None:
-            row["latency_ms"] = rep.latency_median_s * 1e3
-        row["seconds"] = time.perf_counter() - t0
-        return row
 
     def _finish(
         self,
@@ -389,7 +365,7 @@ class Lottery:
         """Write a level's model (with the trimmer state) then its row; slim the level before."""
         if model is not None and trimmer is not None:
             file = folder / level_name(level)
-            meta = self._owner(row["replicate"], row["method"], row["criterion"], level)
+            meta = self.owner(row["replicate"], row["method"], row["criterion"], level)
             save(model, file, trimmer, metadata=meta)
             row["path"] = file.relative_to(self.directory).as_posix()
         write_json(folder / row_name(level), row)

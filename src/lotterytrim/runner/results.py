@@ -16,7 +16,15 @@ import pandas as pd
 
 from lotterytrim.errors import LotteryError
 
-__all__ = ["COLUMNS", "RESERVED", "VALIDATION", "load_results", "select", "read_json"]
+__all__ = [
+    "COLUMNS",
+    "EARLYBIRD_COLUMNS",
+    "RESERVED",
+    "VALIDATION",
+    "load_results",
+    "select",
+    "read_json",
+]
 
 COLUMNS: tuple[str, ...] = (
     "task",
@@ -33,12 +41,19 @@ COLUMNS: tuple[str, ...] = (
     "train_seconds",
     "step_seconds",
     "seconds",
+    "train_epochs",
+    "total_epochs",
+    "total_seconds",
     "path",
 )
 """Columns every result row has; ``evaluate`` and ``ctx.record`` may add more."""
 
+EARLYBIRD_COLUMNS: tuple[str, ...] = ("drawn_epoch", "settled")
+"""Columns of the rows of ``@earlybird`` methods: when the ticket was drawn, and whether its
+keep-set settled (1) or the reference's training ended first (0)."""
+
 _KEY = ("task", "method", "criterion", "replicate", "level")
-RESERVED = frozenset(COLUMNS)
+RESERVED = frozenset(COLUMNS + EARLYBIRD_COLUMNS)
 """Columns only the runner writes: ``evaluate`` and ``ctx.record`` may not use their names."""
 
 
@@ -52,7 +67,8 @@ def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COLUMNS))
     table = pd.DataFrame(rows)
     extra = [c for c in table.columns if c not in RESERVED]
-    table = table[[c for c in COLUMNS if c in table.columns] + sorted(extra)]
+    ours = [c for c in (*COLUMNS[:-1], *EARLYBIRD_COLUMNS, "path") if c in table.columns]
+    table = table[ours + sorted(extra)]
     return table.sort_values(list(_KEY), kind="stable").reset_index(drop=True)
 
 

@@ -7,7 +7,9 @@
 lottery (single weights masked by magnitude, then rewound). Subclass :class:`Method` and
 register it (``lt.methods.register("name", MyMethod)``) to use your own by name in
 ``LotteryTrimmer`` and ``LotteryConfig``; in a :class:`~lotterytrim.Lottery`, a name ending in
-``+kd`` (``"lrr+kd"``) runs that method and asks ``train`` to distil from the reference.
+``+kd`` (``"lrr+kd"``) runs that method and asks ``train`` to distil from the reference, and
+a pacing after ``@`` (``"lrr@oneshot"``, ``"lrr+kd@earlybird"``) says how the runner reaches
+each level's size (see :data:`PACINGS`).
 """
 
 from __future__ import annotations
@@ -33,12 +35,27 @@ __all__ = [
     "register",
     "get_method",
     "split_method",
+    "split_pacing",
+    "check_method_name",
     "reinitialize",
     "DISTILL_SUFFIX",
+    "PACING_SEPARATOR",
+    "PACINGS",
 ]
 
 DISTILL_SUFFIX = "+kd"
 """Appended to a method's name in a lottery, it retrains that method with distillation."""
+
+PACING_SEPARATOR = "@"
+"""Separates a lottery method's name from its pacing: ``"lrr@oneshot"``."""
+
+PACINGS: dict[str, str] = {
+    "iterative": "level L is one step from level L-1 after its retraining (no suffix)",
+    "oneshot": "level L is the trained reference trimmed straight to its size, then retrained",
+    "earlybird": "level L is the reference when the keep-set of its size settled, trimmed "
+    "straight to that size, then retrained",
+}
+"""How a lottery reaches each level's size; ``iterative`` is the plain name's."""
 
 Schedule = Literal["rewind", "start", "continue"]
 
@@ -145,8 +162,55 @@ def get_method(method: str | Method) -> Method:
     return METHODS.build(method)
 
 
+def split_pacing(name: str) -> tuple[str, str]:
+    """A lottery's method name as (method with its ``+kd``, pacing): ``"lrr+kd@oneshot"`` ->
+    ("lrr+kd", "oneshot"), ``"lrr"`` -> ("lrr", "iterative"). The pacing is not checked."""
+    method, sep, pacing = name.partition(PACING_SEPARATOR)
+    return (method, pacing) if sep else (name, "iterative")
+
+
 def split_method(name: str) -> tuple[str, bool]:
-    """A lottery's method name as (registered method, distils): ``"lrr+kd"`` -> ("lrr", True)."""
+    """A lottery's method name as (registered method, distils): ``"lrr+kd"`` -> ("lrr", True);
+    a pacing (``"lrr+kd@oneshot"``) is cut off first."""
+    name = split_pacing(name)[0]
     if name.endswith(DISTILL_SUFFIX):
         return name[: -len(DISTILL_SUFFIX)], True
     return name, False
+
+
+def check_method_name(name: object) -> str:
+    """Refuse a lottery method name whose method, ``+kd`` or pacing is unknown, naming the part.
+
+    The grammar is ``METHOD[+kd][@PACING]``: the pacing comes last. ``iterative`` is what a
+    name without a pacing means, so it is not written; a masking method (single weights) can
+    only be paced iteratively, since trimming straight to a size removes whole units.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a lottery method name must be a non-empty string, got {name!r}")
+    head, pacing = split_pacing(name)
+    method, _ = split_method(head)
+    if method not in METHODS:
+        hint = f" ({DISTILL_SUFFIX} once, before any {PACING_SEPARATOR}PACING)"
+        part = "" if method == name else f" ({method!r} is not registered)"
+        raise ValueError(
+            f"unknown method {name!r}{part}; choose from {sorted(METHODS)}"
+            + (hint if DISTILL_SUFFIX in method else "")
+        )
+    if pacing == "iterative" and PACING_SEPARATOR in name:
+        raise ValueError(f"{name!r}: iterative is the default pacing, write {head!r}")
+    if pacing not in PACINGS:
+        hint = ""
+        if pacing.endswith(DISTILL_SUFFIX):
+            fixed = f"{head}{DISTILL_SUFFIX}{PACING_SEPARATOR}{pacing[: -len(DISTILL_SUFFIX)]}"
+            hint = f" (the pacing comes last: {fixed!r})"
+        choices = sorted(set(PACINGS) - {"iterative"})
+        raise ValueError(
+            f"unknown pacing {pacing!r} in method {name!r}; choose from {choices} "
+            f"(no {PACING_SEPARATOR}suffix: iterative){hint}"
+        )
+    if pacing != "iterative" and get_method(method).masks:
+        raise ValueError(
+            f"{name!r}: method {method!r} masks single weights and can only be paced "
+            f"iteratively; {pacing} trims whole units straight to a size"
+        )
+    return name
