@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from lotterytrim.criteria import CRITERIA
-from lotterytrim.options import TrimOptions, check_amount, option_keywords
-from lotterytrim.trimming.methods import METHODS, split_method
+from lotterytrim.options import (
+    OptionKeywords,
+    TrimOptions,
+    Unpack,
+    check_amount,
+    field_help,
+    option_keywords,
+)
+from lotterytrim.registry import Registry
+from lotterytrim.trimming.methods import METHODS, get_method, split_method
 
 __all__ = ["LotteryConfig", "unprunable_modules"]
 
@@ -58,6 +66,24 @@ class LotteryConfig:
         metadata=_describe("keyword arguments per criterion name, e.g. {'information': {...}}"),
     )
 
+    if TYPE_CHECKING:  # the __init__ option_keywords makes, for type checkers (defaults above)
+
+        def __init__(
+            self,
+            task: str = ...,
+            levels: int = ...,
+            amount: float = ...,
+            replicates: int = ...,
+            methods: tuple[str, ...] = ...,
+            criteria: tuple[str, ...] = ...,
+            options: TrimOptions | None = ...,
+            rewind_fraction: float = ...,
+            seed: int = ...,
+            unprunable: tuple[str, ...] = ...,
+            criterion_options: Mapping[str, Mapping[str, Any]] = ...,
+            **shorthand: Unpack[OptionKeywords],
+        ) -> None: ...
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "criteria", tuple(self.criteria))
@@ -99,7 +125,7 @@ class LotteryConfig:
         (masking ranks weights by magnitude) runs once."""
         pairs: list[tuple[str, str]] = []
         for method in self.methods:
-            fixed = METHODS[split_method(method)[0]].fixed_criterion
+            fixed = get_method(split_method(method)[0]).fixed_criterion
             pairs.extend([(method, fixed)] if fixed else [(method, c) for c in self.criteria])
         return pairs
 
@@ -115,20 +141,20 @@ class LotteryConfig:
         # replicate and level by level in one directory, finished cells kept
         del data["replicates"], data["levels"]
         data.update(data.pop("options"))
-        if data["on_unsupported"] == "error":
+        if data["on_unsupported"] == "error":  # how earlier runs behaved, whatever the default
             del data["on_unsupported"]
         return json.loads(json.dumps(data))
 
     @classmethod
     def help(cls) -> dict[str, str]:
         """Each field's description (the trim options' included), e.g. for a CLI parser."""
-        notes = {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        notes = field_help(cls)
         notes.update(TrimOptions.help())
         return notes
 
 
 def _check_names(
-    what: str, names: tuple[str, ...], registry: Mapping[str, Any], split: bool = False
+    what: str, names: tuple[str, ...], registry: Registry[Any], split: bool = False
 ) -> None:
     """Names must be non-empty, unique and registered (methods: once ``+kd`` is cut off)."""
     if not names or len(set(names)) != len(names):
@@ -136,7 +162,7 @@ def _check_names(
     for name in names:
         if (split_method(name)[0] if split else name) not in registry:
             raise ValueError(
-                f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
+                f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"
             )
 
 
