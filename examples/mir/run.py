@@ -149,7 +149,7 @@ class Profile:
     @classmethod
     def help(cls) -> dict[str, str]:
         """Each field's description, e.g. for documentation."""
-        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+        return lt.options.field_help(cls)
 
     def train_settings(self, task: str) -> TrainSettings:
         """How each level of ``task`` is trained under this profile."""

@@ -8,7 +8,7 @@ goes through these helpers, so they all agree on what the inputs and outputs are
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -101,6 +101,8 @@ class TensorCall(nn.Module):
     names are the model's own state_dict and module names. :attr:`tensors` are the inputs to
     pass, in order.
     """
+
+    _call: Callable[..., Any]  # the model, kept off the module tree
 
     def __init__(self, model: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         super().__init__()

@@ -54,15 +54,16 @@ def _import_onnx(runtime: bool) -> tuple[Any, Any]:
         import onnx
     except ImportError as exc:
         raise ImportError(f"export_onnx needs the onnx package: {_ONNX_HINT}") from exc
-    ort = None
+    ort: Any = None
     if runtime:
         try:
-            import onnxruntime as ort
+            import onnxruntime
         except ImportError as exc:
             raise ImportError(
                 f"export_onnx(check=True) needs onnxruntime: {_ONNX_HINT} "
                 "(or pass check=False to skip the check)"
             ) from exc
+        ort = onnxruntime
     return onnx, ort
 
 

@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import numpy as np
 
-from lotterytrim.engine.owned import check_on_unsupported
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # Python 3.10
+    from typing_extensions import Unpack
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "TrimOptions",
     "Safeguards",
+    "OptionKeywords",
+    "Unpack",
     "COSTS",
     "OPTION_NAMES",
     "SCOPES",
     "NORMALIZATIONS",
+    "ON_UNSUPPORTED",
+    "DEFAULT_MIN_UNITS",
+    "DEFAULT_ON_UNSUPPORTED",
     "check_amount",
+    "check_on_unsupported",
+    "field_help",
     "option_keywords",
     "expose_options",
 ]
@@ -104,9 +118,28 @@ class Safeguards:
 
 SCOPES = ("global", "local")
 NORMALIZATIONS = ("none", "max", "l2", "mean", "fan_in")
+ON_UNSUPPORTED = ("error", "protect")
+DEFAULT_MIN_UNITS = 1
+"""Units every layer keeps at least, unless the options say otherwise."""
+DEFAULT_ON_UNSUPPORTED = "error"
+"""What a parameter only an adapter could slice does, unless the options say otherwise."""
+
+
+def check_on_unsupported(value: str) -> None:
+    """Validate the ``on_unsupported`` choice: ``'error'`` raises, ``'protect'`` keeps units."""
+    if value not in ON_UNSUPPORTED:
+        choices = " or ".join(map(repr, ON_UNSUPPORTED))
+        raise ValueError(f"on_unsupported must be {choices}, got {value!r}")
+
+
+def field_help(cls: DataclassInstance | type[DataclassInstance]) -> dict[str, str]:
+    """Each field of the dataclass ``cls`` mapped to its description (``metadata["help"]``),
+    e.g. for a command-line parser or documentation."""
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
 
 def _help(text: str) -> dict[str, str]:
+    """Field metadata holding the field's description, read back by :func:`field_help`."""
     return {"help": text}
 
 
@@ -124,7 +157,9 @@ class TrimOptions:
             f"per-layer score normalisation before ranking: {' | '.join(NORMALIZATIONS)}"
         ),
     )
-    min_units: int = field(default=1, metadata=_help("units every layer keeps at least"))
+    min_units: int = field(
+        default=DEFAULT_MIN_UNITS, metadata=_help("units every layer keeps at least")
+    )
     safeguards: Safeguards = field(
         default_factory=Safeguards,
         metadata=_help(
@@ -133,7 +168,7 @@ class TrimOptions:
         ),
     )
     on_unsupported: str = field(
-        default="error",
+        default=DEFAULT_ON_UNSUPPORTED,
         metadata=_help(
             "'error' raises on a parameter only an adapter could slice; 'protect' keeps its units"
         ),
@@ -151,7 +186,9 @@ class TrimOptions:
         check_on_unsupported(self.on_unsupported)
 
     @classmethod
-    def resolve(cls, options: TrimOptions | None = None, **shorthand: Any) -> TrimOptions:
+    def resolve(
+        cls, options: TrimOptions | None = None, **shorthand: Unpack[OptionKeywords]
+    ) -> TrimOptions:
         """``options`` (or the defaults) with the fields named in ``shorthand`` replaced."""
         if options is not None and not isinstance(options, TrimOptions):
             raise TypeError(f"options must be a TrimOptions, got {type(options).__name__}")
@@ -161,12 +198,13 @@ class TrimOptions:
                 f"unexpected keyword argument(s) {unknown}; the trim options are {OPTION_NAMES}"
             )
         base = options if options is not None else cls()
-        return dataclasses.replace(base, **shorthand) if shorthand else base
+        changes: dict[str, Any] = dict(shorthand)  # safeguards are coerced by __post_init__
+        return dataclasses.replace(base, **changes) if changes else base
 
     @classmethod
     def help(cls) -> dict[str, str]:
         """Each field's description, e.g. for a command-line parser."""
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        return field_help(cls)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-able dict (safeguards as a dict of theirs)."""
@@ -176,10 +214,21 @@ class TrimOptions:
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TrimOptions))
 
 
+class OptionKeywords(TypedDict, total=False):
+    """The fields of :class:`TrimOptions` as keywords (``**shorthand``), for type checkers."""
+
+    scope: str
+    normalize: str
+    min_units: int
+    safeguards: Safeguards | Mapping[str, Any] | bool | None
+    on_unsupported: str
+
+
 def check_amount(amount: object) -> float:
     """Validate ``amount``: a fraction strictly between 0 and 1 (a 0-d tensor or array too)."""
-    if getattr(amount, "ndim", None) == 0 and callable(getattr(amount, "item", None)):
-        amount = amount.item()  # type: ignore[union-attr]  # a 0-d torch tensor or numpy array
+    item = getattr(amount, "item", None)
+    if getattr(amount, "ndim", None) == 0 and callable(item):
+        amount = item()  # a 0-d torch tensor or numpy array
     if isinstance(amount, (bool, np.bool_)) or not isinstance(amount, numbers.Real):
         raise TypeError(f"amount must be a number in (0, 1), got {type(amount).__name__}")
     if not 0.0 < float(amount) < 1.0:
@@ -194,16 +243,17 @@ def option_keywords(cls: type[T]) -> type[T]:
     """Class decorator for a dataclass with an ``options`` field: take and show option fields.
 
     ``Cls(scope="local")`` becomes ``Cls(options=TrimOptions(scope="local"))`` (keywords win
-    over ``options=``), and ``obj.scope`` reads ``obj.options.scope``.
+    over ``options=``), and ``obj.scope`` reads ``obj.options.scope``. Type checkers do not see
+    the keywords: the class declares its ``__init__`` for them (``**Unpack[OptionKeywords]``).
     """
-    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    init: Callable[..., None] = cls.__init__
 
     def __init__(self: Any, *args: Any, options: TrimOptions | None = None, **kwargs: Any) -> None:
         short = {k: kwargs.pop(k) for k in OPTION_NAMES if k in kwargs}
         init(self, *args, options=TrimOptions.resolve(options, **short), **kwargs)
 
     __init__.__doc__ = init.__doc__
-    cls.__init__ = __init__  # type: ignore[misc]
+    setattr(cls, "__init__", __init__)  # noqa: B010 (type checkers refuse assigning a method)
     return expose_options(cls)
 
 
@@ -211,6 +261,14 @@ def expose_options(cls: type[T]) -> type[T]:
     """Class decorator: one read-only attribute per option field, reading ``self.options``."""
     notes = TrimOptions.help()
     for name in OPTION_NAMES:
-        getter = property(lambda self, n=name: getattr(self.options, n), doc=notes[name])
-        setattr(cls, name, getter)
+        setattr(cls, name, _option_property(name, notes[name]))
     return cls
+
+
+def _option_property(name: str, doc: str) -> property:
+    """A read-only property returning ``self.options.<name>``."""
+
+    def read(self: Any) -> Any:
+        return getattr(self.options, name)
+
+    return property(read, doc=doc)

@@ -35,7 +35,8 @@ class Registry(Mapping[str, Callable[..., T]], Generic[T]):
         def add(entry: Callable[..., T]) -> Callable[..., T]:
             if not callable(entry):
                 raise TypeError(f"{self.kind} {name!r} must be a class or a factory function")
-            if isinstance(entry, type) and not issubclass(entry, self.base):
+            wrong_class = isinstance(entry, type) and not issubclass(entry, self.base)
+            if wrong_class:
                 raise TypeError(
                     f"{self.kind} {name!r} must subclass {self.base.__name__}, got {entry!r}"
                 )

@@ -9,7 +9,7 @@ attributes must change once tensors have been sliced. Built-in adapters and the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -103,37 +103,43 @@ def column(idx: np.ndarray) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64).reshape(-1, 1)
 
 
-class Adapter:
-    """How one layer type stores its units. Subclass and register to support a new layer."""
+M = TypeVar("M", bound=nn.Module)
+
+
+class Adapter(Generic[M]):
+    """How one layer type stores its units. Subclass and register to support a new layer.
+
+    ``Adapter[nn.Linear]`` types ``m`` as the layer class it is registered for.
+    """
 
     #: whether the layer computes new features (conv, linear, recurrent) rather than passing
     #: channels through (norms, activations); criteria score producers.
     producer: bool = True
 
-    def out_channels(self, m: nn.Module) -> int | None:
+    def out_channels(self, m: M) -> int | None:
         """Number of channels the layer emits (None: not defined)."""
         raise NotImplementedError
 
-    def in_channels(self, m: nn.Module) -> int | None:
+    def in_channels(self, m: M) -> int | None:
         """Number of channels the layer consumes (None: not defined)."""
         raise NotImplementedError
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: M, idx: np.ndarray) -> list[Piece]:
         """Tensor indices owned by output channels ``idx``."""
         raise NotImplementedError
 
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def in_pieces(self, m: M, idx: np.ndarray) -> list[Piece]:
         """Tensor indices that read input channels ``idx``."""
         return []
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: M, out: int | None, inp: int | None) -> dict[str, Any]:
         """Attributes to set once the layer has ``out`` output and ``inp`` input channels."""
         raise NotImplementedError
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: M) -> str | None:
         """Why this particular layer cannot lose units (None when it can)."""
         return None
 
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+    def channel_dim(self, m: M, output: torch.Tensor) -> int:
         """Dim of the layer's output tensor that indexes its output channels."""
         return 1 if output.dim() > 1 else 0

@@ -99,7 +99,7 @@ def head_attributes(spec: HeadSpec, width: int) -> dict[str, Any]:
     return attrs
 
 
-class _MultiheadAdapter(Adapter):
+class _MultiheadAdapter(Adapter[nn.MultiheadAttention]):
     """``nn.MultiheadAttention``: a unit is one head, a block of ``head_dim`` embedding channels.
 
     Input and output channels are the same units (the layer reads and writes the embedding),
@@ -107,12 +107,12 @@ class _MultiheadAdapter(Adapter):
     rows and columns, and the key/value biases.
     """
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: nn.MultiheadAttention) -> int:
         return int(m.embed_dim)
 
     in_channels = out_channels
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.MultiheadAttention, idx: np.ndarray) -> list[Piece]:
         e = m.embed_dim
         idx = np.asarray(idx, dtype=np.int64)
         col = idx.reshape(-1, 1)
@@ -132,7 +132,9 @@ class _MultiheadAdapter(Adapter):
                 pieces.append(Piece(name, 2, col, BIAS))
         return pieces
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(
+        self, m: nn.MultiheadAttention, out: int | None, inp: int | None
+    ) -> dict[str, Any]:
         n = out if out is not None else inp
         assert n is not None
         return {
@@ -145,7 +147,7 @@ class _MultiheadAdapter(Adapter):
             "out_proj.out_features": n,
         }
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: nn.MultiheadAttention) -> str | None:
         if not m._qkv_same_embed_dim:
             return (
                 f"multi-head attention with key/value widths ({m.kdim}, {m.vdim}) other than "
@@ -153,7 +155,7 @@ class _MultiheadAdapter(Adapter):
             )
         return None
 
-    def channel_dim(self, m: nn.Module, output: Any) -> int:
+    def channel_dim(self, m: nn.MultiheadAttention, output: Any) -> int:
         return output.dim() - 1  # (batch, seq, embed) or (seq, batch, embed)
 
 

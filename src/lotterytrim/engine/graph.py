@@ -23,11 +23,12 @@ from lotterytrim.engine.adapter import OWNED
 from lotterytrim.engine.flattens import fix_flattens
 from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup, protect_ties
 from lotterytrim.engine.indexmap import UnionFind, Unmappable, dedupe, fix_glu, map_indices
-from lotterytrim.engine.owned import OwnedParams, check_on_unsupported
+from lotterytrim.engine.owned import OwnedParams
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.slices import fix_time_slices
 from lotterytrim.engine.tags import is_unprunable
 from lotterytrim.errors import ExampleInputError
+from lotterytrim.options import DEFAULT_ON_UNSUPPORTED, check_on_unsupported
 
 __all__ = ["TrimGraph"]
 
@@ -40,7 +41,7 @@ class TrimGraph:
         model: nn.Module,
         example_inputs: Any,
         unprunable: Iterable[nn.Module] = (),
-        on_unsupported: str = "error",
+        on_unsupported: str = DEFAULT_ON_UNSUPPORTED,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -378,9 +379,9 @@ class TrimGraph:
                 owner = ".".join(p for p in (mod_name, child) if p)
                 plan.attributes.setdefault(owner, {})[attr] = value
         for proj, spec in self._heads.items():
-            keep = plan.keep.get(f"{proj}.weight")
-            if keep is not None and keep[0] is not None:
-                attrs = attention.head_attributes(spec, int(keep[0].size))
+            rows = plan.keep.get(f"{proj}.weight")
+            if rows is not None and rows[0] is not None:
+                attrs = attention.head_attributes(spec, int(rows[0].size))
                 plan.attributes.setdefault(spec.module, {}).update(attrs)
         return plan
 

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.conv import _ConvNd
 
 from lotterytrim.engine.adapter import (
     BETA,
@@ -28,30 +30,30 @@ from lotterytrim.engine.adapter import (
 __all__ = ["RecurrentAdapter", "register_adapter", "adapter_for", "is_recurrent"]
 
 
-class _ConvAdapter(Adapter):
-    def _depthwise(self, m: nn.Module) -> bool:
+class _ConvAdapter(Adapter[_ConvNd]):
+    def _depthwise(self, m: _ConvNd) -> bool:
         return m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: _ConvNd) -> int:
         return int(m.out_channels)
 
-    def in_channels(self, m: nn.Module) -> int:
+    def in_channels(self, m: _ConvNd) -> int:
         return int(m.in_channels)
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: _ConvNd, idx: np.ndarray) -> list[Piece]:
         dim = 1 if m.transposed and not self._depthwise(m) else 0
         pieces = tensor_pieces(m, "weight", dim, column(idx), FAN_IN)
         if m.bias is not None:
             pieces.append(Piece("bias", 0, column(idx), BIAS))
         return pieces
 
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def in_pieces(self, m: _ConvNd, idx: np.ndarray) -> list[Piece]:
         if self._depthwise(m):
             return []  # input and output channels are the same units; out_pieces covers them
         dim = 0 if m.transposed else 1
         return tensor_pieces(m, "weight", dim, column(idx), FAN_OUT)
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: _ConvNd, out: int | None, inp: int | None) -> dict[str, Any]:
         if self._depthwise(m):
             n = out if out is not None else inp
             return {"out_channels": n, "in_channels": n, "groups": n}
@@ -62,7 +64,7 @@ class _ConvAdapter(Adapter):
             attrs["in_channels"] = inp
         return attrs
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: _ConvNd) -> str | None:
         if m.groups > 1 and not self._depthwise(m):
             return (
                 f"grouped convolution (groups={m.groups}): removing channels would break the "
@@ -71,23 +73,23 @@ class _ConvAdapter(Adapter):
         return None
 
 
-class _LinearAdapter(Adapter):
-    def out_channels(self, m: nn.Module) -> int:
+class _LinearAdapter(Adapter[nn.Linear]):
+    def out_channels(self, m: nn.Linear) -> int:
         return int(m.out_features)
 
-    def in_channels(self, m: nn.Module) -> int:
+    def in_channels(self, m: nn.Linear) -> int:
         return int(m.in_features)
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.Linear, idx: np.ndarray) -> list[Piece]:
         pieces = tensor_pieces(m, "weight", 0, column(idx), FAN_IN)
         if m.bias is not None:
             pieces.append(Piece("bias", 0, column(idx), BIAS))
         return pieces
 
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def in_pieces(self, m: nn.Linear, idx: np.ndarray) -> list[Piece]:
         return tensor_pieces(m, "weight", 1, column(idx), FAN_OUT)
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.Linear, out: int | None, inp: int | None) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if out is not None:
             attrs["out_features"] = out
@@ -95,21 +97,21 @@ class _LinearAdapter(Adapter):
             attrs["in_features"] = inp
         return attrs
 
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+    def channel_dim(self, m: nn.Linear, output: torch.Tensor) -> int:
         return output.dim() - 1
 
 
-class _NormAdapter(Adapter):
+class _NormAdapter(Adapter[_NormBase]):
     """BatchNorm and InstanceNorm: one scale, shift and running statistic per channel."""
 
     producer = False
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: _NormBase) -> int:
         return int(m.num_features)
 
     in_channels = out_channels
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: _NormBase, idx: np.ndarray) -> list[Piece]:
         rows = column(idx)
         pieces = []
         if isinstance(getattr(m, "weight", None), torch.Tensor):
@@ -121,19 +123,19 @@ class _NormAdapter(Adapter):
                 pieces.append(Piece(buf, 0, rows, STAT))
         return pieces
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: _NormBase, out: int | None, inp: int | None) -> dict[str, Any]:
         return {"num_features": out if out is not None else inp}
 
 
-class _LayerNormAdapter(Adapter):
+class _LayerNormAdapter(Adapter[nn.LayerNorm]):
     producer = False
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: nn.LayerNorm) -> int:
         return int(m.normalized_shape[-1])
 
     in_channels = out_channels
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.LayerNorm, idx: np.ndarray) -> list[Piece]:
         pieces = []
         dim = len(m.normalized_shape) - 1
         if isinstance(m.weight, torch.Tensor):
@@ -142,40 +144,40 @@ class _LayerNormAdapter(Adapter):
             pieces.append(Piece("bias", dim, column(idx), BETA))
         return pieces
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.LayerNorm, out: int | None, inp: int | None) -> dict[str, Any]:
         n = out if out is not None else inp
         return {"normalized_shape": [*list(m.normalized_shape[:-1]), n]}
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: nn.LayerNorm) -> str | None:
         if len(m.normalized_shape) > 1:
             return f"LayerNorm over {len(m.normalized_shape)} dims: only the last dim can shrink"
         return None
 
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+    def channel_dim(self, m: nn.LayerNorm, output: torch.Tensor) -> int:
         return output.dim() - 1
 
 
-class _GroupNormAdapter(Adapter):
+class _GroupNormAdapter(Adapter[nn.GroupNorm]):
     producer = False
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: nn.GroupNorm) -> int:
         return int(m.num_channels)
 
     in_channels = out_channels
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.GroupNorm, idx: np.ndarray) -> list[Piece]:
         pieces = []
         if isinstance(m.weight, torch.Tensor):
             pieces.append(Piece("weight", 0, column(idx), GAMMA))
             pieces.append(Piece("bias", 0, column(idx), BETA))
         return pieces
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.GroupNorm, out: int | None, inp: int | None) -> dict[str, Any]:
         n = out if out is not None else inp
         groups = n if m.num_groups == m.num_channels else 1
         return {"num_channels": n, "num_groups": groups}
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: nn.GroupNorm) -> str | None:
         if m.num_groups not in (1, m.num_channels):
             return (
                 f"GroupNorm with {m.num_groups} groups of {m.num_channels} channels: removing "
@@ -184,62 +186,62 @@ class _GroupNormAdapter(Adapter):
         return None
 
 
-class _PReLUAdapter(Adapter):
+class _PReLUAdapter(Adapter[nn.PReLU]):
     producer = False
 
-    def out_channels(self, m: nn.Module) -> int | None:
+    def out_channels(self, m: nn.PReLU) -> int | None:
         return int(m.num_parameters) if m.num_parameters > 1 else None
 
     in_channels = out_channels
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.PReLU, idx: np.ndarray) -> list[Piece]:
         if m.num_parameters == 1:
             return []
         return [Piece("weight", 0, column(idx), GAMMA)]
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.PReLU, out: int | None, inp: int | None) -> dict[str, Any]:
         if m.num_parameters == 1:
             return {}
         return {"num_parameters": out if out is not None else inp}
 
 
-class _EmbeddingAdapter(Adapter):
-    def out_channels(self, m: nn.Module) -> int:
+class _EmbeddingAdapter(Adapter[nn.Embedding]):
+    def out_channels(self, m: nn.Embedding) -> int:
         return int(m.embedding_dim)
 
-    def in_channels(self, m: nn.Module) -> None:
+    def in_channels(self, m: nn.Embedding) -> None:
         return None
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.Embedding, idx: np.ndarray) -> list[Piece]:
         return tensor_pieces(m, "weight", 1, column(idx), FAN_IN)
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.Embedding, out: int | None, inp: int | None) -> dict[str, Any]:
         return {"embedding_dim": out} if out is not None else {}
 
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+    def channel_dim(self, m: nn.Embedding, output: torch.Tensor) -> int:
         return output.dim() - 1
 
 
-class RecurrentAdapter(Adapter):
+class RecurrentAdapter(Adapter[nn.RNNBase]):
     """RNN, GRU and LSTM: a unit is one hidden index across all gates, layers and directions.
 
     The output channels are the features of the output sequence, ``directions * hidden_size``;
     feature ``k * hidden_size + u`` belongs to unit ``u`` for every direction ``k``.
     """
 
-    def _gates(self, m: nn.Module) -> int:
+    def _gates(self, m: nn.RNNBase) -> int:
         return {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
 
-    def _dirs(self, m: nn.Module) -> int:
+    def _dirs(self, m: nn.RNNBase) -> int:
         return 2 if m.bidirectional else 1
 
-    def out_channels(self, m: nn.Module) -> int:
+    def out_channels(self, m: nn.RNNBase) -> int:
         return int(m.hidden_size) * self._dirs(m)
 
-    def in_channels(self, m: nn.Module) -> int:
+    def in_channels(self, m: nn.RNNBase) -> int:
         return int(m.input_size)
 
-    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def out_pieces(self, m: nn.RNNBase, idx: np.ndarray) -> list[Piece]:
         h, g, dirs = m.hidden_size, self._gates(m), self._dirs(m)
         units = np.asarray(idx, dtype=np.int64) % h
         gated = units[:, None] + h * np.arange(g)[None, :]
@@ -258,13 +260,13 @@ class RecurrentAdapter(Adapter):
                     pieces += tensor_pieces(m, "weight_ih" + tag, 1, across, FAN_IN)
         return pieces
 
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+    def in_pieces(self, m: nn.RNNBase, idx: np.ndarray) -> list[Piece]:
         pieces = []
         for sfx in ("", "_reverse")[: self._dirs(m)]:
             pieces += tensor_pieces(m, "weight_ih_l0" + sfx, 1, column(idx), FAN_OUT)
         return pieces
 
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
+    def attributes(self, m: nn.RNNBase, out: int | None, inp: int | None) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if out is not None:
             attrs["hidden_size"] = out // self._dirs(m)
@@ -272,12 +274,12 @@ class RecurrentAdapter(Adapter):
             attrs["input_size"] = inp
         return attrs
 
-    def unsupported(self, m: nn.Module) -> str | None:
+    def unsupported(self, m: nn.RNNBase) -> str | None:
         if getattr(m, "proj_size", 0):
             return f"LSTM with proj_size={m.proj_size}: projected hidden units are not trimmed"
         return None
 
-    def channel_dim(self, m: nn.Module, output: torch.Tensor) -> int:
+    def channel_dim(self, m: nn.RNNBase, output: torch.Tensor) -> int:
         return output.dim() - 1
 
 

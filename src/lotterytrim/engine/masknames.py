@@ -57,7 +57,9 @@ def effective(module: nn.Module, attr: str) -> torch.Tensor:
     orig = module._parameters.get(orig_attr(attr))
     if orig is not None:
         return orig.detach() * getattr(module, mask_attr(attr))
-    return module._parameters[attr].detach()
+    weight = module._parameters[attr]
+    assert weight is not None
+    return weight.detach()
 
 
 def masked_weights(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:

@@ -29,7 +29,7 @@ from lotterytrim.engine import layers
 from lotterytrim.engine.flattens import channel_dim_of
 from lotterytrim.errors import UnsupportedLayerError
 
-__all__ = ["OwnedParams", "ON_UNSUPPORTED", "check_on_unsupported"]
+__all__ = ["OwnedParams"]
 
 _PASS_OPS = frozenset(
     {
@@ -65,15 +65,6 @@ _BROADCAST_OPS = frozenset(
     }
 )
 """Ops that combine a parameter with activations index by index along the width."""
-
-
-ON_UNSUPPORTED = ("error", "protect")
-
-
-def check_on_unsupported(value: str) -> None:
-    """Validate the ``on_unsupported`` choice: ``'error'`` raises, ``'protect'`` keeps units."""
-    if value not in ON_UNSUPPORTED:
-        raise ValueError(f"on_unsupported must be 'error' or 'protect', got {value!r}")
 
 
 @dataclass
@@ -246,8 +237,8 @@ class OwnedParams:
             for mem in g.producers():
                 m = self.model.get_submodule(mem.module)
                 ad = layers.adapter_for(m)
-                if ad is not None and ad.out_channels(m):
-                    widths.add(int(ad.out_channels(m)))
+                if ad is not None and (width := ad.out_channels(m)):
+                    widths.add(int(width))
             reasons = [
                 f"parameter {o.describe()} is not used on the example inputs, so which units "
                 f"it follows is unknown, and it has this group's width {o.param.shape[o.dim]}"
@@ -263,6 +254,7 @@ def _use_problem(
 ) -> tuple[str | None, bool]:
     """(None or the op name of a use that does not broadcast it along the width, whether it is
     broadcast across the channels it meets)."""
+    assert owned.dim is not None  # classify traces only parameters that follow the width
     single = sum(s > 1 for s in owned.param.shape) == 1
     stack, seen = [(n, node) for n in node.outputs], set()
     across = False

@@ -85,9 +85,10 @@ class TrimPlan:
     def kept_indices(self, name: str, dim: int) -> np.ndarray:
         """Surviving original indices of ``name`` along ``dim`` (all when untouched)."""
         ks = self.keep.get(name)
-        if ks is None or ks[dim] is None:
+        k = ks[dim] if ks is not None else None
+        if k is None:
             return np.arange(self.shapes[name][dim], dtype=np.int64)
-        return ks[dim]
+        return k
 
     # ---------------------------------------------------------------- algebra
     def then(self, step: TrimPlan) -> TrimPlan:
@@ -319,7 +320,7 @@ def _get_tensor(model: nn.Module, name: str) -> torch.Tensor | None:
         mod = model.get_submodule(mod_name) if mod_name else model
     except AttributeError:
         return None
-    t = mod._parameters.get(attr)
+    t: torch.Tensor | None = mod._parameters.get(attr)
     if t is None:
         t = mod._buffers.get(attr)
     return t
@@ -342,7 +343,7 @@ def _apply_keep(model: nn.Module, keep: Mapping[str, Keep]) -> None:
         mod_name, _, attr = name.rpartition(".")
         mod = model.get_submodule(mod_name) if mod_name else model
         if attr in mod._parameters:
-            old = mod._parameters[attr]
+            old: torch.Tensor | None = mod._parameters[attr]
             assert old is not None
             new = done.get(id(old))
             if new is None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.autograd.graph import Node
 from torch.overrides import TorchFunctionMode
 
 from lotterytrim.engine.indexmap import ExpandHidden, ModHidden
@@ -112,7 +113,7 @@ def dead_ends(outputs: Sequence[torch.Tensor], recorded: Sequence[torch.Tensor])
     dead ends as well puts them in the graph.
     """
     seen: set[int] = set()
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    stack: list[Node | None] = [t.grad_fn for t in outputs if t.grad_fn is not None]
     while stack:
         fn = stack.pop()
         if fn is None or id(fn) in seen:
@@ -135,7 +136,7 @@ def traceable(model: nn.Module) -> Iterator[None]:
     patched = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
     try:
         for m in patched:
-            m.forward = _traced_forward(m)  # type: ignore[method-assign]
+            m.forward = _traced_forward(m)
         yield
     finally:
         for m in patched:
@@ -155,13 +156,13 @@ class RecurrentPruner(tp.pruner.BasePruningFunc):
         super().__init__(pruning_dim=-1)
         self._adapter = RecurrentAdapter()
 
-    def get_out_channels(self, layer: nn.Module) -> int:
+    def get_out_channels(self, layer: nn.RNNBase) -> int:
         return self._adapter.out_channels(layer)
 
-    def get_in_channels(self, layer: nn.Module) -> int:
+    def get_in_channels(self, layer: nn.RNNBase) -> int:
         return self._adapter.in_channels(layer)
 
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+    def prune_out_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
         h = layer.hidden_size
         units = np.unique(np.asarray(list(idxs), dtype=np.int64) % h)
         feats = (units[:, None] + h * np.arange(self._adapter._dirs(layer))[None, :]).ravel()
@@ -169,13 +170,13 @@ class RecurrentPruner(tp.pruner.BasePruningFunc):
         self._apply(layer, self._adapter.out_pieces(layer, feats), out=n_out, inp=None)
         return layer
 
-    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+    def prune_in_channels(self, layer: nn.RNNBase, idxs: Sequence[int]) -> nn.Module:
         idx = np.unique(np.asarray(list(idxs), dtype=np.int64))
         n_in = self.get_in_channels(layer) - idx.size
         self._apply(layer, self._adapter.in_pieces(layer, idx), out=None, inp=n_in)
         return layer
 
-    def _apply(self, layer: nn.Module, pieces: list, out: int | None, inp: int | None) -> None:
+    def _apply(self, layer: nn.RNNBase, pieces: list, out: int | None, inp: int | None) -> None:
 
         plan = TrimPlan.identity(layer)
         removed: dict[tuple[str, int], np.ndarray] = {}

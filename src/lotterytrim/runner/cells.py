@@ -233,8 +233,8 @@ def _run_task(
 def _wait_any(futures: Sequence[Any]) -> list[Any]:
     """The finished ones among ``futures`` (at least one); any object with ``done()`` works."""
     if all(isinstance(f, cf.Future) for f in futures):
-        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-        return list(done)
+        finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        return list(finished)
     while True:
         done = [f for f in futures if f.done()]
         if done:

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from lotterytrim.criteria import CRITERIA
-from lotterytrim.options import TrimOptions, check_amount, option_keywords
-from lotterytrim.trimming.methods import METHODS, check_method_name, split_method, split_pacing
+from lotterytrim.options import (
+    OptionKeywords,
+    TrimOptions,
+    Unpack,
+    check_amount,
+    field_help,
+    option_keywords,
+)
+from lotterytrim.registry import Registry
+from lotterytrim.trimming.methods import (
+    METHODS,
+    check_method_name,
+    get_method,
+    split_method,
+    split_pacing,
+)
 
 __all__ = ["LotteryConfig", "unprunable_modules"]
 
@@ -65,6 +79,25 @@ class LotteryConfig:
         metadata=_describe("threshold and window of the @earlybird monitors (default 0.1, 5)"),
     )
 
+    if TYPE_CHECKING:  # the __init__ option_keywords makes, for type checkers (defaults above)
+
+        def __init__(
+            self,
+            task: str = ...,
+            levels: int = ...,
+            amount: float = ...,
+            replicates: int = ...,
+            methods: tuple[str, ...] = ...,
+            criteria: tuple[str, ...] = ...,
+            options: TrimOptions | None = ...,
+            rewind_fraction: float = ...,
+            seed: int = ...,
+            unprunable: tuple[str, ...] = ...,
+            criterion_options: Mapping[str, Mapping[str, Any]] = ...,
+            earlybird: Mapping[str, float] = ...,
+            **shorthand: Unpack[OptionKeywords],
+        ) -> None: ...
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "criteria", tuple(self.criteria))
@@ -108,7 +141,7 @@ class LotteryConfig:
         (masking ranks weights by magnitude) runs once."""
         pairs: list[tuple[str, str]] = []
         for method in self.methods:
-            fixed = METHODS[split_method(method)[0]].fixed_criterion
+            fixed = get_method(split_method(method)[0]).fixed_criterion
             pairs.extend([(method, fixed)] if fixed else [(method, c) for c in self.criteria])
         return pairs
 
@@ -128,7 +161,7 @@ class LotteryConfig:
         # replicate and level by level in one directory, finished cells kept
         del data["replicates"], data["levels"]
         data.update(data.pop("options"))
-        if data["on_unsupported"] == "error":
+        if data["on_unsupported"] == "error":  # how earlier runs behaved, whatever the default
             del data["on_unsupported"]
         if not data["earlybird"]:  # runs made before the pacings keep their directory
             del data["earlybird"]
@@ -137,13 +170,13 @@ class LotteryConfig:
     @classmethod
     def help(cls) -> dict[str, str]:
         """Each field's description (the trim options' included), e.g. for a CLI parser."""
-        notes = {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        notes = field_help(cls)
         notes.update(TrimOptions.help())
         return notes
 
 
 def _check_names(
-    what: str, names: tuple[str, ...], registry: Mapping[str, Any], split: bool = False
+    what: str, names: tuple[str, ...], registry: Registry[Any], split: bool = False
 ) -> None:
     """Names must be non-empty, unique and registered (methods: their method, ``+kd`` and
     pacing, each checked by :func:`check_method_name`)."""
@@ -158,7 +191,7 @@ def _check_names(
             continue
         if (split_method(name)[0] if split else name) not in registry:
             raise ValueError(
-                f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"  # type: ignore[attr-defined]
+                f"unknown {registry.kind} {name!r} in {what}; choose from {sorted(registry)}"
             )
 
 

@@ -34,7 +34,7 @@ class LevelContext:
         seed: int,
         trimmer: LotteryTrimmer | None,
         rewind_fraction: float,
-        capture: Callable[[], None] | None,
+        capture: Callable[[], object] | None,
         progress: bool,
         device: str | None = None,
         reference: Callable[[], nn.Module] | None = None,

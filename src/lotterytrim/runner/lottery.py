@@ -54,7 +54,7 @@ from lotterytrim.runner.rundir import (
 from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import load, save
-from lotterytrim.trimming.methods import METHODS, split_method, split_pacing
+from lotterytrim.trimming.methods import get_method, split_method, split_pacing
 from lotterytrim.trimming.state import load_trimmer_state
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -315,7 +315,7 @@ class Lottery:
         t1 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t1
-        params = result.params_after if METHODS[trimmer.method].masks else trimmer.params
+        params = result.params_after if get_method(trimmer.method).masks else trimmer.params
         return level_row(self, model, params, params0, ctx, train_seconds, step_seconds, t0)
 
     def context(
@@ -326,7 +326,7 @@ class Lottery:
         level: int,
         seed: int,
         trimmer: LotteryTrimmer | None,
-        capture: Callable[[], None] | None,
+        capture: Callable[[], object] | None,
         on_epoch: Callable[[int], None] | None = None,
     ) -> LevelContext:
         """What ``train`` gets for one level; levels after the reference get its teacher;

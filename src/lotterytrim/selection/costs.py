@@ -7,7 +7,7 @@ multiply-accumulates it takes part in, for cost-aware ranking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -100,7 +100,7 @@ def _positions(model: nn.Module, inputs: Any) -> dict[str, float]:
     found: dict[str, float] = {}
     hooks = []
 
-    def hook(name: str, module: nn.Module):
+    def hook(name: str, module: nn.Module) -> Callable[[nn.Module, Any, Any], None]:
         def record(_m: nn.Module, _args: Any, out: Any) -> None:
             y = out[0] if isinstance(out, (tuple, list)) else out
             if not isinstance(y, torch.Tensor) or y.dim() == 0:

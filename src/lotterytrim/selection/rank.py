@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +11,7 @@ import torch
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.options import TrimOptions, check_amount
+from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount
 from lotterytrim.selection.costs import ParamCost, unit_costs
 from lotterytrim.selection.safeguards import original_units, unit_limits
 
@@ -65,7 +64,7 @@ def select_units(
     *,
     exclude: frozenset[int] = frozenset(),
     prior: TrimPlan | None = None,
-    **shorthand: Any,
+    **shorthand: Unpack[OptionKeywords],
 ) -> Selection:
     """Pick the lowest-scored units so that ``amount`` of the current parameters go.
 
@@ -73,14 +72,12 @@ def select_units(
     within one unit's cost of the target; when protected groups, ``min_units`` or the
     safeguards leave too little to remove, everything removable goes and ``reason`` says why.
     ``options`` (or keywords, see :class:`TrimOptions`) choose scope, normalisation, min_units
-    and safeguards; without ``options`` the safeguards are off unless given: selection on its
-    own is the plain ranking. ``prior`` is the cumulative plan of earlier steps: the safeguards'
+    and safeguards, with the same defaults as ``trim`` (``safeguards=False`` gives the plain
+    ranking). ``prior`` is the cumulative plan of earlier steps: the safeguards'
     floor is a share of the units each group had before them. ``held`` names the groups a
     safeguard kept units in.
     """
     amount = check_amount(amount)
-    if options is None:
-        shorthand = {"safeguards": False, **shorthand}
     opts = TrimOptions.resolve(options, **shorthand)
     scope, normalize, min_units, guard = opts.scope, opts.normalize, opts.min_units, opts.safeguards
     originals = original_units(graph, prior)

@@ -100,9 +100,9 @@ class EarlyBird:
             raise ValueError(f"threshold must be a share in (0, 1], got {threshold!r}")
         if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
-        self.trimmer = trimmer
-        self.threshold = float(threshold)
-        self.window = int(window)
+        self.trimmer: LotteryTrimmer = trimmer
+        self.threshold: float = float(threshold)
+        self.window: int = int(window)
         self._graph: TrimGraph | None = None
         self._plan: TrimPlan | None = None
         self.reset()

@@ -16,7 +16,7 @@ import copy
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ class Handover:
 
     def _position(self) -> _Position:
         states = [copy.deepcopy(s.state_dict()) for s in self.schedulers]
-        rates = [
+        rates: list[dict[str, Any]] = [
             {k: g[k] for k in ("lr", "initial_lr") if k in g} for g in self.optimizer.param_groups
         ]
         return states, rates
@@ -111,12 +111,21 @@ _WARNED: weakref.WeakKeyDictionary[torch.optim.Optimizer, set[int]] = weakref.We
 _HOOK: list[Any] = []
 
 
+def _forget(key: int) -> Callable[[weakref.ref[torch.Tensor]], None]:
+    """The callback of a watched parameter's weak reference: drop ``key`` once it is gone."""
+
+    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
+        _REMOVED.pop(key, None)
+
+    return forget
+
+
 def watch_removed(removed: Mapping[str, torch.Tensor], level: int) -> None:
     """Remember parameters a step removed (weakly), to warn about optimizers that step them."""
     with _LOCK:
         for name, p in removed.items():
             key = id(p)
-            ref = weakref.ref(p, lambda _, key=key: _REMOVED.pop(key, None))
+            ref = weakref.ref(p, _forget(key))
             _REMOVED[key] = (ref, name, level)
         if removed and not _HOOK:
             _HOOK.append(register_optimizer_step_pre_hook(_check))

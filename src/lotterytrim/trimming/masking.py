@@ -23,6 +23,7 @@ from torch.nn.utils import prune
 from lotterytrim.engine.adapter import FAN_IN
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.masknames import effective, is_masked, mask_attr, model_tensors, orig_attr
+from lotterytrim.options import DEFAULT_MIN_UNITS
 
 __all__ = [
     "maskable",
@@ -149,8 +150,10 @@ def enforce_masks(model: nn.Module) -> None:
     weight, e.g. after values were written into ``<name>_orig`` (a rewind, a reload)."""
     for _, (m, attr) in maskable(model).items():
         if is_masked(m, attr):
+            orig = m._parameters[orig_attr(attr)]
+            assert orig is not None  # is_masked: the layer stores <attr>_orig
             with torch.no_grad():
-                m._parameters[orig_attr(attr)].mul_(getattr(m, mask_attr(attr)))
+                orig.mul_(getattr(m, mask_attr(attr)))
             _refresh(m, attr)
 
 
@@ -171,13 +174,15 @@ def strip_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     masks: dict[str, torch.Tensor] = {}
     for name, (m, attr) in maskable(model).items():
         if is_masked(m, attr):
-            masks[name] = m._buffers[mask_attr(attr)].detach().clone()
+            mask = m._buffers[mask_attr(attr)]
+            assert mask is not None  # is_masked: the layer stores <attr>_mask
+            masks[name] = mask.detach().clone()
             prune.remove(m, attr)
     return masks
 
 
 def zero_fan_in_removal(
-    graph: TrimGraph, masks: Mapping[str, torch.Tensor], min_units: int = 1
+    graph: TrimGraph, masks: Mapping[str, torch.Tensor], min_units: int = DEFAULT_MIN_UNITS
 ) -> dict[int, np.ndarray]:
     """Units of prunable groups whose every masked fan-in weight is zero (keeping ``min_units``)."""
     removal: dict[int, np.ndarray] = {}

@@ -9,8 +9,8 @@ the step's plan.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -18,7 +18,10 @@ from torch import nn
 from lotterytrim.engine.masknames import base_name
 from lotterytrim.engine.plan import TrimPlan
 
-__all__ = ["rebuild_optimizer", "rebuild_in_place"]
+__all__ = ["rebuild_optimizer", "rebuild_in_place", "OptimizerT"]
+
+OptimizerT = TypeVar("OptimizerT", bound=torch.optim.Optimizer)
+"""An optimizer class: a rebuilt optimizer is of the class of the one it replaces."""
 
 
 def _names_of(
@@ -33,12 +36,12 @@ def _names_of(
 
 
 def rebuild_optimizer(
-    optimizer: torch.optim.Optimizer,
+    optimizer: OptimizerT,
     model: nn.Module,
     plan_step: TrimPlan | None = None,
     carry_state: bool = False,
     old_names: Mapping[int, str] | None = None,
-) -> torch.optim.Optimizer:
+) -> OptimizerT:
     """A new optimizer of the same class and group options over ``model``'s current parameters.
 
     Parameters are matched to groups by name; ``old_names`` maps ``id(old parameter)`` to its
@@ -47,7 +50,7 @@ def rebuild_optimizer(
     state, slicing tensors shaped like the parameter by ``plan_step`` (the step's plan).
     """
     names, groups = _regroup(optimizer, model, old_names)
-    cls = type(optimizer)
+    cls: Callable[..., OptimizerT] = type(optimizer)  # a subclass's own signature
     try:
         new = cls(groups, **optimizer.defaults)
     except TypeError:
@@ -110,9 +113,9 @@ def _carried(
     names: list[list[str | None]],
     current: Mapping[str, nn.Parameter],
     plan_step: TrimPlan | None,
-) -> dict[nn.Parameter, dict[str, Any]]:
+) -> dict[torch.Tensor, dict[str, Any]]:
     """Per-parameter state of ``old`` for the current parameters, sliced by the step plan."""
-    out: dict[nn.Parameter, dict[str, Any]] = {}
+    out: dict[torch.Tensor, dict[str, Any]] = {}
     for group, group_names in zip(old.param_groups, names, strict=True):
         for p, name in zip(group["params"], group_names, strict=True):
             if name is None or name not in current or p not in old.state:

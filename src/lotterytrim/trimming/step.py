@@ -18,7 +18,7 @@ from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.guards import check_trimmable
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.errors import ExampleInputError, TrimVerificationError
-from lotterytrim.options import TrimOptions, check_amount
+from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount
 from lotterytrim.selection.rank import Selection, removed_share, select_units
 from lotterytrim.trimming.undo import ModuleSnapshot
 
@@ -173,7 +173,7 @@ def trim(
     data: Iterable[Any] | None = None,
     graph: TrimGraph | None = None,
     prior: TrimPlan | None = None,
-    **shorthand: Any,
+    **shorthand: Unpack[OptionKeywords],
 ) -> tuple[TrimPlan, TrimResult]:
     """Remove ``amount`` of the model's parameters in one step, in place.
 

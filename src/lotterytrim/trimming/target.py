@@ -75,8 +75,9 @@ class TargetResult:
 def check_keep(keep: object) -> float:
     """Validate ``keep``: a share of the original parameters in (0, 1] (a 0-d tensor too)."""
     value = keep
-    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
-        value = value.item()  # type: ignore[union-attr]  # a 0-d torch tensor or numpy array
+    item = getattr(value, "item", None)
+    if getattr(value, "ndim", None) == 0 and callable(item):
+        value = item()  # a 0-d torch tensor or numpy array
     if (
         isinstance(value, (bool, np.bool_))
         or not isinstance(value, numbers.Real)

@@ -24,12 +24,12 @@ from lotterytrim.engine.masknames import model_tensors
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.engine.plancheck import apply_checked
 from lotterytrim.errors import TrimmerStateError
-from lotterytrim.options import TrimOptions, check_amount, expose_options
+from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount, expose_options
 from lotterytrim.trimming import masking
 from lotterytrim.trimming.compaction import compact_masks
 from lotterytrim.trimming.handover import Handover, make_handover, watch_removed
 from lotterytrim.trimming.methods import Method, get_method
-from lotterytrim.trimming.optimizer import rebuild_optimizer
+from lotterytrim.trimming.optimizer import OptimizerT, rebuild_optimizer
 from lotterytrim.trimming.rewind import RewindPoint
 from lotterytrim.trimming.state import REWIND_PREFIX, parse_state
 from lotterytrim.trimming.step import CompactResult, StepResult, layer_units, trim
@@ -63,7 +63,7 @@ class LotteryTrimmer:
         rewind_to_disk: str | Path | None = None,
         criterion_options: Mapping[str, Any] | None = None,
         sync_scores: bool | None = None,
-        **shorthand: Any,
+        **shorthand: Unpack[OptionKeywords],
     ) -> None:
         """``options`` (a :class:`TrimOptions`, or its fields as keywords) choose scope,
         normalisation, min_units, safeguards and what to do with unsupported layers."""
@@ -308,9 +308,7 @@ class LotteryTrimmer:
         )
 
     # ---------------------------------------------------------------- optimizer
-    def rebuild_optimizer(
-        self, optimizer: torch.optim.Optimizer, carry_state: bool = False
-    ) -> torch.optim.Optimizer:
+    def rebuild_optimizer(self, optimizer: OptimizerT, carry_state: bool = False) -> OptimizerT:
         """A new optimizer over the model's parameters after the last step (it knows which
         parameters replaced which); prefer :meth:`attach`, which keeps the same object."""
         return rebuild_optimizer(
