@@ -223,6 +223,23 @@ class PositionBuffer(nn.Module):
         return self.head(h)
 
 
+class FlatLSTMSkip(nn.Module):
+    """A spectrogram-mask separator's core: frames flattened to (T*N, F) around the Linear
+    layers, a bidirectional LSTM between them, its input concatenated with its output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.lstm = nn.LSTM(16, 8, bidirectional=True)
+        self.fc2 = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps, batch, _ = x.shape
+        h = torch.tanh(self.fc1(x.reshape(-1, 8))).reshape(steps, batch, -1)
+        y = torch.cat([h, self.lstm(h)[0]], -1)
+        return self.fc2(y.reshape(-1, y.shape[-1]))
+
+
 @dataclass(frozen=True)
 class Case:
     """A pattern model with example inputs; ``equivalent`` is False for cross-channel norms."""
@@ -259,4 +276,5 @@ CASES = [
         lambda: PositionBuffer(batched=False, persistent=False, scale=True),
         _x(2, 7, 10),
     ),
+    Case("flat_lstm_skip", FlatLSTMSkip, _x(5, 2, 8)),
 ]
