@@ -71,6 +71,10 @@ ROW_COLUMNS: tuple[str, ...] = (
 """Columns of a committed row file: ``settings`` is the run directory's settings hash, ``error``
 the test error, ``error_low``/``error_high`` its bootstrap 95 % interval."""
 
+LATER_COLUMNS: tuple[str, ...] = ("step_val_error", "total_epochs", "total_seconds")
+"""Columns of rows made by later versions of the runner and the examples (the validation error
+right after a step, a cell's total cost), exported after the others when a run has them."""
+
 PITCH_COLUMNS: tuple[str, ...] = ("rpa", "rca", "rpa_heldout", "rca_heldout", "heldout_n")
 """Columns that pitch rows add after :data:`ROW_COLUMNS`: raw pitch and raw chroma accuracy on
 the test set and on its ``heldout_n`` frames of held-out timbres. A row file has them only when
@@ -128,7 +132,7 @@ def export(
         for column in ROW_COLUMNS:
             if column not in table.columns:
                 table[column] = float("nan")
-        extra = [c for c in PITCH_COLUMNS if c in table.columns]
+        extra = [c for c in (*PITCH_COLUMNS, *LATER_COLUMNS) if c in table.columns]
         table = table[[*ROW_COLUMNS, *extra]].sort_values(_KEY, kind="stable")
         rows.mkdir(parents=True, exist_ok=True)
         target = rows / f"{task}.csv"

@@ -359,8 +359,8 @@ class TaskRun:
         ``patience`` epochs without a better validation error (or at ``max_epochs``), and the
         state of the best epoch kept, as in the paper. The optimizer is built anew on every
         call: the runner replaces parameters between levels. Records ``best_epoch``,
-        ``epochs``, ``val_loss`` and ``still_falling`` (1 when the cap came first).
-        """
+        ``epochs``, ``val_loss``, ``still_falling`` (1 when the cap came first) and, after a
+        step, ``step_val_error`` (the validation error right after it, before retraining)."""
         self.train_calls += 1
         s = self.settings
         start = time.perf_counter()
@@ -376,6 +376,8 @@ class TaskRun:
         stopper = EarlyStopping(s.patience, s.max_epochs)
         teacher = ctx.teacher(device) if ctx.level and getattr(ctx, "distill", False) else None
         model.to(device)
+        if ctx.level:  # what the step alone did, before any retraining
+            ctx.record(step_val_error=self._validate(model)[0])
         try:
             optimizer = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

@@ -418,3 +418,41 @@ def test_a_distilling_method_trains_against_the_reference(task: str, tmp_path: P
     # distillation's settings are hashed only where a method distils
     assert "kd_weight" in profile.settings(task)["train"]
     assert "kd_weight" not in PROFILES["quick"].settings(task)["train"]
+
+
+def test_levels_record_the_error_right_after_their_step(tmp_path: Path) -> None:
+    """step_val_error: validation error of the model as the step left it, before retraining."""
+    profile = TINY.override(methods=("trim",), levels=2)
+    results, lottery, run = run_task("chord", profile, tmp_path, progress=False, log=None)
+    assert results[results.level == 0].step_val_error.isna().all()
+    trimmed = results[results.level > 0].sort_values("level")
+    assert trimmed.step_val_error.between(0, 1).all()
+    assert (trimmed.step_val_error != trimmed.val_error).any()  # not the retrained model's
+
+
+def test_train_records_the_validation_error_of_the_model_it_was_handed(tmp_path: Path) -> None:
+    _, run = build_lottery("chord", TINY, tmp_path, progress=False, log=None)
+    model = run.build_model()
+    expected = run._validate(model)[0]
+
+    class Ctx:
+        task, method, criterion, replicate, level, seed, distill = (
+            "chord",
+            "trim",
+            "m",
+            0,
+            1,
+            0,
+            False,
+        )
+        records: dict = {}
+
+        def epochs(self, n: int):
+            yield 0
+
+        def record(self, **values: float) -> None:
+            self.records.update(values)
+
+    ctx = Ctx()
+    run.train(model, ctx)
+    assert ctx.records["step_val_error"] == expected
