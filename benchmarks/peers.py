@@ -214,21 +214,18 @@ def run_replicate(
 def comparison(ours: pd.DataFrame, peers: pd.DataFrame) -> pd.DataFrame:
     """Mean validation and test error per level (over replicates) of each of our methods and
     of torch-pruning's pipeline, side by side at the same parameter counts."""
-    frames = [ours[ours.level > 0], peers]
-    rows = pd.concat(frames, ignore_index=True)
-    rows["pipeline"] = rows.method.where(rows.method != "torch-pruning", "torch-pruning")
+    rows = pd.concat([ours[ours.level > 0], peers], ignore_index=True)
     table = (
-        rows.groupby(["task", "level", "pipeline"])
+        rows.groupby(["task", "level", "method"])
         .agg(
             kept=("kept", "mean"),
             val_error=("val_error", "mean"),
             error=("error", "mean"),
-            replicates=("replicate", "nunique"),
         )
         .reset_index()
     )
     wide = table.pivot_table(
-        index=["task", "level"], columns="pipeline", values=["kept", "val_error", "error"]
+        index=["task", "level"], columns="method", values=["kept", "val_error", "error"]
     ).swaplevel(axis=1)
     order = sorted(wide.columns.levels[0], key=lambda p: (p == "torch-pruning", p))
     columns = [(p, what) for p in order for what in ("kept", "val_error", "error")]

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.peers import main, n_params, output_layer, prune_to
+from benchmarks.peers import comparison, main, n_params, output_layer, prune_to
 from examples.mir.run import PROFILES, run_task
 
 
@@ -56,3 +56,32 @@ def test_a_tiny_peer_run_writes_rows_at_the_lottery_sizes(tmp_path: Path) -> Non
     stamp = (out / "onset.csv").stat().st_mtime_ns
     assert main([*args, "--out", str(out)]) == 0  # finished replicates are not recomputed
     assert (out / "onset.csv").stat().st_mtime_ns == stamp
+
+
+def test_the_comparison_averages_replicates_per_method_and_level() -> None:
+    base = {"task": "onset", "criterion": "magnitude", "level": 1, "kept": 0.7}
+    ours = pd.DataFrame(
+        [
+            {**base, "method": "finetune", "replicate": r, "val_error": v, "error": e}
+            for r, v, e in ((0, 0.1, 0.2), (1, 0.3, 0.4))
+        ]
+        + [{**base, "level": 0, "method": "finetune", "replicate": 0, "val_error": 9, "error": 9}]
+    )
+    peers = pd.DataFrame(
+        [
+            {
+                **base,
+                "method": "torch-pruning",
+                "replicate": 0,
+                "val_error": 0.5,
+                "error": 0.6,
+                "kept": 0.68,
+            }
+        ]
+    )
+    table = comparison(ours, peers)
+    assert list(table.index) == [("onset", 1)]  # the reference row takes no part
+    assert [who for who, _ in table.columns][::3] == ["finetune", "torch-pruning"]
+    row = table.loc[("onset", 1)]
+    assert row[("finetune", "val_error")] == 0.2 and row[("finetune", "error")] == 0.3
+    assert row[("torch-pruning", "kept")] == 0.68
