@@ -484,7 +484,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             sizes=_fixed_sizes(
                 {
                     "paper": {"capacity": "medium"},
-                    "quick": {"capacity": 2, "dropout": 0.1},
+                    "quick": {"capacity": 1, "dropout": 0.1},
                     "tiny": {"capacity": "micro", "dropout": 0.1},
                 },
                 (1, 1024),

@@ -285,13 +285,13 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             rewind_epochs=_per_task(**dict.fromkeys(TASKS, 4)),
             # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) for 20-45
             # epochs of about 3 s; it needs a longer cap, patience and plateau patience
-            max_epochs=_per_task(instrument=50, singing=50, pitch=50, chord=60, drum=100, onset=50),
+            max_epochs=_per_task(instrument=50, singing=50, pitch=80, chord=60, drum=100, onset=50),
             patience=_per_task(instrument=8, singing=8, pitch=8, chord=8, drum=15, onset=8),
             # instrument and singing: 1,200 clips (600 to train) fit the 40-minute budget on
             # two cores; their probed references still reach a third of chance, flattened
             # (results/probes/references.csv)
             examples=_per_task(
-                instrument=1200, singing=1200, pitch=6000, chord=2500, drum=150, onset=150
+                instrument=1200, singing=1200, pitch=4000, chord=2500, drum=150, onset=150
             ),
             epoch_examples=_per_task(
                 instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
@@ -304,7 +304,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # drum sits on a plateau (hi-hat learnt, kick and snare not) for about 45 epochs at
             # 1e-3 and 20 at 3e-3, ending lower on validation (docs/examples.md)
             lr=_per_task(
-                instrument=1e-3, singing=1e-3, pitch=1e-3, chord=1e-3, drum=3e-3, onset=1e-3
+                instrument=1e-3, singing=1e-3, pitch=5e-3, chord=1e-3, drum=3e-3, onset=1e-3
             ),
             cap_real_data=True,
         ),

@@ -91,7 +91,8 @@ def test_onset_is_drum_model_with_a_single_head() -> None:
 def test_sizes_shrink_in_order() -> None:
     for task in TASKS:
         counts = [_param_count(task, s) for s in SIZES]
-        assert counts[0] > counts[1] > counts[2], (task, counts)
+        # pitch's quick CREPE has capacity 1, as narrow as its tiny one
+        assert counts[0] > counts[1] >= counts[2], (task, counts)
         assert counts[2] < 100_000, (task, counts)
 
 
