@@ -68,10 +68,10 @@ class Report:
     Attributes:
         model: class name of the measured model.
         params: number of parameter elements (shared parameters counted once).
-        prunable_params: parameter elements of conv, linear, norm, recurrent and embedding
-            layers, minus those under modules declared unprunable (the ``unprunable`` argument
-            or an ``lt.unprunable`` tag). Counted per layer type without tracing the model, so
-            output layers are included (see ``docs/report.md``).
+        prunable_params: parameter elements a trimming step may remove, read from the
+            trimmer's own graph: every element in a unit of a group it may shrink (attention
+            and module-owned parameters included; output widths and the outputs of unprunable
+            modules left out). Trimming lowers it by exactly the parameters it removes.
         macs: multiply-accumulates of one batch-1 forward pass, fvcore convention (one per
             multiply-add; elementwise, reduction and norm operations as listed in the docs).
         macs_by_operator: ``macs`` split per operator (e.g. ``conv``, ``lstm``, ``relu``).
@@ -143,10 +143,12 @@ def report(
     eval mode under ``torch.inference_mode``; every module's train/eval flag is restored and no
     parameter or buffer is written. ``macs`` follows fvcore: one per multiply-add.
 
-    ``prunable_params`` leaves out the parameters of the modules in ``unprunable`` and of the
-    modules tagged with ``lt.unprunable``, with everything inside them. ``disk_bytes`` is the
-    size of the file ``lt.save(model, path)`` writes (no trimmer state), measured in a temporary
-    directory that is removed afterwards.
+    ``prunable_params`` traces the model as the trimmer does, on ``example_inputs`` as given,
+    with ``unprunable`` and the ``lt.unprunable`` tags keeping those modules' units (and all
+    inside them); their input columns still count, as the trimmer shrinks them.
+
+    ``disk_bytes`` is the size of the file ``lt.save(model, path)`` writes (no trimmer state),
+    measured in a temporary directory that is removed afterwards.
     """
     check_module(model)
     check_positive(threads=threads, runs=runs)
