@@ -276,6 +276,10 @@ class RecurrentAdapter(Adapter[nn.RNNBase]):
     def in_channels(self, m: nn.RNNBase) -> int:
         return int(m.input_size)
 
+    def units(self, m: nn.RNNBase) -> int:
+        """Hidden units per direction (``hidden_size``), each emitting one feature per direction."""
+        return int(m.hidden_size)
+
     def out_pieces(self, m: nn.RNNBase, idx: np.ndarray) -> list[Piece]:
         h, g, dirs = m.hidden_size, self._gates(m), self._dirs(m)
         units = np.asarray(idx, dtype=np.int64) % h
