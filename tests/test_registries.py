@@ -1,8 +1,10 @@
-"""A criterion and a method registered once are usable by name everywhere, the runner included."""
+"""A criterion and a method registered once are usable by name everywhere, the runner included;
+a layer adapter registered once (a subclassed built-in one) is used wherever its layer is met."""
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,12 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import masked_copy, outputs
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.criteria import CRITERIA
-from lotterytrim.engine.adapter import GAMMA, Adapter, Piece
-from lotterytrim.engine.layers import adapter_for, register_adapter
+from lotterytrim.adapters import ADAPTERS, GAMMA, LinearAdapter, Piece, RecurrentAdapter, column
+from lotterytrim.criteria import CRITERIA, Magnitude
+from lotterytrim.engine.layers import adapter_for
 from lotterytrim.trimming.methods import METHODS
 
 
@@ -121,8 +124,11 @@ def test_unknown_and_duplicate_names_are_refused(registered: None) -> None:
         lt.LotteryConfig(criteria=("nope",))
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         lt.LotteryConfig(methods=("nope",))
-    with pytest.raises(ValueError, match="registered already"):
-        lt.criteria.register("unit-index", UnitIndex)
+    with pytest.raises(ValueError, match="criterion 'unit-index' is registered already"):
+        lt.criteria.register("unit-index", Magnitude)
+    assert CRITERIA["unit-index"] is UnitIndex
+    lt.criteria.register("unit-index", Magnitude, replace=True)
+    assert CRITERIA["unit-index"] is Magnitude
     with pytest.raises(TypeError, match="must subclass Method"):
         lt.methods.register("not-a-method", UnitIndex)
     assert "unit-index" in CRITERIA and "zero-bias" in METHODS
@@ -175,27 +181,11 @@ class Gated(nn.Linear):
         return super().forward(x) * self.gate
 
 
-class GatedAdapter(Adapter):
-    """The adapter docs/architecture.md shows: a Linear's pieces plus one gate per unit."""
-
-    def __init__(self) -> None:
-        self.linear = adapter_for(nn.Linear(1, 1))
-
-    def out_channels(self, m: nn.Module) -> int | None:
-        return self.linear.out_channels(m)
-
-    def in_channels(self, m: nn.Module) -> int | None:
-        return self.linear.in_channels(m)
+class GatedAdapter(LinearAdapter):
+    """A Linear's pieces plus one gate per unit: only what differs from the built-in adapter."""
 
     def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        gate = Piece("gate", 0, np.asarray(idx).reshape(-1, 1), GAMMA)
-        return [*self.linear.out_pieces(m, idx), gate]
-
-    def in_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
-        return self.linear.in_pieces(m, idx)
-
-    def attributes(self, m: nn.Module, out: int | None, inp: int | None) -> dict[str, Any]:
-        return self.linear.attributes(m, out, inp)
+        return [*super().out_pieces(m, idx), Piece("gate", 0, column(idx), GAMMA)]
 
 
 class GatedNet(nn.Module):
@@ -208,19 +198,153 @@ class GatedNet(nn.Module):
         return self.head(torch.relu(self.fc(x)))
 
 
+@pytest.fixture
+def gated() -> Iterator[None]:
+    lt.register_adapter(Gated, GatedAdapter)
+    try:
+        yield
+    finally:
+        ADAPTERS.unregister(Gated)
+
+
+def _assert_trimmed_equals_masked(model: nn.Module, x: torch.Tensor, amount: float = 0.3) -> None:
+    """One finetune step (weights kept): the trimmed model computes what its masked copy does."""
+    original = copy.deepcopy(model)
+    trimmer = lt.LotteryTrimmer(model, x, "magnitude", amount, method="finetune")
+    trimmer.step()
+    plan = trimmer.last_step_plan
+    assert plan is not None and not plan.is_identity()
+    for a, b in zip(outputs(model, x), outputs(masked_copy(original, plan), x), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_registered_adapter_lets_a_new_layer_type_shrink() -> None:
     torch.manual_seed(0)
     x = torch.randn(4, 6)
     with pytest.raises(lt.TrimVerificationError, match="'fc'"):
         lt.trim(GatedNet(), x, "magnitude", 0.3)  # weight sliced, gate not: the model breaks
-    register_adapter(Gated, GatedAdapter())
-    model = GatedNet()
-    reference = copy.deepcopy(model)
-    plan, _ = lt.trim(model, x, "magnitude", 0.3)
-    kept = plan.keep["fc.weight"][0]
-    assert kept is not None and model.fc.out_features == len(kept) < 8
-    assert torch.equal(model.fc.gate.detach(), reference.fc.gate.detach()[kept])
-    # the survivors compute what they computed before: the removed features are simply gone
-    with torch.no_grad():
-        hidden = torch.relu(reference.fc(x))[:, kept]
-        assert torch.allclose(torch.relu(model.fc(x)), hidden, atol=1e-6)
+    lt.register_adapter(Gated, GatedAdapter)
+    try:
+        model = GatedNet()
+        reference = copy.deepcopy(model)
+        plan, _ = lt.trim(model, x, "magnitude", 0.3)
+        kept = plan.keep["fc.weight"][0]
+        assert kept is not None and model.fc.out_features == len(kept) < 8
+        assert torch.equal(model.fc.gate.detach(), reference.fc.gate.detach()[kept])
+        _assert_trimmed_equals_masked(GatedNet(), x)
+    finally:
+        ADAPTERS.unregister(Gated)
+
+
+class ScaledGRU(nn.GRU):
+    """A GRU whose output features are scaled by a learnt vector, one entry per feature."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__(inputs, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, 2 * hidden))
+
+    def forward(self, x: Any, hx: Any = None) -> Any:
+        out, h = super().forward(x, hx)
+        return out * self.scale, h
+
+
+class ScaledGRUAdapter(RecurrentAdapter):
+    """The recurrent pieces plus the scale entries of the removed output features."""
+
+    def out_pieces(self, m: nn.Module, idx: np.ndarray) -> list[Piece]:
+        assert isinstance(m, nn.RNNBase)
+        return [*super().out_pieces(m, idx), Piece("scale", 0, column(idx), GAMMA)]
+
+
+class ScaledGRUNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = ScaledGRU(4, 8)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+def test_a_subclassed_recurrent_adapter_is_used_by_the_trimmer() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4)
+    lt.register_adapter(ScaledGRU, ScaledGRUAdapter)
+    try:
+        assert type(adapter_for(ScaledGRU(4, 8))) is ScaledGRUAdapter
+        assert type(adapter_for(nn.GRU(4, 8))) is RecurrentAdapter
+        model = ScaledGRUNet()
+        _assert_trimmed_equals_masked(model, x)
+        h = model.rnn.hidden_size
+        assert h < 8 and model.rnn.scale.shape == (2 * h,)
+        assert model.rnn.weight_ih_l1_reverse.shape == (3 * h, 2 * h)
+    finally:
+        ADAPTERS.unregister(ScaledGRU)
+
+
+def test_a_duplicate_adapter_is_refused_and_replace_swaps_it(gated: None) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 6)
+    with pytest.raises(ValueError, match="adapter for Gated is registered already.*replace=True"):
+        lt.register_adapter(Gated, LinearAdapter)
+    with pytest.raises(ValueError, match="adapter for Linear is registered already"):
+        lt.register_adapter(nn.Linear, GatedAdapter)
+    assert ADAPTERS[Gated] is GatedAdapter and ADAPTERS[nn.Linear] is LinearAdapter
+    _assert_trimmed_equals_masked(GatedNet(), x)  # the refused entry changed nothing
+    lt.register_adapter(Gated, LinearAdapter, replace=True)
+    assert ADAPTERS[Gated] is LinearAdapter
+    with pytest.raises(lt.TrimVerificationError, match="'fc'"):
+        lt.trim(GatedNet(), x, "magnitude", 0.3)  # the plain Linear adapter misses the gate
+    with pytest.raises(TypeError, match="pass the class, not an instance"):
+        lt.register_adapter(Gated, GatedAdapter(), replace=True)
+    with pytest.raises(TypeError, match="Module subclasses"):
+        lt.register_adapter(int, GatedAdapter)  # type: ignore[arg-type]
+    assert ADAPTERS[Gated] is LinearAdapter
+
+
+def test_adapters_are_public_and_the_error_names_a_public_function() -> None:
+    from lotterytrim import adapters, register_adapter
+
+    assert {"adapters", "register_adapter"} <= set(lt.__all__)
+    assert register_adapter is adapters.register_adapter
+    for name in adapters.__all__:
+        assert getattr(adapters, name) is not None
+        if name.endswith("Adapter"):
+            assert issubclass(getattr(adapters, name), adapters.Adapter)
+    decorated = lt.register_adapter(Gated)(GatedAdapter)  # the decorator form returns the class
+    try:
+        assert decorated is GatedAdapter and ADAPTERS[Gated] is GatedAdapter
+    finally:
+        ADAPTERS.unregister(Gated)
+
+    class Mix(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mix = nn.Parameter(torch.eye(4) + 0.1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("oc,bc->bo", self.mix, x)
+
+    model = nn.Sequential(nn.Linear(3, 4), Mix(), nn.Linear(4, 2))
+    with pytest.raises(lt.UnsupportedLayerError, match=r"lt\.(\w+)\(layer_type") as info:
+        lt.trim(model, torch.randn(2, 3), "magnitude", 0.3)
+    named = re.search(r"lt\.(\w+)\(layer_type", str(info.value))
+    assert named is not None and callable(getattr(lt, named.group(1)))
+
+
+def test_the_documented_adapter_example_runs() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    section = text.split("## Adding a layer adapter", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1
+    namespace: dict[str, Any] = {}
+    torch.manual_seed(0)
+    exec(compile(blocks[0], "docs/architecture.md", "exec"), namespace)  # noqa: S102
+    layer, adapter = namespace["Gated"], namespace["GatedAdapter"]
+    try:
+        assert ADAPTERS[layer] is adapter and issubclass(adapter, LinearAdapter)
+        assert type(adapter_for(layer(2, 3))) is adapter
+        x = torch.randn(4, 6)
+        _assert_trimmed_equals_masked(nn.Sequential(layer(6, 8), nn.ReLU(), nn.Linear(8, 3)), x)
+    finally:
+        ADAPTERS.unregister(layer)

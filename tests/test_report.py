@@ -16,10 +16,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils import prune
+from zoo_transformers import EncoderClassifier, SpectrogramViT
 
 import lotterytrim as lt
 import lotterytrim.storage.io
-from lotterytrim.measure.layers import layer_diff, layer_table
+from lotterytrim.measure.layers import REST, layer_diff, layer_table
 from lotterytrim.measure.report import Report, _disk_bytes, compare, report
 from lotterytrim.measure.tables import ReportTable
 
@@ -67,7 +68,7 @@ def test_exact_numbers_on_tiny_mlp() -> None:
     assert isinstance(result, Report)
     assert result.model == "Sequential"
     assert result.params == 4 * 3 + 3 + 3 * 2 + 2 == 23
-    assert result.prunable_params == 23
+    assert result.prunable_params == 23 - 2  # the output layer's bias: outputs never shrink
     assert result.macs == 21
     assert result.macs_by_operator == {"linear": 18, "relu": 3}
     assert result.param_bytes == 23 * 4
@@ -290,22 +291,34 @@ def test_invalid_counts_are_value_errors() -> None:
 
 def test_unprunable_modules_are_excluded() -> None:
     model = conv_net(4)
-    full = report(model, torch.randn(1, 1, 50), latency=False)
-    head = report(model, torch.randn(1, 1, 50), latency=False, unprunable=[model[7]])
-    assert full.prunable_params == full.params
-    assert head.prunable_params == full.params - (4 * 10 + 10)
+    x = torch.randn(1, 1, 50)
+    full = report(model, x, latency=False)
+    assert full.params == 24 + 8 + 52 + 50
+    assert full.prunable_params == full.params - 10  # only the output bias is out of reach
+    # the output layer was already kept whole; its input columns still follow conv 3's units
+    assert report(model, x, latency=False, unprunable=[model[7]]).prunable_params == 124
+    # conv 3 keeps its 4 channels: its bias and the head's weight stay, its input columns go
+    middle = report(model, x, latency=False, unprunable=[model[3]])
+    assert middle.prunable_params == 124 - 4 - 4 * 10
 
-    class WithScale(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(2, 2)
-            self.scale = nn.Parameter(torch.ones(2))  # not a prunable layer type
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x) * self.scale
+class _Scaled(nn.Module):
+    """fc1 (9 params), a module-owned scale on its 3 features, fc2 (8 params) to the output."""
 
-    custom = report(WithScale(), torch.randn(1, 2), latency=False)
-    assert custom.params == 8 and custom.prunable_params == 6
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(2, 3)
+        self.scale = nn.Parameter(torch.ones(3))
+        self.fc2 = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.fc1(x) * self.scale)
+
+
+def test_module_owned_parameters_are_prunable() -> None:
+    result = report(_Scaled(), torch.randn(1, 2), latency=False)
+    assert result.params == 9 + 3 + 8
+    assert result.prunable_params == 9 + 3 + 6  # the scale shrinks with fc1; fc2's bias stays
 
 
 @lt.unprunable
@@ -314,11 +327,11 @@ class _KeptLinear(nn.Linear):
 
 
 class _Tagged(nn.Module):
-    """Hand-counted parameters, 112 in all; 109 of them in prunable layer types.
+    """Hand-counted parameters, 112 in all; 106 of them prunable.
 
     stem Conv1d(2->4, k3): 2*4*3 + 4 = 28; norm BatchNorm1d(4): 8;
-    block Linear(4->5) + Linear(5->5): 25 + 30 = 55; head Linear(5->3): 18;
-    scale: 3 free parameters, never prunable.
+    block Linear(4->5) + Linear(5->5): 25 + 30 = 55; head Linear(5->3): 15 + 3 bias;
+    scale: 3, on the output. The output keeps its width, so the head's bias and the scale stay.
     """
 
     def __init__(self, head: type[nn.Linear] = nn.Linear) -> None:
@@ -339,22 +352,24 @@ def test_prunable_params_leave_out_tagged_modules() -> None:
     x = torch.randn(1, 2, 10)
     plain = report(_Tagged(), x, latency=False)
     assert plain.params == 112
-    assert plain.prunable_params == 109  # the output layer counts: only tags exclude layers
+    assert plain.prunable_params == 112 - 3 - 3
 
     model = _Tagged()
-    lt.unprunable(model.head)
-    assert report(model, x, latency=False).prunable_params == 109 - 18
+    lt.unprunable(model.head)  # its outputs were kept anyway; its inputs follow the block
+    assert report(model, x, latency=False).prunable_params == 106
     lt.unprunable(model.block)  # a tagged container takes its children with it
-    assert report(model, x, latency=False).prunable_params == 109 - 18 - 55
+    # block.0 keeps its rows (bias included) but loses columns with the stem; block.2 and the
+    # head's weight follow only protected units
+    assert report(model, x, latency=False).prunable_params == 28 + 8 + 4 * 5
     both = report(model, x, latency=False, unprunable=[model.block, model.stem])
-    assert both.prunable_params == 109 - 18 - 55 - 28  # argument and tags add up, once each
+    assert both.prunable_params == 0  # argument and tags add up: no unit is left to remove
 
     by_class = report(_Tagged(head=_KeptLinear), x, latency=False)
-    assert by_class.prunable_params == 109 - 18
+    assert by_class.prunable_params == 106
     assert not getattr(nn.Linear, "_lotterytrim_unprunable", False)  # no tag leaked
 
 
-def test_a_parameter_shared_with_an_unprunable_module_is_not_prunable() -> None:
+def test_a_tied_weight_that_the_trimmer_keeps_whole_is_not_prunable() -> None:
     class Shared(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -366,9 +381,11 @@ def test_a_parameter_shared_with_an_unprunable_module_is_not_prunable() -> None:
             return self.b(self.a(x))
 
     model = Shared()
-    assert report(model, torch.randn(1, 4), latency=False).prunable_params == 16 + 4 + 4
-    lt.unprunable(model.a)
-    assert report(model, torch.randn(1, 4), latency=False).prunable_params == 4
+    x = torch.randn(1, 4)
+    # a's units are rows of the weight b reads by columns: tied, so the trimmer keeps them
+    assert report(model, x, latency=False).prunable_params == 0
+    _, result = lt.trim(model, x, "magnitude", 0.3)
+    assert result.params_after == result.params_before == 24
 
 
 def test_tuple_and_dict_inputs_and_dict_outputs() -> None:
@@ -458,7 +475,7 @@ def test_compare_rejects_bad_arguments() -> None:
 def test_layer_table_rows() -> None:
     model = conv_net(8)
     table = layer_table(model, torch.randn(3, 1, 100))
-    assert list(table.index) == ["0", "1", "3", "7"]
+    assert list(table.index) == ["0", "1", "3", "7", REST]
     assert list(table.columns) == ["type", "units", "params", "macs"]
     assert table.loc["0", "type"] == "Conv1d"
     assert table.loc["0", "units"] == 8
@@ -466,6 +483,10 @@ def test_layer_table_rows() -> None:
     assert table.loc["0", "macs"] == 8 * 1 * 5 * 96  # batch 1, 96 output positions
     assert table.loc["7", "units"] == 10
     assert table["params"].sum() == sum(p.numel() for p in model.parameters())
+    whole = report(model, torch.randn(3, 1, 100), latency=False)
+    assert table["macs"].sum() == whole.macs  # ReLUs and pooling are in the last row
+    assert table.loc[REST, "macs"] == whole.macs - table["macs"].iloc[:-1].sum() > 0
+    assert table.loc[REST, "params"] == 0 and pd.isna(table.loc[REST, "units"])
     assert "| layer | type | units | params | macs |" in table.to_markdown()
 
 
@@ -487,3 +508,55 @@ def test_layer_diff_matches_layers_by_name() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "extra" in diff2.to_markdown()
+
+
+def test_prunable_params_are_what_the_trimmer_removes() -> None:
+    torch.manual_seed(0)
+    model, x = EncoderClassifier(), torch.randn(2, 10, 16)  # nn.MultiheadAttention, pos table
+    first = report(model, x, latency=False)
+    # everything but the output bias: attention projections and the position table included
+    assert first.prunable_params == first.params - model.head.bias.numel()
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.3)
+    trimmer.capture_rewind()
+    for _ in range(2):
+        before = report(model, x, latency=False)
+        step = trimmer.step()
+        after = report(model, x, latency=False)
+        removed = before.params - after.params
+        assert removed == step.params_before - step.params_after > 0
+        assert before.prunable_params - after.prunable_params == removed
+        assert after.prunable_params == after.params - model.head.bias.numel()
+
+
+def test_prunable_params_of_a_model_the_trimmer_cannot_trace_is_zero_with_a_warning() -> None:
+    class NoTensorOut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 3)
+
+        def forward(self, x: torch.Tensor) -> dict[str, int]:
+            return {"label": int(self.fc(x).argmax())}
+
+    with pytest.warns(UserWarning, match="prunable_params is 0.*NoTensorOut"):
+        result = report(NoTensorOut(), torch.randn(1, 2), latency=False)
+    assert result.params == 9 and result.prunable_params == 0
+
+
+def test_layer_diff_columns_add_up_to_the_model_totals() -> None:
+    torch.manual_seed(0)
+    model, x = SpectrogramViT(), torch.randn(2, 1, 16, 16)  # owns cls_token and pos_embed
+    reference = copy.deepcopy(model)
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.3)
+    trimmer.capture_rewind()
+    trimmer.step()
+    diff = layer_diff(reference, model, x)
+    assert "" not in diff.index and list(diff.index)[-1] == REST
+    for side, net in (("before", reference), ("after", model)):
+        whole = report(net, x, latency=False)
+        assert diff[f"params_{side}"].sum() == whole.params, side
+        assert diff[f"macs_{side}"].sum() == whole.macs, side
+    own = model.cls_token.numel() + model.pos_embed.numel()
+    assert diff.loc[REST, "params_after"] == own  # the model's own parameters, nothing else
+    block = layer_table(model, x).loc["blocks.0"]  # holds only the layer-scale vector
+    assert block["params"] == model.blocks[0].gamma.numel()
+    assert 0 < block["macs"] < diff.loc["blocks.0.fc1", "macs_after"]

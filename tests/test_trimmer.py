@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
 from helpers import same_state, snapshot
 from torch import nn
 from torch.nn import functional as F
+from zoo_models import CRNN
 from zoo_patterns import ConvFlatten
 
 import lotterytrim as lt
+from lotterytrim.cli import main as cli_main
+from lotterytrim.measure.layers import layer_diff
 from lotterytrim.trimming.rewind import model_tensors
 
 METHODS = ["trim", "finetune", "reinit", "mask"]
@@ -90,7 +94,7 @@ def test_mask_compact_removes_emptied_units():
         model.fc1.weight_mask[:3] = 0
     before_out = model(x)
     result = trimmer.compact()
-    assert result.removed_units and result.saved > 0
+    assert result.removed_units["fc1"] == 3 and result.saved > 0  # counted as fc1's features
     assert model.fc1.out_features == 21 and model.fc2.in_features == 21
     assert trimmer.plan.current_shape("fc1.weight") == (21, 256)
     # empty units produced relu(bias); removing them changes fc2's input by those constants only
@@ -336,3 +340,27 @@ def test_a_model_whose_dtype_changed_after_capture_is_named_not_blamed_on_a_grou
     with pytest.raises(lt.errors.ExampleInputError, match=r"before anything was removed.*dtype"):
         trimmer.step()
     assert trimmer.level == 0 and model.fc1.out_features == ConvFlatten().fc1.out_features
+
+
+def test_bidirectional_units_are_hidden_units_per_direction_everywhere(tmp_path, capsys):
+    torch.manual_seed(0)
+    model, x = CRNN(), torch.randn(2, 1, 16, 20)  # GRU(64, 20, bidirectional=True)
+    reference = copy.deepcopy(model)
+    trimmer = lt.LotteryTrimmer(model, x, amount=0.3)
+    trimmer.capture_rewind()
+    for _ in range(3):
+        result = trimmer.step()
+        assert result.units_after["gru"] == model.gru.hidden_size
+        for group, removed in result.removed_units.items():
+            assert result.units_before[group] - result.units_after[group] == removed, group
+    assert trimmer.history[0].units_before["gru"] == 20  # hidden_size, not 2 * 20 features
+    assert any(step.removed_units.get("gru", 0) > 0 for step in trimmer.history)
+    assert model.gru.hidden_size < 20
+    diff = layer_diff(reference, model, x)
+    assert diff.loc["gru", "units_before"] == 20
+    assert diff.loc["gru", "units_after"] == model.gru.hidden_size
+    path = tmp_path / "crnn.lt"
+    lt.save(model, path)
+    assert cli_main(["report", str(path), "--json"]) == 0
+    layers = {layer["layer"]: layer for layer in json.loads(capsys.readouterr().out)["layers"]}
+    assert layers["gru"]["units"] == model.gru.hidden_size

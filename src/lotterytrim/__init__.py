@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lotterytrim import criteria, errors
+from lotterytrim import adapters, criteria, errors
+from lotterytrim.adapters import register_adapter
 from lotterytrim.criteria import Criterion
 from lotterytrim.distillation import distillation_loss
 from lotterytrim.engine.plan import TrimPlan
@@ -50,6 +51,9 @@ __all__ = [
     "unprunable",
     "layer_units",
     "TrimPlan",
+    # teaching the engine a layer type
+    "adapters",
+    "register_adapter",
     # retraining
     "distillation_loss",
     # files
@@ -89,9 +93,8 @@ _LAZY = {
 
 # names that left the top level, still importable from here (and from the module named)
 _MOVED = {
-    "Adapter": "lotterytrim.engine.adapter",
-    "Piece": "lotterytrim.engine.adapter",
-    "register_adapter": "lotterytrim.engine.layers",
+    "Adapter": "lotterytrim.adapters",
+    "Piece": "lotterytrim.adapters",
     "TrimGraph": "lotterytrim.engine.graph",
     "UnitGroup": "lotterytrim.engine.groups",
     "LayerCriterion": "lotterytrim.criteria",

@@ -32,7 +32,7 @@ __all__ = [
     "get_criterion",
 ]
 
-CRITERIA: Registry[Criterion] = Registry("criterion", Criterion)
+CRITERIA: Registry[str, Criterion] = Registry("criterion", Criterion)
 """Every criterion usable by name: the built-in ones and those users register."""
 
 for _cls in (Magnitude, Activation, BatchNorm, Gradient, Taylor, Information, Random):

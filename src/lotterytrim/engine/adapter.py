@@ -124,6 +124,14 @@ class Adapter(Generic[M]):
         """Number of channels the layer consumes (None: not defined)."""
         raise NotImplementedError
 
+    def units(self, m: M) -> int | None:
+        """Width of the layer as its constructor and repr state it (None: not defined).
+
+        Results and reports count units with it; it differs from ``out_channels`` only where
+        one unit emits several channels (a bidirectional recurrent layer).
+        """
+        return self.out_channels(m)
+
     def out_pieces(self, m: M, idx: np.ndarray) -> list[Piece]:
         """Tensor indices owned by output channels ``idx``."""
         raise NotImplementedError

@@ -19,7 +19,13 @@ from torch import nn
 from lotterytrim.engine.adapter import BIAS, FAN_IN, FAN_OUT, Adapter, Piece
 from lotterytrim.engine.layers import register_adapter
 
-__all__ = ["HeadSpec", "find_heads", "head_attributes", "whole_heads"]
+__all__ = [
+    "HeadSpec",
+    "MultiheadAttentionAdapter",
+    "find_heads",
+    "head_attributes",
+    "whole_heads",
+]
 
 HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
 """Attributes read as a module's head count."""
@@ -99,7 +105,7 @@ def head_attributes(spec: HeadSpec, width: int) -> dict[str, Any]:
     return attrs
 
 
-class _MultiheadAdapter(Adapter[nn.MultiheadAttention]):
+class MultiheadAttentionAdapter(Adapter[nn.MultiheadAttention]):
     """``nn.MultiheadAttention``: a unit is one head, a block of ``head_dim`` embedding channels.
 
     Input and output channels are the same units (the layer reads and writes the embedding),
@@ -159,4 +165,4 @@ class _MultiheadAdapter(Adapter[nn.MultiheadAttention]):
         return output.dim() - 1  # (batch, seq, embed) or (seq, batch, embed)
 
 
-register_adapter(nn.MultiheadAttention, _MultiheadAdapter())
+register_adapter(nn.MultiheadAttention, MultiheadAttentionAdapter)

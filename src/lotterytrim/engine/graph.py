@@ -100,9 +100,7 @@ class TrimGraph:
 
     def _trace_once(self) -> tp.DependencyGraph:
         dg = tp.DependencyGraph()
-        pruners: dict[Any, Any] = {nn.RNNBase: recurrent.RecurrentPruner()}
-        for cls in (nn.RNN, nn.GRU, nn.LSTM):
-            pruners[cls] = pruners[nn.RNNBase]
+        pruners: dict[Any, Any] = recurrent.recurrent_pruners(self.model)
         outputs: list[torch.Tensor] = []
         self._dead_fns: set[int] = set()
 

@@ -1,11 +1,13 @@
 """The built-in layer adapters and the registry that finds a layer's adapter by its class.
 
 The engine never slices a tensor it has no adapter for; a layer without one is protected or
-reported. :func:`register_adapter` teaches it a new layer type (see ``docs/architecture.md``).
+reported. :func:`register_adapter` teaches it a new layer type; the built-in adapters are public
+so that a layer extending a known one needs only what differs (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,11 +28,31 @@ from lotterytrim.engine.adapter import (
     column,
     tensor_pieces,
 )
+from lotterytrim.registry import Registry
 
-__all__ = ["RecurrentAdapter", "register_adapter", "adapter_for", "is_recurrent"]
+__all__ = [
+    "ConvAdapter",
+    "LinearAdapter",
+    "BatchNormAdapter",
+    "LayerNormAdapter",
+    "GroupNormAdapter",
+    "PReLUAdapter",
+    "EmbeddingAdapter",
+    "RecurrentAdapter",
+    "ADAPTERS",
+    "register_adapter",
+    "adapter_for",
+    "is_recurrent",
+]
 
 
-class _ConvAdapter(Adapter[_ConvNd]):
+class ConvAdapter(Adapter[_ConvNd]):
+    """Convolutions (1d, 2d, 3d, transposed): a unit is one output channel, its filter and bias.
+
+    Depthwise convolutions shrink their input, output and groups together; other grouped
+    convolutions are refused, since removing channels would unbalance the groups.
+    """
+
     def _depthwise(self, m: _ConvNd) -> bool:
         return m.groups > 1 and m.groups == m.in_channels == m.out_channels
 
@@ -73,7 +95,9 @@ class _ConvAdapter(Adapter[_ConvNd]):
         return None
 
 
-class _LinearAdapter(Adapter[nn.Linear]):
+class LinearAdapter(Adapter[nn.Linear]):
+    """``nn.Linear``: a unit is one output feature, its weight row and bias; features are last."""
+
     def out_channels(self, m: nn.Linear) -> int:
         return int(m.out_features)
 
@@ -101,8 +125,11 @@ class _LinearAdapter(Adapter[nn.Linear]):
         return output.dim() - 1
 
 
-class _NormAdapter(Adapter[_NormBase]):
-    """BatchNorm and InstanceNorm: one scale, shift and running statistic per channel."""
+class BatchNormAdapter(Adapter[_NormBase]):
+    """BatchNorm and InstanceNorm: one scale, shift and running statistic per channel.
+
+    Norms pass channels through (``producer = False``): they follow the layer that feeds them.
+    """
 
     producer = False
 
@@ -127,7 +154,9 @@ class _NormAdapter(Adapter[_NormBase]):
         return {"num_features": out if out is not None else inp}
 
 
-class _LayerNormAdapter(Adapter[nn.LayerNorm]):
+class LayerNormAdapter(Adapter[nn.LayerNorm]):
+    """``nn.LayerNorm`` over the last dim: one scale and shift per feature, following its input."""
+
     producer = False
 
     def out_channels(self, m: nn.LayerNorm) -> int:
@@ -157,7 +186,9 @@ class _LayerNormAdapter(Adapter[nn.LayerNorm]):
         return output.dim() - 1
 
 
-class _GroupNormAdapter(Adapter[nn.GroupNorm]):
+class GroupNormAdapter(Adapter[nn.GroupNorm]):
+    """``nn.GroupNorm`` with one group or one group per channel (other splits are refused)."""
+
     producer = False
 
     def out_channels(self, m: nn.GroupNorm) -> int:
@@ -186,7 +217,9 @@ class _GroupNormAdapter(Adapter[nn.GroupNorm]):
         return None
 
 
-class _PReLUAdapter(Adapter[nn.PReLU]):
+class PReLUAdapter(Adapter[nn.PReLU]):
+    """``nn.PReLU``: one slope per channel follows its input; a single shared slope stays."""
+
     producer = False
 
     def out_channels(self, m: nn.PReLU) -> int | None:
@@ -205,7 +238,9 @@ class _PReLUAdapter(Adapter[nn.PReLU]):
         return {"num_parameters": out if out is not None else inp}
 
 
-class _EmbeddingAdapter(Adapter[nn.Embedding]):
+class EmbeddingAdapter(Adapter[nn.Embedding]):
+    """``nn.Embedding``: a unit is one embedding feature, a column of the table."""
+
     def out_channels(self, m: nn.Embedding) -> int:
         return int(m.embedding_dim)
 
@@ -240,6 +275,10 @@ class RecurrentAdapter(Adapter[nn.RNNBase]):
 
     def in_channels(self, m: nn.RNNBase) -> int:
         return int(m.input_size)
+
+    def units(self, m: nn.RNNBase) -> int:
+        """Hidden units per direction (``hidden_size``), each emitting one feature per direction."""
+        return int(m.hidden_size)
 
     def out_pieces(self, m: nn.RNNBase, idx: np.ndarray) -> list[Piece]:
         h, g, dirs = m.hidden_size, self._gates(m), self._dirs(m)
@@ -283,33 +322,43 @@ class RecurrentAdapter(Adapter[nn.RNNBase]):
         return output.dim() - 1
 
 
-_REGISTRY: dict[type, Adapter] = {
-    nn.modules.conv._ConvNd: _ConvAdapter(),
-    nn.Linear: _LinearAdapter(),
-    nn.modules.batchnorm._BatchNorm: _NormAdapter(),
-    nn.modules.instancenorm._InstanceNorm: _NormAdapter(),
-    nn.LayerNorm: _LayerNormAdapter(),
-    nn.GroupNorm: _GroupNormAdapter(),
-    nn.PReLU: _PReLUAdapter(),
-    nn.Embedding: _EmbeddingAdapter(),
-    nn.RNNBase: RecurrentAdapter(),
-}
+ADAPTERS: Registry[type[nn.Module], Adapter] = Registry("adapter", Adapter, nn.Module)
+"""Every layer type the engine can slice, mapped to its adapter class (subclasses match too)."""
+
+for _layer, _adapter in (
+    (_ConvNd, ConvAdapter),
+    (nn.Linear, LinearAdapter),
+    (nn.modules.batchnorm._BatchNorm, BatchNormAdapter),
+    (nn.modules.instancenorm._InstanceNorm, BatchNormAdapter),
+    (nn.LayerNorm, LayerNormAdapter),
+    (nn.GroupNorm, GroupNormAdapter),
+    (nn.PReLU, PReLUAdapter),
+    (nn.Embedding, EmbeddingAdapter),
+    (nn.RNNBase, RecurrentAdapter),
+):
+    ADAPTERS.register(_layer, _adapter)
 
 
-def register_adapter(layer_type: type, adapter: Adapter) -> None:
-    """Teach the engine a new layer type (subclasses of ``layer_type`` use it too)."""
-    if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
-        raise TypeError(f"layer_type must be an nn.Module subclass, got {layer_type!r}")
-    if not isinstance(adapter, Adapter):
-        raise TypeError(f"adapter must be a lotterytrim Adapter, got {type(adapter).__name__}")
-    _REGISTRY[layer_type] = adapter
+def register_adapter(
+    layer_type: type[nn.Module],
+    adapter: type[Adapter] | Callable[[], Adapter] | None = None,
+    *,
+    replace: bool = False,
+) -> Any:
+    """Teach the engine a layer type: ``adapter`` is an :class:`Adapter` subclass (or a factory).
+
+    Subclasses of ``layer_type`` use it too, unless they have their own. A layer type has one
+    adapter: registering a second raises ``ValueError`` unless ``replace=True``. Without
+    ``adapter``, a class decorator: ``@register_adapter(MyLayer)``.
+    """
+    return ADAPTERS.register(layer_type, adapter, replace=replace)
 
 
 def adapter_for(module: nn.Module) -> Adapter | None:
     """The adapter for a module, searching its class hierarchy (None: unknown layer)."""
     for cls in type(module).__mro__:
-        if cls in _REGISTRY:
-            return _REGISTRY[cls]
+        if cls in ADAPTERS:
+            return ADAPTERS.build(cls)
     return None
 
 

@@ -198,7 +198,7 @@ class OwnedParams:
             raise UnsupportedLayerError(
                 f"lotterytrim cannot slice these parameters: {desc}. Mark the layer with "
                 "lt.unprunable(layer) or pass on_unsupported='protect' to keep the units that "
-                "touch it, or register an adapter with lt.register_adapter()."
+                "touch it, or register an adapter with lt.register_adapter(layer_type, adapter)."
             )
         return custom
 

@@ -26,6 +26,7 @@ from lotterytrim.engine.plan import TrimPlan
 __all__ = [
     "STATE_NODE_NAME",
     "RecurrentPruner",
+    "recurrent_pruners",
     "dead_ends",
     "recording",
     "traceable",
@@ -189,6 +190,16 @@ class RecurrentPruner(tp.pruner.BasePruningFunc):
             ks[dim] = np.setdiff1d(np.arange(plan.shapes[name][dim]), rem)
         plan.attributes[""] = self._adapter.attributes(layer, out, inp)
         plan.apply_to_model(layer)
+
+
+def recurrent_pruners(model: nn.Module) -> dict[type[nn.Module], RecurrentPruner]:
+    """One pruner for every recurrent class in ``model``, subclasses of ``nn.GRU`` included.
+
+    torch-pruning matches pruners by exact class; a subclass left out would have its weights
+    taken for loose parameters, and its units protected.
+    """
+    found = [type(m) for m in model.modules() if isinstance(m, nn.RNNBase)]
+    return dict.fromkeys([nn.RNNBase, nn.RNN, nn.GRU, nn.LSTM, *found], RecurrentPruner())
 
 
 def fix_recurrent_states(dg: tp.DependencyGraph) -> None:

@@ -3,42 +3,55 @@ side."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 from torch import nn
 
 from lotterytrim.calls import eval_mode
+from lotterytrim.engine.layers import adapter_for
 from lotterytrim.measure.probe import check_module, check_runs, count_macs_of, cut_dim, one_example
 from lotterytrim.measure.tables import ReportTable, as_float, ratio
 
-__all__ = ["layer_table", "layer_diff"]
+__all__ = ["layer_table", "layer_diff", "REST"]
+
+
+REST = "(rest)"
+"""Index label of the row holding what no layer owns: the model's own parameters and the MACs
+of operations run outside every layer with parameters (activations, pooling, residual adds)."""
 
 
 def layer_table(model: nn.Module, example_inputs: Any, *, batch_dim: int | None = 0) -> ReportTable:
-    """One row per layer that owns parameters: type, units, params and MACs (batch 1).
+    """One row per layer that owns parameters, plus a ``"(rest)"`` row; columns sum to the model.
 
-    Units are output channels (conv), output features (linear), hidden units (recurrent),
-    normalised features (norms) or embedding size; missing for other layers. MACs are
-    fvcore's per-module counts with this package's handlers, for one example.
+    Units are counted as the trimmer counts them (see ``lotterytrim.layer_units``): output
+    channels, output features, hidden units per direction, normalised features or embedding
+    size; missing for other layers. A layer's MACs are those of the operations it runs itself,
+    children with parameters excluded (each has its own row), for one example. The last row,
+    ``"(rest)"``, holds the model's own parameters and every MAC outside those layers.
     """
     check_module(model)
     args, kwargs = one_example(example_inputs, batch_dim)
     with eval_mode(model):
         check_runs(model, args, kwargs, cut_dim(example_inputs, args, kwargs, batch_dim))
         macs = count_macs_of(model, args, kwargs)
-    owners = [(n, m) for n, m in model.named_modules() if _owns_params(m)]
+    owners = {n: m for n, m in model.named_modules() if n and _owns_params(m)}
+    own_macs = _macs_by_owner(macs.by_module, set(owners))
+    params = _params_by_owner(model)
     rows = [
         {
             "type": type(module).__name__,
             "units": _units(module),
-            "params": sum(p.numel() for p in module.parameters(recurse=False)),
-            "macs": macs.by_module.get(name, 0),
+            "params": params.get(name, 0),
+            "macs": own_macs.get(name, 0),
         }
-        for name, module in owners
+        for name, module in owners.items()
     ]
-    frame = pd.DataFrame(rows, index=pd.Index([n for n, _ in owners], name="layer"))
+    rows.append(
+        {"type": REST, "units": None, "params": params.get("", 0), "macs": own_macs.get("", 0)}
+    )
+    frame = pd.DataFrame(rows, index=pd.Index([*owners, REST], name="layer"))
     frame = frame.reindex(columns=["type", "units", "params", "macs"])
     frame["units"] = frame["units"].astype("Int64")
     table = ReportTable(frame)
@@ -85,22 +98,43 @@ def _owns_params(module: nn.Module) -> bool:
     return next(module.parameters(recurse=False), None) is not None
 
 
+def _params_by_owner(model: nn.Module) -> dict[str, int]:
+    """Parameter elements per module that holds them directly, a shared one at its first owner."""
+    seen: set[int] = set()
+    out: dict[str, int] = {}
+    for name, module in model.named_modules():
+        for param in module.parameters(recurse=False):
+            if id(param) not in seen:
+                seen.add(id(param))
+                out[name] = out.get(name, 0) + param.numel()
+    return out
+
+
+def _macs_by_owner(by_module: Mapping[str, int], owners: set[str]) -> dict[str, int]:
+    """MACs split among the owner modules (and ``""`` for the rest), each MAC counted once.
+
+    fvcore counts a module's MACs with its descendants'; a module's own share is its count minus
+    its children's, and it goes to the nearest enclosing owner. The shares add up to the total.
+    """
+    own = dict(by_module)
+    for name, count in by_module.items():
+        if name:
+            parent = name.rpartition(".")[0]
+            own[parent] = own.get(parent, 0) - count
+    out: dict[str, int] = {}
+    for name, count in own.items():
+        owner = name
+        while owner and owner not in owners:
+            owner = owner.rpartition(".")[0]
+        out[owner] = out.get(owner, 0) + count
+    return out
+
+
 def _units(module: nn.Module) -> int | None:
-    """Structural width of a layer: the dimension a structured pruner shrinks."""
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or isinstance(
-        module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-    ):
-        return int(module.out_channels)
-    if isinstance(module, nn.Linear):
-        return int(module.out_features)
-    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+    """Units of a layer as the trimmer counts them (its adapter), or None for other modules."""
+    adapter = adapter_for(module)
+    if adapter is not None:
+        return adapter.units(module)
+    if isinstance(module, nn.RNNCellBase):
         return int(module.hidden_size)
-    if isinstance(module, nn.GroupNorm):
-        return int(module.num_channels)
-    if isinstance(module, nn.LayerNorm):
-        return math.prod(module.normalized_shape)
-    if isinstance(module, (nn.modules.batchnorm._NormBase,)):
-        return int(module.num_features)
-    if isinstance(module, nn.Embedding):
-        return int(module.embedding_dim)
     return None

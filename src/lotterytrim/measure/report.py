@@ -23,7 +23,9 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from lotterytrim.calls import eval_mode
-from lotterytrim.engine.tags import is_unprunable
+from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.prunable import prunable_param_count
+from lotterytrim.errors import ExampleInputError
 from lotterytrim.measure.memory import peak_activation_bytes
 from lotterytrim.measure.probe import (
     check_module,
@@ -43,34 +45,7 @@ from lotterytrim.measure.tables import (
 )
 from lotterytrim.storage import io as storage_io
 
-__all__ = ["Report", "report", "compare", "PRUNABLE_TYPES"]
-
-PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Linear,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-    nn.GroupNorm,
-    nn.LayerNorm,
-    nn.RNN,
-    nn.LSTM,
-    nn.GRU,
-    nn.RNNCell,
-    nn.LSTMCell,
-    nn.GRUCell,
-    nn.Embedding,
-)
-"""Layers whose parameters a structured pruner can shrink (subclasses included)."""
+__all__ = ["Report", "report", "compare"]
 
 _METRICS: tuple[tuple[str, str], ...] = (
     ("params", "count"),
@@ -93,10 +68,10 @@ class Report:
     Attributes:
         model: class name of the measured model.
         params: number of parameter elements (shared parameters counted once).
-        prunable_params: parameter elements of conv, linear, norm, recurrent and embedding
-            layers, minus those under modules declared unprunable (the ``unprunable`` argument
-            or an ``lt.unprunable`` tag). Counted per layer type without tracing the model, so
-            output layers are included (see ``docs/report.md``).
+        prunable_params: parameter elements a trimming step may remove, read from the
+            trimmer's own graph: every element in a unit of a group it may shrink (attention
+            and module-owned parameters included; output widths and the outputs of unprunable
+            modules left out). Trimming lowers it by exactly the parameters it removes.
         macs: multiply-accumulates of one batch-1 forward pass, fvcore convention (one per
             multiply-add; elementwise, reduction and norm operations as listed in the docs).
         macs_by_operator: ``macs`` split per operator (e.g. ``conv``, ``lstm``, ``relu``).
@@ -168,22 +143,24 @@ def report(
     eval mode under ``torch.inference_mode``; every module's train/eval flag is restored and no
     parameter or buffer is written. ``macs`` follows fvcore: one per multiply-add.
 
-    ``prunable_params`` leaves out the parameters of the modules in ``unprunable`` and of the
-    modules tagged with ``lt.unprunable``, with everything inside them. ``disk_bytes`` is the
-    size of the file ``lt.save(model, path)`` writes (no trimmer state), measured in a temporary
-    directory that is removed afterwards.
+    ``prunable_params`` traces the model as the trimmer does, on ``example_inputs`` as given,
+    with ``unprunable`` and the ``lt.unprunable`` tags keeping those modules' units (and all
+    inside them); their input columns still count, as the trimmer shrinks them.
+
+    ``disk_bytes`` is the size of the file ``lt.save(model, path)`` writes (no trimmer state),
+    measured in a temporary directory that is removed afterwards.
     """
     check_module(model)
     check_positive(threads=threads, runs=runs)
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     args, kwargs = one_example(example_inputs, batch_dim)
-    protected = _protected_modules(model, unprunable)
     with eval_mode(model):
         check_runs(model, args, kwargs, cut_dim(example_inputs, args, kwargs, batch_dim))
         macs = count_macs_of(model, args, kwargs)
         peak = peak_activation_bytes(model, args, kwargs)
         timing = _latency(model, args, kwargs, threads, runs, warmup) if latency else None
+        prunable = _prunable_params(model, example_inputs, unprunable)
     param_bytes = _param_bytes(model)
     if macs.uncounted:
         ops = ", ".join(f"{op} (x{n})" for op, n in sorted(macs.uncounted.items()))
@@ -191,7 +168,7 @@ def report(
     return Report(
         model=type(model).__name__,
         params=sum(p.numel() for p in model.parameters()),
-        prunable_params=_prunable_params(model, protected),
+        prunable_params=prunable,
         macs=macs.total,
         macs_by_operator=dict(macs.by_operator),
         uncounted_ops=tuple(sorted(macs.uncounted)),
@@ -241,40 +218,24 @@ def compare(reports: Mapping[str, Report]) -> ReportTable:
 # --------------------------------------------------------------------------- measurements
 
 
-def _protected_modules(model: nn.Module, unprunable: Iterable[nn.Module]) -> set[int]:
-    """Ids of the modules declared unprunable, by argument or by tag, and all their descendants.
+def _prunable_params(model: nn.Module, example_inputs: Any, unprunable: Iterable[nn.Module]) -> int:
+    """Parameter elements a trimming step may remove, read from the trimmer's own graph.
 
-    The tag is the one ``lt.unprunable`` sets on a module or a module class and the trimmer
-    reads, so one declaration serves both.
+    Layers it cannot slice are protected rather than refused, as ``on_unsupported="protect"``
+    does; a model the trimmer cannot trace has nothing it may trim, which a warning explains.
     """
     declared = list(unprunable)
     for module in declared:
         check_module(module)
-    declared += [module for module in model.modules() if is_unprunable(module)]
-    return {id(inner) for module in declared for inner in module.modules()}
-
-
-def _prunable_params(model: nn.Module, protected: set[int]) -> int:
-    """Parameter elements owned by prunable layer types outside the protected modules.
-
-    A parameter shared with a protected module is left out too: it cannot shrink without
-    shrinking that module.
-    """
-    seen = {
-        id(param)
-        for module in model.modules()
-        if id(module) in protected
-        for param in module.parameters(recurse=False)
-    }
-    total = 0
-    for module in model.modules():
-        if not isinstance(module, PRUNABLE_TYPES) or id(module) in protected:
-            continue
-        for param in module.parameters(recurse=False):
-            if id(param) not in seen:
-                seen.add(id(param))
-                total += param.numel()
-    return total
+    try:
+        graph = TrimGraph(model, example_inputs, unprunable=declared, on_unsupported="protect")
+    except ExampleInputError as err:
+        warnings.warn(
+            f"prunable_params is 0: the trimmer cannot trace {type(model).__name__} ({err})",
+            stacklevel=3,
+        )
+        return 0
+    return prunable_param_count(graph)
 
 
 def _param_bytes(model: nn.Module) -> int:

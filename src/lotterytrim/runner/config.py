@@ -176,7 +176,7 @@ class LotteryConfig:
 
 
 def _check_names(
-    what: str, names: tuple[str, ...], registry: Registry[Any], split: bool = False
+    what: str, names: tuple[str, ...], registry: Registry[str, Any], split: bool = False
 ) -> None:
     """Names must be non-empty, unique and registered (methods: their method, ``+kd`` and
     pacing, each checked by :func:`check_method_name`)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from lotterytrim.engine.graph import TrimGraph
@@ -18,7 +17,7 @@ from lotterytrim.engine.masknames import model_tensors
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.options import TrimOptions
 from lotterytrim.trimming import masking
-from lotterytrim.trimming.step import apply_verified, breaking_groups
+from lotterytrim.trimming.step import apply_verified, breaking_groups, layer_units, units_lost
 
 __all__ = ["compact_masks"]
 
@@ -28,8 +27,9 @@ def compact_masks(
 ) -> tuple[TrimPlan, dict[str, int], dict[str, str]]:
     """Remove the emptied units of a masked model in place.
 
-    Returns the step plan, the units removed per group, and the groups whose empty units had to
-    stay (with why). On failure the model, its masks and stored values are put back.
+    Returns the step plan, the units removed per group (counted in its named layer, as
+    ``layer_units`` counts them), and the groups whose empty units had to stay (with why).
+    On failure the model, its masks and stored values are put back.
     """
     origs = {n: t.detach().clone() for n, t in model_tensors(model).items()}
     masks = masking.strip_masks(model)
@@ -39,6 +39,7 @@ def compact_masks(
             model, example_inputs, unprunable=unprunable, on_unsupported=options.on_unsupported
         )
         removal = masking.zero_fan_in_removal(graph, masks, options.min_units)
+        units_before = layer_units(model)
         step_plan = TrimPlan.identity(model)
         while removal:
             step_plan, problem = apply_verified(graph, removal)
@@ -48,7 +49,7 @@ def compact_masks(
                 skipped[graph.groups[gid].name] = why
                 removal.pop(gid, None)
             step_plan = TrimPlan.identity(model)
-        removed = {graph.groups[g].name: int(np.asarray(u).size) for g, u in removal.items()}
+        removed = units_lost(graph, removal, units_before, layer_units(model))
     except Exception:
         masking.apply_masks(model, masks)
         masking.write_stored(model, origs)

@@ -144,7 +144,7 @@ def reinitialize(model: nn.Module, seed: int) -> None:
                 reset()
 
 
-METHODS: Registry[Method] = Registry("method", Method)
+METHODS: Registry[str, Method] = Registry("method", Method)
 """Every lottery method usable by name: the built-in ones and those users register."""
 
 for _cls in (Trim, Lrr, Finetune, Reinit, Mask):

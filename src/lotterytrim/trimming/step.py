@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "StepResult",
     "CompactResult",
     "layer_units",
+    "units_lost",
     "apply_verified",
     "breaking_groups",
 ]
@@ -35,14 +36,20 @@ __all__ = [
 
 @dataclass
 class TrimResult:
-    """What one trimming step did."""
+    """What one trimming step did.
+
+    Every unit count uses one definition, the width a layer's repr shows: output channels
+    (convolution), output features (linear), embedding features, hidden units per direction
+    (recurrent ``hidden_size``). For each group that lost units, ``removed_units`` names it by
+    its first layer and equals that layer's ``units_before - units_after``.
+    """
 
     params_before: int
     params_after: int
     requested: float  # share of parameters asked to be removed
-    units_before: dict[str, int]  # output units per layer before the step
+    units_before: dict[str, int]  # units per trimmable layer before the step
     units_after: dict[str, int]  # ... and after
-    removed_units: dict[str, int] = field(default_factory=dict)  # per group
+    removed_units: dict[str, int] = field(default_factory=dict)  # group -> its layer's loss
     protected: dict[str, str] = field(default_factory=dict)  # group -> why it kept its units
     shortfall: str | None = None  # why less than requested was removed (None: on target)
     seconds: float = 0.0
@@ -74,7 +81,7 @@ class CompactResult:
 
     params_before: int  # parameters stored before compaction (masked ones included)
     params_after: int  # parameters stored after compaction
-    removed_units: dict[str, int] = field(default_factory=dict)  # units removed per group
+    removed_units: dict[str, int] = field(default_factory=dict)  # group -> its layer's loss
     skipped: dict[str, str] = field(default_factory=dict)  # group -> why its empty units stayed
     seconds: float = 0.0  # wall time of the compaction
 
@@ -85,14 +92,40 @@ class CompactResult:
 
 
 def layer_units(model: nn.Module) -> dict[str, int]:
-    """Output units (channels, features, hidden units) of every layer lotterytrim can trim."""
+    """Units of every layer lotterytrim can trim, by module name.
+
+    A unit is an output channel (convolution), an output feature (linear), an embedding
+    feature, or a hidden unit per direction (recurrent: ``hidden_size``, whatever the number
+    of directions), so the count is the width the layer's repr shows.
+    """
     out: dict[str, int] = {}
     for name, m in model.named_modules():
         ad = layers.adapter_for(m)
         if ad is not None and ad.producer:
-            n = ad.out_channels(m)
+            n = ad.units(m)
             if n is not None:
                 out[name] = n
+    return out
+
+
+def units_lost(
+    graph: TrimGraph,
+    removal: Mapping[int, np.ndarray],
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+) -> dict[str, int]:
+    """Units each group in ``removal`` took from its named layer, counted as ``layer_units`` does.
+
+    A group's own units can be wider (an attention head, a block of residual features), so the
+    count is read from the layer itself: ``before[name] - after[name]``.
+    """
+    out: dict[str, int] = {}
+    for gid, units in removal.items():
+        name = graph.groups[gid].name
+        if name in before and name in after:
+            out[name] = before[name] - after[name]
+        else:
+            out[name] = int(np.asarray(units).size)
     return out
 
 
@@ -235,13 +268,14 @@ def trim(
         raise AssertionError(
             f"internal count mismatch: expected {sel.params_after} parameters, got {params_after}"
         )
+    units_after = layer_units(model)
     result = TrimResult(
         params_before=sel.params_before,
         params_after=params_after if sel.removal else sel.params_before,
         requested=amount,
         units_before=units_before,
-        units_after=layer_units(model),
-        removed_units={graph.groups[g].name: int(u.size) for g, u in sel.removal.items()},
+        units_after=units_after,
+        removed_units=units_lost(graph, sel.removal, units_before, units_after),
         protected=protected,
         shortfall=sel.reason,
         seconds=time.perf_counter() - t0,
