@@ -54,7 +54,7 @@ from lotterytrim.runner.rundir import (
 from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import load, save
-from lotterytrim.trimming.methods import get_method, split_method, split_pacing
+from lotterytrim.trimming.methods import split_method, split_pacing
 from lotterytrim.trimming.state import load_trimmer_state
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -309,13 +309,13 @@ class Lottery:
         seed = derive_seed(self.replicate_seed(replicate), method, criterion, level)
         seed_everything(seed)
         data = self.data() if callable(self.data) else self.data
-        result = trimmer.step(data=data)
+        trimmer.step(data=data)
         step_seconds = time.perf_counter() - t0
         ctx = self.context(replicate, method, criterion, level, seed, trimmer, None)
         t1 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t1
-        params = result.params_after if get_method(trimmer.method).masks else trimmer.params
+        params = trimmer.live_params
         return level_row(self, model, params, params0, ctx, train_seconds, step_seconds, t0)
 
     def context(
