@@ -31,6 +31,23 @@ class Removal:
     old_names: dict[int, str]  # id -> name of each parameter before, where tensors were replaced
     result: TrimResult  # parameters and units before and after, shortfall
 
+    @classmethod
+    def in_place(
+        cls, model: nn.Module, before: int, after: int, requested: float, shortfall: str | None
+    ) -> Removal:
+        """A removal that resized nothing (weights masked in place): identity plan, every
+        layer's units unchanged, ``before`` and ``after`` the parameters counted alive."""
+        units = layer_units(model)
+        result = TrimResult(
+            params_before=before,
+            params_after=after,
+            requested=requested,
+            units_before=units,
+            units_after=dict(units),
+            shortfall=shortfall,
+        )
+        return cls(TrimPlan.identity(model), {}, result)
+
 
 def stored_params(model: nn.Module) -> int:
     """Parameters the model stores, each tied tensor counted once."""
@@ -65,7 +82,6 @@ def mask_weights(driver: Driver, data: Iterable[Any] | None) -> Removal:
     """Mask ``amount`` of the still unmasked conv/linear weights, smallest magnitude first
     across the network; no tensor is resized, so the step's plan is the identity."""
     model, amount = driver.model, driver.amount
-    units = layer_units(model)
     before = unmasked_params(model)
     masking.apply_masks(model, masking.global_magnitude_masks(model, amount))
     after = unmasked_params(model)
@@ -73,12 +89,4 @@ def mask_weights(driver: Driver, data: Iterable[Any] | None) -> Removal:
     short = None
     if before - after < target:
         short = f"masked {before - after} weights instead of {target}: too few maskable left"
-    result = TrimResult(
-        params_before=before,
-        params_after=after,
-        requested=amount,
-        units_before=units,
-        units_after=units,
-        shortfall=short,
-    )
-    return Removal(TrimPlan.identity(model), {}, result)
+    return Removal.in_place(model, before, after, amount, short)
