@@ -14,6 +14,7 @@ The run directory is named by a hash of everything that changes results (the
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -136,6 +137,16 @@ class Lottery:
         if not isinstance(model, nn.Module):
             raise TypeError(f"build_model() must return an nn.Module, got {type(model).__name__}")
         return model
+
+    def placed(self, device: str | None, progress: bool) -> Lottery:
+        """This run as one task on ``device`` runs it: itself when ``device`` and ``progress``
+        are its own, else a twin sharing its functions, config, data and run directory (what
+        a cell computes) whose ``device`` and ``progress`` are the task's; self is unchanged."""
+        if device == self.device and progress == self.progress:
+            return self
+        twin = copy.copy(self)
+        twin.device, twin.progress = device, progress
+        return twin
 
     # ---------------------------------------------------------------- results
     def results(self) -> pd.DataFrame:
