@@ -1,28 +1,30 @@
 """Distillation from the reference on an example task: ``+kd`` lotteries at chosen temperatures
 and weights, beside the quick lottery's own rows.
 
-Each setting is a lottery of one method (``finetune+kd`` by default) in its own run directory
-(the temperature and weight are hashed). Level 0 does not depend on the method or on
-distillation, and each replicate trains its reference from the same seed as the quick run's,
-so the references are the quick rows' own (their rows are compared in the table) and the
-comparison is paired, replicate by replicate.
+Each setting is a lottery in its own run directory (the temperature and weight are hashed)
+of a method with and without distillation (``finetune,finetune+kd`` by default), so that both
+start from the same references and the comparison is paired, replicate by replicate.
 
-    python -m benchmarks.distill --task chord --settings 2:0.7,4:0.9 --replicates 1 \\
-        --root runs/kd --out results/retraining
+    python -m benchmarks.distill --task instrument --settings 2:0.7 --replicates 1 \\
+        --root runs/kd --out results/retraining --workers 2
     python -m benchmarks.distill --table results/retraining --rows results/quick
 
-The first writes ``results/retraining/<task>-kd.csv`` (one row per setting, replicate and
-level, with ``kd_temperature`` and ``kd_weight``) after each setting; finished levels are read
-back from their run directory, not retrained. The second prints, per task and setting, the mean
-validation and test error per level next to the quick rows' methods, replicate by replicate
-paired (only the replicates both have).
+The first writes ``results/retraining/<task>-kd.csv`` (one row per method, setting, replicate
+and level, with ``kd_temperature`` and ``kd_weight``) after each setting; finished levels are
+read back from their run directory, not retrained. The second prints, per task, the validation
+error per level of each method and setting, with means over the trimmed levels. A file holding
+``+kd`` rows only (a screen run with ``--methods finetune+kd``) is set beside the quick rows of
+the same replicates instead, which is paired only where the references are the quick run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -45,23 +47,29 @@ def settings_of(text: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def profile_for(method: str, temperature: float, weight: float, replicates: int) -> Profile:
-    """The quick profile running ``method`` alone at one distillation setting."""
-    quick = PROFILES["quick"].override(methods=(method,), replicates=replicates)
-    return quick.with_settings(
-        [f"kd_temperature={temperature}", f"kd_weight={weight}"], list(TASKS)
-    )
+def profile_for(
+    methods: tuple[str, ...], temperature: float, weight: float, replicates: int, name: str
+) -> Profile:
+    """Profile ``name`` running ``methods`` at one distillation setting."""
+    base = PROFILES[name].override(methods=methods, replicates=replicates)
+    return base.with_settings([f"kd_temperature={temperature}", f"kd_weight={weight}"], list(TASKS))
 
 
 def run(args: argparse.Namespace) -> None:
     """Run (or read back) every setting and write the task's rows after each."""
     out = Path(args.out) / f"{args.task}-kd.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
+    methods = tuple(m.strip() for m in args.methods.split(","))
     for temperature, weight in settings_of(args.settings):
-        profile = profile_for(args.method, temperature, weight, args.replicates)
+        profile = profile_for(methods, temperature, weight, args.replicates, args.profile)
         lottery, _ = build_lottery(args.task, profile, args.root, progress=False)
-        rows = lottery.run().assign(kd_temperature=temperature, kd_weight=weight)
-        rows = rows[rows.method == args.method]
+        with contextlib.ExitStack() as stack:
+            executor = None
+            if args.workers > 1:
+                spawn = multiprocessing.get_context("spawn")
+                executor = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=spawn))
+            results = lottery.run(executor=executor)
+        rows = results.assign(kd_temperature=temperature, kd_weight=weight)
         if out.exists():
             rows = pd.concat([pd.read_csv(out), rows], ignore_index=True)
         rows = rows.drop_duplicates(KEYS, keep="last").sort_values(KEYS)
@@ -77,9 +85,15 @@ def table(folder: Path, quick: Path) -> str:
     for path in sorted(folder.glob("*-kd.csv")):
         kd = pd.read_csv(path)
         task = str(kd.task.iloc[0])
-        base = pd.read_csv(quick / f"{task}.csv").assign(setting=lambda d: d.method)
         named = zip(kd.method, kd.kd_temperature, kd.kd_weight, strict=True)
-        kd["setting"] = [f"{m} T={t:g} w={w:g}" for m, t, w in named]
+        kd["setting"] = [f"{m} T={t:g} w={w:g}" if "+kd" in m else m for m, t, w in named]
+        plain = ~kd.method.str.contains("+kd", regex=False)
+        if plain.any():  # the same method without distillation, from the same references
+            base, kd = kd[plain].drop_duplicates(["method", "replicate", "level"]), kd[~plain]
+        else:
+            base = pd.read_csv(quick / f"{task}.csv").assign(
+                setting=lambda d: d.method + " (quick)"
+            )
         sets = kd.groupby("setting").replicate.agg(lambda r: tuple(sorted(set(r))))
         for replicates in sorted(set(sets)):
             chosen = kd[kd.setting.isin(sets[sets == replicates].index)]
@@ -104,8 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--task", choices=list(TASKS))
     parser.add_argument("--settings", default="2:0.7", help="TEMPERATURE:WEIGHT, comma-separated")
-    parser.add_argument("--method", default="finetune+kd")
+    parser.add_argument("--methods", default="finetune,finetune+kd", help="comma-separated")
+    parser.add_argument("--workers", type=int, default=1, help="cells at once (processes)")
     parser.add_argument("--replicates", type=int, default=1)
+    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     parser.add_argument("--root", default="runs/kd")
     parser.add_argument("--out", default="results/retraining")
     parser.add_argument("--table", default=None, help="print the tables of this rows folder")
@@ -116,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.task is None:
         parser.error("--task is needed to run settings")
-    if "+kd" not in args.method:
-        parser.error(f"--method must distil (a +kd name), got {args.method!r}")
+    if "+kd" not in args.methods:
+        parser.error(f"--methods must include one that distils (+kd), got {args.methods!r}")
     run(args)
     return 0
 
