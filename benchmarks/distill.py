@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from examples.mir.models import TASKS
 from examples.mir.run import PROFILES, Profile, build_lottery
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", default=None, help="print the tables of this rows folder")
     parser.add_argument("--rows", default="results/quick", help="the quick lottery's rows")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # as the example runner: one thread per process, in and out of workers
     if args.table:
         print(table(Path(args.table), Path(args.rows)))
         return 0
