@@ -16,12 +16,10 @@ validation curve is printed per epoch by the runner; the last line sums the prob
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Any
 
 import torch
 
@@ -31,19 +29,7 @@ from examples.mir.run import PROFILES, Profile, run_task
 
 def changed_profile(task: str, settings: Sequence[str]) -> Profile:
     """The quick profile with ``FIELD=VALUE`` changes, one replicate and no level."""
-    profile = PROFILES["quick"]
-    changes: dict[str, Any] = {}
-    for item in settings:
-        name, _, text = item.partition("=")
-        if not hasattr(profile, name) or not text:
-            raise SystemExit(f"--set wants FIELD=VALUE with a profile field, got {item!r}")
-        current = getattr(profile, name)
-        if isinstance(current, Mapping):
-            value = type(current[task])(float(text))
-            changes[name] = MappingProxyType({**current, task: value})
-        else:
-            changes[name] = type(current)(float(text))
-    return dataclasses.replace(profile, **changes).override(replicates=1, levels=0)
+    return PROFILES["quick"].with_settings(settings, [task]).override(replicates=1, levels=0)
 
 
 def set_capacity(task: str, capacity: int) -> None:

@@ -102,3 +102,22 @@ def test_trimming_in_a_training_script_imports_no_table_or_plot_library() -> Non
     ).stdout.split("\n")
     assert out[0] == "[]"  # the runner and reports load on first use
     assert out[1] == "True"
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Every ``lotterytrim`` module ``path`` imports, ``TYPE_CHECKING`` blocks included."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lotterytrim"):
+            out.add(str(node.module))
+    return out
+
+
+def test_methods_and_cells_do_not_import_their_drivers_even_for_typing() -> None:
+    modules = _modules()
+    for low, high in (
+        ("lotterytrim.trimming.methods", "lotterytrim.trimming.trimmer"),
+        ("lotterytrim.trimming.removal", "lotterytrim.trimming.trimmer"),
+        ("lotterytrim.runner.cells", "lotterytrim.runner.lottery"),
+    ):
+        assert high not in _all_imports(modules[low]), f"{low} imports {high}"

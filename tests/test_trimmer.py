@@ -277,7 +277,11 @@ def test_docs_snippets_run(tmp_path, monkeypatch, capsys):
     assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    exec(compile("\n".join(blocks), "docs/trimmer.md", "exec"), namespace)  # noqa: S102
+    try:
+        exec(compile("\n".join(blocks), "docs/trimmer.md", "exec"), namespace)  # noqa: S102
+    finally:
+        if "layer-mask" in lt.methods.METHODS:
+            lt.methods.METHODS.unregister("layer-mask")
 
 
 @pytest.mark.parametrize("method", ["trim", "mask"])

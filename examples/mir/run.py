@@ -119,6 +119,12 @@ class Profile:
         default=False,
         metadata=_doc("hold real datasets to `examples` (whole recordings) instead of all"),
     )
+    kd_temperature: float = field(
+        default=2.0, metadata=_doc("+kd methods: softening temperature of the reference's outputs")
+    )
+    kd_weight: float = field(
+        default=0.7, metadata=_doc("+kd methods: the reference's share of the loss")
+    )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
@@ -164,6 +170,8 @@ class Profile:
             plateau_patience=self.plateau_patience[task],
             transpose=self.transpose if task == "chord" else 0,
             epoch_examples=self.epoch_examples[task],
+            kd_temperature=self.kd_temperature,
+            kd_weight=self.kd_weight,
         )
 
     def config(self, task: str) -> lt.LotteryConfig:
@@ -238,6 +246,36 @@ class Profile:
         if epochs is not None:
             changes["max_epochs"] = _per_task(**dict.fromkeys(TASKS, epochs))
         return dataclasses.replace(self, **changes) if changes else self
+
+    def with_settings(self, items: Sequence[str], tasks: Sequence[str]) -> Profile:
+        """A copy with ``FIELD=VALUE`` changes of number fields; a per-task field changes for
+        ``tasks`` only. Anything else (an unknown field, a list, a bad number) exits saying so."""
+        changes: dict[str, Any] = {}
+        numbers = {f.name: f for f in dataclasses.fields(self)}
+        for item in items:
+            name, _, text = item.partition("=")
+            current = changes.get(name, getattr(self, name, None))
+            if name not in numbers or not text or name == "safeguards":
+                raise SystemExit(f"--set wants FIELD=VALUE with a number field, got {item!r}")
+            if isinstance(current, Mapping):
+                value = _number(item, text, current[tasks[0]])
+                changes[name] = MappingProxyType({**current, **dict.fromkeys(tasks, value)})
+            elif isinstance(current, bool) or not isinstance(current, int | float):
+                raise SystemExit(f"--set: {name} is not a number field ({item!r})")
+            else:
+                changes[name] = _number(item, text, current)
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def _number(item: str, text: str, like: Any) -> int | float | None:
+    """``text`` as a number of ``like``'s type (an int where ``like`` is None), or exit."""
+    if text.lower() == "none" and like is None:
+        return None
+    try:
+        return float(text) if isinstance(like, float) else int(text)
+    except ValueError:
+        kind = "a number" if isinstance(like, float) else "an integer"
+        raise SystemExit(f"--set {item!r}: expected {kind}") from None
 
 
 PROFILES: Mapping[str, Profile] = MappingProxyType(
@@ -500,6 +538,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="override the profile's methods, comma-separated (e.g. trim,lrr,lrr@oneshot)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a number field of the profile (per-task fields: for the tasks run), e.g. "
+        "--set kd_temperature=4 --set lr=3e-3; changes the run directory",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--figure", default=None, help="write Figure 2 to this path")
     parser.add_argument(
@@ -577,10 +623,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the lotteries asked for on the command line and print their Table 1 rows."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    profile = PROFILES[args.profile].override(
-        args.replicates, args.levels, args.epochs, args.methods
-    )
     tasks = list(TASKS) if args.task == "all" else [args.task]
+    profile = (
+        PROFILES[args.profile]
+        .override(args.replicates, args.levels, args.epochs, args.methods)
+        .with_settings(args.set, tasks)
+    )
     log = tqdm.write
     frames: list[pd.DataFrame] = []
     with contextlib.ExitStack() as stack:

@@ -212,6 +212,28 @@ def test_parse_args_defaults_and_overrides() -> None:
     assert quick.methods == ("trim", "mask") and "mask" not in PROFILES["quick"].methods
 
 
+def test_set_changes_number_fields_for_the_tasks_run() -> None:
+    args = parse_args(["--task", "chord", "--set", "kd_temperature=4", "--set", "lr=3e-3"])
+    distilling = PROFILES["quick"].override(methods=("lrr+kd",))
+    profile = distilling.with_settings(args.set, ["chord"])
+    assert profile.train_settings("chord").kd_temperature == 4.0
+    assert profile.lr["chord"] == 3e-3 and profile.lr["onset"] == PROFILES["quick"].lr["onset"]
+    assert profile.settings("chord") != distilling.settings("chord")  # a new run directory
+    grown = profile.with_settings(["epoch_examples=512", "max_epochs=9"], ["pitch", "drum"])
+    assert grown.epoch_examples["pitch"] == 512 and grown.max_epochs["drum"] == 9
+    assert grown.max_epochs["chord"] == PROFILES["quick"].max_epochs["chord"]
+    for bad, says in [
+        ("kd_weight", "FIELD=VALUE"),
+        ("colour=3", "FIELD=VALUE"),
+        ("methods=trim", "not a number field"),
+        ("cap_real_data=1", "not a number field"),
+        ("levels=2.5", "expected an integer"),
+        ("lr=fast", "expected a number"),
+    ]:
+        with pytest.raises(SystemExit, match=says):
+            PROFILES["quick"].with_settings([bad], ["chord"])
+
+
 @pytest.mark.parametrize(
     ("argv", "bad"),
     [

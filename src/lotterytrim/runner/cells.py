@@ -9,7 +9,6 @@ every level is seeded from its own labels, so a cell computes the same wherever 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import copy
 import os
 import pickle
 import socket
@@ -19,16 +18,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from lotterytrim.errors import CellFailedError
+from lotterytrim.runner.grid import GridRun
 from lotterytrim.runner.rundir import cell_folder, finished_levels, reference_files
-
-if TYPE_CHECKING:
-    from lotterytrim.runner.lottery import Lottery
 
 __all__ = ["Cell", "CellRunner", "check_picklable", "on_device"]
 
@@ -59,7 +56,7 @@ class Cell:
 class CellRunner:
     """A grid's run, its arguments checked (before any file is written): ``run()`` runs it."""
 
-    def __init__(self, lottery: Lottery, executor: Any, devices: Any, threads: int | None) -> None:
+    def __init__(self, lottery: GridRun, executor: Any, devices: Any, threads: int | None) -> None:
         self.place = _Placement(devices)
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
@@ -84,7 +81,7 @@ class CellRunner:
             _Grid(self.lottery, self.executor, self.place, self.threads).run(cells)
 
 
-def check_picklable(lottery: Lottery) -> None:
+def check_picklable(lottery: GridRun) -> None:
     """Refuse, naming it, a part of ``lottery`` that cannot be sent to a worker process."""
     try:
         pickle.dumps(lottery)
@@ -175,17 +172,8 @@ class _Placement:
             self.free.append(device)
 
 
-def _placed(lottery: Lottery, device: str | None, progress: bool) -> Lottery:
-    """``lottery`` itself, or a shallow copy running on ``device`` with its own progress flag."""
-    if device == lottery.device and progress == lottery.progress:
-        return lottery
-    placed = copy.copy(lottery)
-    placed.device, placed.progress = device, progress
-    return placed
-
-
 # ------------------------------------------------------------------------ in this process
-def _run_here(lottery: Lottery, cells: list[Cell], place: _Placement) -> None:
+def _run_here(lottery: GridRun, cells: list[Cell], place: _Placement) -> None:
     """The cells one after another in this process, one bar step per level."""
     total = len(cells) * (lottery.config.levels + 1)
     with tqdm(
@@ -195,7 +183,7 @@ def _run_here(lottery: Lottery, cells: list[Cell], place: _Placement) -> None:
             device = place.lease(cell)
             try:
                 with on_device(device):
-                    placed = _placed(lottery, device, lottery.progress)
+                    placed = lottery.placed(device, lottery.progress)
                     placed.run_cell(cell.replicate, cell.method, cell.criterion, bar)
             finally:
                 place.release(device)
@@ -217,12 +205,12 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def _run_task(
-    lottery: Lottery, cell: Cell, device: str | None, threads: int | None, parent: tuple[str, int]
+    lottery: GridRun, cell: Cell, device: str | None, threads: int | None, parent: tuple[str, int]
 ) -> Cell:
     """One task, in whatever process the executor chose (the parent's thread count is kept)."""
     here = (socket.gethostname(), os.getpid())
     with _PROCESS_LOCK, _torch_threads(None if here == parent else threads), on_device(device):
-        placed = _placed(lottery, device, progress=False)
+        placed = lottery.placed(device, progress=False)
         if cell.is_reference:
             placed.reference(cell.replicate)
         else:
@@ -254,7 +242,7 @@ class _Grid:
     """Hands out references, then their cells, as tasks; one bar step per finished level."""
 
     def __init__(
-        self, lottery: Lottery, executor: Any, place: _Placement, threads: int | None
+        self, lottery: GridRun, executor: Any, place: _Placement, threads: int | None
     ) -> None:
         self.lottery, self.executor, self.place, self.threads = lottery, executor, place, threads
         self.parent = (socket.gethostname(), os.getpid())

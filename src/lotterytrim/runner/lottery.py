@@ -14,6 +14,7 @@ The run directory is named by a hash of everything that changes results (the
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -54,7 +55,7 @@ from lotterytrim.runner.rundir import (
 from lotterytrim.runner.seeding import derive_seed, seed_everything
 from lotterytrim.storage.atomic import write_bytes_atomic
 from lotterytrim.storage.io import load, save
-from lotterytrim.trimming.methods import get_method, split_method, split_pacing
+from lotterytrim.trimming.methods import split_method, split_pacing
 from lotterytrim.trimming.state import load_trimmer_state
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -136,6 +137,16 @@ class Lottery:
         if not isinstance(model, nn.Module):
             raise TypeError(f"build_model() must return an nn.Module, got {type(model).__name__}")
         return model
+
+    def placed(self, device: str | None, progress: bool) -> Lottery:
+        """This run as one task on ``device`` runs it: itself when ``device`` and ``progress``
+        are its own, else a twin sharing its functions, config, data and run directory (what
+        a cell computes) whose ``device`` and ``progress`` are the task's; self is unchanged."""
+        if device == self.device and progress == self.progress:
+            return self
+        twin = copy.copy(self)
+        twin.device, twin.progress = device, progress
+        return twin
 
     # ---------------------------------------------------------------- results
     def results(self) -> pd.DataFrame:
@@ -309,13 +320,13 @@ class Lottery:
         seed = derive_seed(self.replicate_seed(replicate), method, criterion, level)
         seed_everything(seed)
         data = self.data() if callable(self.data) else self.data
-        result = trimmer.step(data=data)
+        trimmer.step(data=data)
         step_seconds = time.perf_counter() - t0
         ctx = self.context(replicate, method, criterion, level, seed, trimmer, None)
         t1 = time.perf_counter()
         self.train(model, ctx)
         train_seconds = time.perf_counter() - t1
-        params = result.params_after if get_method(trimmer.method).masks else trimmer.params
+        params = trimmer.live_params
         return level_row(self, model, params, params0, ctx, train_seconds, step_seconds, t0)
 
     def context(

@@ -1,28 +1,35 @@
-"""Lottery methods: what a step does to the survivors once the weakest units are gone.
+"""Lottery methods: how a step takes parameters away, and what happens to the survivors.
 
 ``trim`` rewinds them to W_k with the schedule (weight rewinding: the structured lottery),
 ``lrr`` keeps their trained values and restarts the schedule (learning-rate rewinding),
 ``finetune`` carries on training them as they are, schedule and optimizer state included,
 ``reinit`` re-initialises them (the random control) and ``mask`` is the original unstructured
-lottery (single weights masked by magnitude, then rewound). Subclass :class:`Method` and
-register it (``lt.methods.register("name", MyMethod)``) to use your own by name in
-``LotteryTrimmer`` and ``LotteryConfig``; in a :class:`~lotterytrim.Lottery`, a name ending in
-``+kd`` (``"lrr+kd"``) runs that method and asks ``train`` to distil from the reference, and
-a pacing after ``@`` (``"lrr@oneshot"``, ``"lrr+kd@earlybird"``) says how the runner reaches
-each level's size (see :data:`PACINGS`).
+lottery (single weights masked by magnitude, then rewound). Subclass :class:`Method`
+(override :meth:`Method.remove` for a new kind of removal, :meth:`Method.after_removal` for a
+new treatment of the survivors) and register it (``lt.methods.register("name", MyMethod)``)
+to use your own by name in ``LotteryTrimmer`` and ``LotteryConfig``; in a
+:class:`~lotterytrim.Lottery`, a name ending in ``+kd`` (``"lrr+kd"``) runs that method and
+asks ``train`` to distil from the reference, and a pacing after ``@`` (``"lrr@oneshot"``,
+``"lrr+kd@earlybird"``) says how the runner reaches each level's size (see :data:`PACINGS`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from lotterytrim.registry import Registry
-
-if TYPE_CHECKING:
-    from lotterytrim.trimming.trimmer import LotteryTrimmer
+from lotterytrim.trimming.driver import Driver
+from lotterytrim.trimming.removal import (
+    Removal,
+    mask_weights,
+    remove_units,
+    stored_params,
+    unmasked_params,
+)
 
 __all__ = [
     "Method",
@@ -61,13 +68,18 @@ Schedule = Literal["rewind", "start", "continue"]
 
 
 class Method:
-    """Base class: override :meth:`after_removal`; the flags tell the driver and the runner."""
+    """Base class: a step calls :meth:`remove`, counts the level, then calls
+    :meth:`after_removal`; the flags tell the driver and the runner what the method needs."""
 
     name = "custom"
     #: a rewind point must be captured before the first step (the step result says rewound)
     rewinds = False
-    #: masks single weights with ``torch.nn.utils.prune`` instead of removing units
-    masks = False
+    #: a step removes whole units (the default :meth:`remove`), so ``trim_to`` and the
+    #: one-shot pacings may trim straight to a size with it
+    removes_units = True
+    #: the model carries ``torch.nn.utils.prune`` masks between steps: the trimmer's checks let
+    #: them through, and ``compact()`` may remove the units they emptied
+    keeps_masks = False
     #: ``trimmer.attach`` carries optimizer state across steps unless told otherwise
     carries_optimizer_state = False
     #: where an attached schedule goes after a step: back to the rewind point (``"rewind"``),
@@ -76,8 +88,18 @@ class Method:
     #: the one criterion the method ranks by (None: any); the runner runs it once per replicate
     fixed_criterion: str | None = None
 
-    def after_removal(self, trimmer: LotteryTrimmer) -> None:
-        """Prepare the survivors for the next training round (the plan is already updated)."""
+    def remove(self, trimmer: Driver, data: Iterable[Any] | None) -> Removal:
+        """Take ``trimmer.amount`` of the parameters away, in place; the default ranks units by
+        the trimmer's criterion and removes the weakest whole (the structured step)."""
+        return remove_units(trimmer, data)
+
+    def after_removal(self, trimmer: Driver) -> None:
+        """Prepare the survivors for the next training round (plan and level are updated)."""
+
+    def live_params(self, model: nn.Module) -> int:
+        """Parameters ``model`` holds after this method's steps: those it stores, unless the
+        removal leaves removed ones stored (masks)."""
+        return stored_params(model)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -91,7 +113,7 @@ class Trim(Method):
     rewinds = True
     schedule: Schedule = "rewind"
 
-    def after_removal(self, trimmer: LotteryTrimmer) -> None:
+    def after_removal(self, trimmer: Driver) -> None:
         trimmer.rewind()
 
 
@@ -117,7 +139,7 @@ class Reinit(Method):
 
     name = "reinit"
 
-    def after_removal(self, trimmer: LotteryTrimmer) -> None:
+    def after_removal(self, trimmer: Driver) -> None:
         reinitialize(trimmer.model, trimmer.seed * 1_000_003 + trimmer.level)
 
 
@@ -126,11 +148,18 @@ class Mask(Method):
 
     name = "mask"
     rewinds = True
-    masks = True
+    removes_units = False
+    keeps_masks = True
     schedule: Schedule = "rewind"
     fixed_criterion = "magnitude"
 
-    def after_removal(self, trimmer: LotteryTrimmer) -> None:
+    def remove(self, trimmer: Driver, data: Iterable[Any] | None) -> Removal:
+        return mask_weights(trimmer, data)
+
+    def live_params(self, model: nn.Module) -> int:
+        return unmasked_params(model)
+
+    def after_removal(self, trimmer: Driver) -> None:
         trimmer.rewind()
 
 
@@ -182,8 +211,8 @@ def check_method_name(name: object) -> str:
     """Refuse a lottery method name whose method, ``+kd`` or pacing is unknown, naming the part.
 
     The grammar is ``METHOD[+kd][@PACING]``: the pacing comes last. ``iterative`` is what a
-    name without a pacing means, so it is not written; a masking method (single weights) can
-    only be paced iteratively, since trimming straight to a size removes whole units.
+    name without a pacing means, so it is not written; a method that does not remove whole
+    units (``mask``) can only be paced iteratively, since trimming straight to a size does.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a lottery method name must be a non-empty string, got {name!r}")
@@ -208,9 +237,9 @@ def check_method_name(name: object) -> str:
             f"unknown pacing {pacing!r} in method {name!r}; choose from {choices} "
             f"(no {PACING_SEPARATOR}suffix: iterative){hint}"
         )
-    if pacing != "iterative" and get_method(method).masks:
+    if pacing != "iterative" and not get_method(method).removes_units:
         raise ValueError(
-            f"{name!r}: method {method!r} masks single weights and can only be paced "
+            f"{name!r}: method {method!r} does not remove whole units and can only be paced "
             f"iteratively; {pacing} trims whole units straight to a size"
         )
     return name

@@ -29,7 +29,9 @@ from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.masknames import model_tensors
 from lotterytrim.errors import TrimmerStateError, TrimVerificationError
 from lotterytrim.selection.rank import Selection, select_units
+from lotterytrim.trimming.driver import Driver
 from lotterytrim.trimming.methods import Method
+from lotterytrim.trimming.removal import Removal
 from lotterytrim.trimming.step import StepResult
 from lotterytrim.trimming.undo import UndoPoint
 
@@ -154,10 +156,16 @@ def keeping_values(method: Method) -> Method:
 
 class _KeepValues(Method):
     def __init__(self, method: Method) -> None:
+        self.method = method
         self.name = method.name
         self.schedule = method.schedule
         self.carries_optimizer_state = method.carries_optimizer_state
         self.fixed_criterion = method.fixed_criterion
+        self.removes_units = method.removes_units
+        self.keeps_masks = method.keeps_masks
+
+    def remove(self, trimmer: Driver, data: Iterable[Any] | None) -> Removal:
+        return self.method.remove(trimmer, data)
 
 
 class _FrozenScores(Criterion):
@@ -217,9 +225,10 @@ def trim_to(
     """
     t0 = time.perf_counter()
     keep = check_keep(keep)
-    if method.masks:
+    if not method.removes_units:
+        how = "masks single weights" if method.keeps_masks else "does not remove whole units"
         raise TrimmerStateError(
-            f"trim_to() removes units; method {method.name!r} masks single weights: use step()"
+            f"trim_to() removes units; method {method.name!r} {how}: use step()"
         )
     if method.rewinds and trimmer.rewind_point is None:
         raise TrimmerStateError(

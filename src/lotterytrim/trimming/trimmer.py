@@ -30,19 +30,16 @@ from lotterytrim.trimming.compaction import compact_masks
 from lotterytrim.trimming.handover import Handover, make_handover, watch_removed
 from lotterytrim.trimming.methods import Method, get_method
 from lotterytrim.trimming.optimizer import OptimizerT, rebuild_optimizer
+from lotterytrim.trimming.removal import stored_params
 from lotterytrim.trimming.rewind import RewindPoint
 from lotterytrim.trimming.state import REWIND_PREFIX, parse_state
-from lotterytrim.trimming.step import CompactResult, StepResult, layer_units, trim
+from lotterytrim.trimming.step import CompactResult, StepResult
 from lotterytrim.trimming.target import TargetResult, keeping_values, trim_to
 from lotterytrim.trimming.undo import UndoPoint
 
 __all__ = ["LotteryTrimmer", "STATE_FORMAT"]
 
 STATE_FORMAT = 1
-
-
-def _n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
 @expose_options
@@ -79,7 +76,7 @@ class LotteryTrimmer:
         self.sync_scores = sync_scores
         self.rewind_to_disk = Path(rewind_to_disk) if rewind_to_disk is not None else None
         self._handover: Handover | None = None
-        check_trimmable(model, "LotteryTrimmer", masks_ok=self._method.masks)
+        check_trimmable(model, "LotteryTrimmer", masks_ok=self._method.keeps_masks)
         # trace once now so that bad inputs or unsupported layers fail here, not at step 1;
         # the trace serves the first step too (training changes values, not structure)
         self._graph: TrimGraph | None = self._trace()
@@ -107,7 +104,7 @@ class LotteryTrimmer:
     def check_model(self) -> None:
         """Raise ``TrimmerStateError`` when the model's tensors no longer match the plan or were
         replaced outside the trimmer (and ``ModelStateError`` for models it cannot trim)."""
-        check_trimmable(self.model, "LotteryTrimmer", masks_ok=self._method.masks)
+        check_trimmable(self.model, "LotteryTrimmer", masks_ok=self._method.keeps_masks)
         current = model_tensors(self.model)
         for name, shape in self.plan.current_shapes().items():
             t = current.get(name)
@@ -129,16 +126,28 @@ class LotteryTrimmer:
                     "trim only through the trimmer, or build a new LotteryTrimmer"
                 )
 
-    def _scorer(self) -> Criterion:
+    def scorer(self) -> Criterion:
+        """The criterion a step ranks by: summed over ranks when scores are synced."""
         sync = self.sync_scores
         if sync is None:
             sync = self.criterion.needs_data and is_distributed()
         return SyncedCriterion(self.criterion) if sync else self.criterion
 
+    def take_graph(self) -> TrimGraph | None:
+        """The trace kept for the next step (from construction), handed over once."""
+        graph, self._graph = self._graph, None
+        return graph
+
     @property
     def params(self) -> int:
         """Parameters the model stores now."""
-        return _n_params(self.model)
+        return stored_params(self.model)
+
+    @property
+    def live_params(self) -> int:
+        """Parameters the model holds as its method counts them: stored ones, less the weights
+        masks hold at zero for a masking method."""
+        return self._method.live_params(self.model)
 
     # ---------------------------------------------------------------- rewind
     def capture_rewind(self) -> RewindPoint:
@@ -165,16 +174,32 @@ class LotteryTrimmer:
 
     # ---------------------------------------------------------------- stepping
     def step(self, data: Iterable[Any] | None = None) -> StepResult:
-        """One lottery level: rank and remove units (or mask weights), then the method's turn
-        (rewind, keep, re-initialise). Atomic: a failure leaves model, trimmer and optimizer."""
-        if self._method.rewinds:
+        """One lottery level: the method's removal (units, or weights under masks), the level
+        counted, then the method's turn (rewind, keep, re-initialise). Atomic: a failure leaves
+        model, trimmer and optimizer as they were."""
+        method = self._method
+        if method.rewinds:
             self._require_rewind()
         self.check_model()
         optimizer = self._handover.optimizer if self._handover is not None else None
         undo = UndoPoint(self.model, self, optimizer)
         try:
+            t0 = time.perf_counter()
             before = dict(self.model.named_parameters(remove_duplicate=False))
-            result = self._mask_step() if self._method.masks else self._trim_step(data)
+            removal = method.remove(self, data)
+            self.plan = self.plan.then(removal.plan)
+            self.last_step_plan = removal.plan
+            self._old_names = removal.old_names
+            self.level += 1
+            method.after_removal(self)
+            result = StepResult.of(
+                removal.result,
+                level=self.level,
+                method=self.method,
+                requested=self.amount,
+                rewound=method.rewinds,
+                seconds=time.perf_counter() - t0,
+            )
             self.history.append(result)
             self._remember()
             self._hand_over(before)
@@ -219,64 +244,6 @@ class LotteryTrimmer:
             self._handover.after_step(self.model, self.last_step_plan, self._old_names, schedule)
         watch_removed(removed, self.level)
 
-    def _trim_step(self, data: Iterable[Any] | None) -> StepResult:
-        t0 = time.perf_counter()
-        before = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False)}
-        step_plan, res = trim(
-            self.model,
-            self.example_inputs,
-            self._scorer(),
-            self.amount,
-            options=self.options,
-            unprunable=self.unprunable,
-            data=data,
-            graph=self._graph,
-            prior=self.plan,
-        )
-        self._graph = None
-        self.plan = self.plan.then(step_plan)
-        self.last_step_plan = step_plan
-        self._old_names = before
-        self.level += 1
-        self._method.after_removal(self)
-        return StepResult.of(
-            res,
-            level=self.level,
-            method=self.method,
-            requested=self.amount,
-            rewound=self._method.rewinds,
-            seconds=time.perf_counter() - t0,
-        )
-
-    def _mask_step(self) -> StepResult:
-        t0 = time.perf_counter()
-        total = _n_params(self.model)
-        units = layer_units(self.model)
-        before = total - masking.masked_count(self.model)
-        masks = masking.global_magnitude_masks(self.model, self.amount)
-        masking.apply_masks(self.model, masks)
-        self.last_step_plan = TrimPlan.identity(self.model)
-        self._old_names = {}
-        self._method.after_removal(self)
-        self.level += 1
-        after = total - masking.masked_count(self.model)
-        target = int(round(self.amount * before))
-        short = None
-        if before - after < target:
-            short = f"masked {before - after} weights instead of {target}: too few maskable left"
-        return StepResult(
-            level=self.level,
-            method=self.method,
-            params_before=before,
-            params_after=after,
-            requested=self.amount,
-            units_before=units,
-            units_after=units,
-            shortfall=short,
-            rewound=True,
-            seconds=time.perf_counter() - t0,
-        )
-
     # ---------------------------------------------------------------- compaction
     def compact(self) -> CompactResult:
         """Physically remove units whose masked fan-in weights are all zero (``mask`` method).
@@ -284,11 +251,13 @@ class LotteryTrimmer:
         Masks and the masked weights' stored values are kept for the survivors; the removal is
         verified like any trim and the cumulative plan grows by it.
         """
-        if not self._method.masks:
-            raise TrimmerStateError("compact() applies to method='mask' only")
+        if not self._method.keeps_masks:
+            raise TrimmerStateError(
+                f"compact() applies to methods that keep masks (method='mask'), not {self.method!r}"
+            )
         self.check_model()
         t0 = time.perf_counter()
-        before = _n_params(self.model)
+        before = stored_params(self.model)
         params = dict(self.model.named_parameters(remove_duplicate=False))
         self._graph = None
         step_plan, removed, skipped = compact_masks(
@@ -301,7 +270,7 @@ class LotteryTrimmer:
         self._hand_over(params)
         return CompactResult(
             params_before=before,
-            params_after=_n_params(self.model),
+            params_after=stored_params(self.model),
             removed_units=removed,
             skipped=skipped,
             seconds=time.perf_counter() - t0,
@@ -340,8 +309,8 @@ class LotteryTrimmer:
             meta["rewind_plan"] = self.rewind_point.plan.to_dict()
             for k, v in self.rewind_point.tensors().items():
                 tensors[REWIND_PREFIX + k] = v.detach().clone()
-        if self._method.masks:
-            masked = masking.masked_names(self.model)
+        masked = masking.masked_names(self.model)  # none unless the method keeps masks
+        if masked:
             masks = {n: m for n, m in masking.current_masks(self.model).items() if n in masked}
             stored = model_tensors(self.model)
             meta["masked"] = sorted(masks)
