@@ -4,8 +4,9 @@ Ranked units are taken in order while they fit the budget (or pass it by at most
 unit that would overshoot it by more (one unit of a transformer's residual width can cost a
 third of the model) is passed over, and the next ranked units fill the rest; at the end, the
 passed-over unit that lands closest to the budget is taken when it lands closer than stopping
-short. Every cost is exact: what removing the unit takes from every tensor of its coupled
-group, given the units already chosen.
+short, with the units ranked after it given back when that lands closer still. Every cost is
+exact: what removing the unit takes from every tensor of its coupled group, given the units
+already chosen.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def fill_budget(
     The longest prefix that stays within the budget is found by bisection; past it, candidates
     are taken in rank order when they fit, or overshoot by at most ``slack`` parameters and
     less than stopping short would miss; the others are passed over. Of the passed-over ones,
-    the one landing closest is taken at the end if that is closer than stopping short.
+    the one landing closest is taken at the end if that is closer than stopping short: on top
+    of everything taken, or with the units ranked after it given back (it ranks before them).
     """
     n = int(cand_g.size)
     span = int(cost.u.max()) + 1 if cost.u.size else 1
@@ -108,6 +110,7 @@ def fill_budget(
         edge_cost = left_after(lo - 1) - counter.left
         edge_group = int(cand_g[lo - 1])
     passed: list[int] = []
+    alone: dict[int, tuple[float, float]] = {}  # passed unit -> (left before it, left with it)
     enough = _CLOSE_ENOUGH * cost.total
     for i in range(lo, n):
         if counter.left - target_left <= enough:
@@ -120,11 +123,19 @@ def fill_budget(
             taken[i] = True
         else:
             passed.append(i)
+            alone[i] = (counter.left, trial[0])
     gap = counter.left - target_left
     if gap > enough and passed:
         trials = [(counter.trial(by_key[starts[i] : ends[i]]), i) for i in passed]
         best, i = min(trials, key=lambda t: abs(t[0][0] - target_left))
         edge_cost, edge_group = counter.left - best[0], int(cand_g[i])
+        j = min(passed, key=lambda p: abs(alone[p][1] - target_left))
+        if abs(alone[j][1] - target_left) < min(abs(best[0] - target_left), gap):
+            # the passed-over unit with only the units ranked before it lands closest
+            taken[j:] = False
+            taken[j] = True
+            before, left = alone[j]
+            return Fill(taken=taken, left=left, edge_cost=before - left, edge_group=int(cand_g[j]))
         if target_left - best[0] < gap:
             counter.commit(best)
             taken[i] = True
