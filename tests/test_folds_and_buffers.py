@@ -27,7 +27,7 @@ def _frames() -> torch.Tensor:
     return torch.randn(2, 7, 10, generator=torch.Generator().manual_seed(1))
 
 
-class _GroupFirst(lt.Criterion):
+class _GroupFirst(lt.criteria.Criterion):
     """Scores one group's units lowest, so a step must take them first."""
 
     name = "group_first"

@@ -182,8 +182,8 @@ def _custom_model() -> nn.Module:
         ({"scope": "galactic"}, ValueError, "scope"),
         ({"normalize": "z"}, ValueError, "normalize"),
         ({"min_units": 0}, ValueError, "min_units"),
-        ({"example_inputs": torch.randn(2, 7, 32)}, lt.ExampleInputError, "ConvFlatten"),
-        ({"criterion": "activation"}, lt.CriterionError, "needs data"),
+        ({"example_inputs": torch.randn(2, 7, 32)}, lt.errors.ExampleInputError, "ConvFlatten"),
+        ({"criterion": "activation"}, lt.errors.CriterionError, "needs data"),
     ],
 )
 def test_bad_input_leaves_model_untouched(kwargs, exc, words):
@@ -199,7 +199,9 @@ def test_bad_input_leaves_model_untouched(kwargs, exc, words):
 def test_custom_layer_error_names_it_and_leaves_model():
     model = _custom_model()
     before = snapshot(model)
-    with pytest.raises(lt.UnsupportedLayerError, match=r"'1' \(_Custom\) owns mix \(used by"):
+    with pytest.raises(
+        lt.errors.UnsupportedLayerError, match=r"'1' \(_Custom\) owns mix \(used by"
+    ):
         lt.trim(model, torch.randn(2, 2, 10), "magnitude", 0.3)
     assert same_state(model, before)
 
@@ -230,7 +232,7 @@ def test_module_owned_scale_is_sliced_with_its_channels():
 def test_batchnorm_without_norms_names_layers():
     model = copy.deepcopy(CASES[9].build())
     before = snapshot(model)
-    with pytest.raises(lt.CriterionError, match=r"'a' \(layers a, b, mid\)"):
+    with pytest.raises(lt.errors.CriterionError, match=r"'a' \(layers a, b, mid\)"):
         lt.trim(model, CASES[9].inputs(), "batchnorm", 0.3)
     assert same_state(model, before)
 
