@@ -196,6 +196,12 @@ def build_table() -> str:
         "  the five transformers); removing whole heads alone is exact (tests/test_attention.py).",
         "- torch-pruning's embedding-width cut of `nn.MultiheadAttention` keeps `num_heads` and",
         "  shrinks every head, so the head boundaries move (the model runs, heads mix).",
+        "- A transformer's residual (embedding) width is one group of very costly units (a head",
+        "  of `nn.MultiheadAttention` is a quarter to a third of these models). The selection",
+        '  fills the budget around them (`docs/selection.md`, "The parameter budget"): feed-',
+        '  forward units and separate heads go first (`Safeguards(residual="last")`, the',
+        "  default), and a step more than 2 points off its share says why in `shortfall`",
+        "  (`python benchmarks/transformer_budget.py`).",
     ]
     levels = [
         "",

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
+from lotterytrim.engine.layers import layer_units
 from lotterytrim.engine.plan import TrimPlan
 
 
@@ -105,8 +106,8 @@ def main() -> None:
             f"({kept:.1%} of the original), removed {result.achieved:.1%} this step"
         )
     reference = OnsetNet()
-    print("trimmed layer widths:", lt.layer_units(model))
-    print("reference widths:    ", lt.layer_units(copy.deepcopy(reference)))
+    print("trimmed layer widths:", layer_units(model))
+    print("reference widths:    ", layer_units(copy.deepcopy(reference)))
 
 
 if __name__ == "__main__":

@@ -166,7 +166,9 @@ def test_parameter_concatenated_along_its_width_is_reported() -> None:
             return self.b(torch.cat([h, self.extra.expand(*h.shape[:2], -1)], dim=-1))
 
     model, x = Extra(), torch.randn(2, 3, 4)
-    with pytest.raises(lt.UnsupportedLayerError, match=r"owns extra \(used by a concatenation"):
+    with pytest.raises(
+        lt.errors.UnsupportedLayerError, match=r"owns extra \(used by a concatenation"
+    ):
         lt.trim(model, x, "magnitude", 0.3)
     _, res = lt.trim(model, x, "magnitude", 0.3, on_unsupported="protect")
     assert model.extra.shape == (1, 1, 6)
@@ -193,5 +195,5 @@ def test_a_file_whose_plan_leaves_out_the_head_count_is_refused(tmp_path) -> Non
     header = json.loads(meta["lotterytrim"])
     header["plan"]["attributes"].pop("1")
     write_tensors(path, tensors, {"lotterytrim": json.dumps(header)})
-    with pytest.raises(lt.LoadError, match="num_heads=4 of attention module '1'"):
+    with pytest.raises(lt.errors.LoadError, match="num_heads=4 of attention module '1'"):
         lt.load(path, build)

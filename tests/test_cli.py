@@ -16,6 +16,7 @@ from torch import nn
 import lotterytrim as lt
 from lotterytrim.cli import _plan_summary, main
 from lotterytrim.storage.files import HEADER_KEY as HEADER
+from lotterytrim.trimming.state import load_trimmer_state
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -149,7 +150,7 @@ def test_json_report_of_a_real_trimmed_file(
     path, model, trimmer = trimmed
     assert main(["report", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    saved_state = lt.load_trimmer_state(path)
+    saved_state = load_trimmer_state(path)
     assert saved_state is not None and saved_state["tensors"]
     assert info["disk_bytes"] == os.path.getsize(path)
     assert info["params"] == _count(model)  # the model's, trimmer state left out
@@ -181,7 +182,7 @@ def test_text_report_of_a_real_trimmed_file(
     lines = capsys.readouterr().out.splitlines()
     params = next(line for line in lines if line.startswith("params"))
     assert params.endswith(f"({_count(model)})")
-    n_state = len(lt.load_trimmer_state(path)["tensors"])  # type: ignore[index]
+    n_state = len(load_trimmer_state(path)["tensors"])  # type: ignore[index]
     assert f"trimmer   {n_state} tensors of saved trimmer state" in lines
     rows = [words[0] for words in map(str.split, lines) if words and words[0] in LAYERS]
     assert rows == LAYERS

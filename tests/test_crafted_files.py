@@ -15,7 +15,8 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.cli import main
-from lotterytrim.storage.io import read_tensors, write_tensors
+from lotterytrim.storage.io import load_state, read_tensors, write_tensors
+from lotterytrim.trimming.state import load_trimmer_state
 
 
 def _build() -> nn.Module:
@@ -132,9 +133,9 @@ def _craft(tmp_path: Path, make: Any) -> Path:
 @pytest.mark.parametrize(("make", "text"), [c[1:] for c in CRAFTED], ids=[c[0] for c in CRAFTED])
 def test_crafted_file_is_a_load_error(tmp_path: Path, make: Any, text: str) -> None:
     bad = _craft(tmp_path, make)
-    with pytest.raises(lt.LoadError) as info:
+    with pytest.raises(lt.errors.LoadError) as info:
         lt.load(bad, _build)
-        lt.load_trimmer_state(bad)
+        load_trimmer_state(bad)
     assert text in str(info.value)
 
 
@@ -165,7 +166,7 @@ def test_report_exits_1_on_unreadable_json(
 def test_good_file_still_loads(tmp_path: Path) -> None:
     path = _good(tmp_path)
     model = lt.load(path, _build)
-    tensors, plan, _ = lt.load_state(path)
+    tensors, plan, _ = load_state(path)
     assert model[0].out_channels == model[2].in_channels == plan.current_shape("0.weight")[0] < 8
     assert all(torch.equal(t, tensors[k]) for k, t in model.state_dict().items())
 
@@ -198,8 +199,8 @@ def test_trimmer_state_cannot_set_other_attributes(tmp_path: Path) -> None:
     write_tensors(bad, tensors, {"lotterytrim": json.dumps(header)})
     model = _build()
     trimmer = lt.LotteryTrimmer(model, torch.randn(2, 1, 16), amount=0.3, method="finetune")
-    with pytest.raises(lt.TrimmerStateError, match="stride"):
-        trimmer.load_state_dict(lt.load_trimmer_state(bad))
+    with pytest.raises(lt.errors.TrimmerStateError, match="stride"):
+        trimmer.load_state_dict(load_trimmer_state(bad))
     assert model[0].stride == (1,)
 
 
@@ -224,7 +225,7 @@ def test_crafted_trimmer_state_fields_are_named_and_change_nothing(
     model = _build()
     before = [t.clone() for t in model.state_dict().values()]
     trimmer = lt.LotteryTrimmer(model, torch.randn(2, 1, 16), amount=0.3, method="finetune")
-    with pytest.raises(lt.TrimmerStateError, match=text):
-        trimmer.load_state_dict(lt.load_trimmer_state(good))
+    with pytest.raises(lt.errors.TrimmerStateError, match=text):
+        trimmer.load_state_dict(load_trimmer_state(good))
     assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values(), strict=True))
     assert trimmer.level == 0

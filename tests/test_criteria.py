@@ -110,10 +110,10 @@ def test_information_prefers_informative_units():
     batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, 400, 50)]
     s = Information().score(graph, data=batches)[_group(graph, "0").id]
     assert s[0] > 0.5 and s[1] < 0.1
-    with pytest.raises(lt.CriterionError, match="one-shot generator"):
+    with pytest.raises(lt.errors.CriterionError, match="one-shot generator"):
         Information().score(graph, data=(b for b in batches))
     nan = [(torch.full_like(xb, float("nan")), yb) for xb, yb in batches]
-    with pytest.raises(lt.CriterionError, match="layer '0' gave non-finite activations"):
+    with pytest.raises(lt.errors.CriterionError, match="layer '0' gave non-finite activations"):
         Information().score(graph, data=nan)
 
 
@@ -127,7 +127,7 @@ def test_random_is_seeded():
 
 
 def test_user_layer_criterion():
-    class LastChannelsFirst(lt.LayerCriterion):
+    class LastChannelsFirst(lt.criteria.LayerCriterion):
         name = "index"
 
         def channel_scores(self, name, module):
@@ -141,7 +141,7 @@ def test_user_layer_criterion():
 
 
 def test_user_criterion_subclass():
-    class Const(lt.Criterion):
+    class Const(lt.criteria.Criterion):
         def score(self, graph, data=None):
             return {
                 g.id: torch.arange(g.n_units, dtype=torch.float64) for g in graph.prunable_groups

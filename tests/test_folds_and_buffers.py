@@ -27,7 +27,7 @@ def _frames() -> torch.Tensor:
     return torch.randn(2, 7, 10, generator=torch.Generator().manual_seed(1))
 
 
-class _GroupFirst(lt.Criterion):
+class _GroupFirst(lt.criteria.Criterion):
     """Scores one group's units lowest, so a step must take them first."""
 
     name = "group_first"
@@ -52,14 +52,23 @@ def _assert_equals_masked(model: nn.Module, original: nn.Module, plan: lt.TrimPl
 
 @pytest.mark.parametrize("case", NEW, ids=[c.name for c in NEW])
 def test_loses_the_share_asked_with_nothing_protected_by_the_user(case: Any) -> None:
-    """A 30% step removes 30% of the parameters, within one unit's cost, without shortfall."""
+    """A 30% step removes 30% of the parameters within 2 points, or as close as the units allow.
+
+    The position-buffer models' residual stream has 4 units of a third of the model each, and
+    their feed-forward units can pay 19% at most: the step takes one stream unit alone (34%)
+    and says that the units are too coarse, rather than stopping 11 points short.
+    """
     torch.manual_seed(0)
     model, x = randomize_norms(case.build(), 0).eval(), case.inputs()
     graph = TrimGraph(model, x)
-    tol = max(0.02, max(g.unit_params.max() for g in graph.prunable_groups) / graph.total_params)
     _, res = lt.trim(model, x, "magnitude", 0.3, graph=graph)
-    assert res.shortfall is None
-    assert abs(res.achieved - 0.3) <= tol + 1e-9, (res.achieved, tol)
+    if res.shortfall is None:
+        assert abs(res.achieved - 0.3) <= 0.02, res.achieved
+    else:
+        assert case.name.startswith("position_buffer"), res.shortfall
+        assert "too coarse" in res.shortfall and "'embed'" in res.shortfall, res.shortfall
+        assert "every removable unit is gone" not in res.shortfall
+        assert abs(res.achieved - 0.3) <= 0.04, res.achieved
     assert set(res.protected) <= {"fc", "head"}  # the output layers alone
 
 
@@ -120,7 +129,8 @@ def test_position_buffer_is_sliced_with_the_residual_stream(kwargs: dict[str, An
     original = copy.deepcopy(model)
     graph = TrimGraph(model, x)
     assert next(g for g in graph.groups if g.name == "embed").protected is None
-    plan, res = lt.trim(model, x, _GroupFirst("embed"), 0.2, graph=graph)
+    # one stream unit costs 34%: a smaller share is filled with feed-forward units instead
+    plan, res = lt.trim(model, x, _GroupFirst("embed"), 0.35, graph=graph)
     assert "embed" not in res.protected
     assert model.pos.shape[-1] == model.embed.out_features < 16
     keep = plan.kept_indices("pos", model.pos.dim() - 1)
@@ -133,7 +143,7 @@ def test_trimmed_buffer_survives_save_load_and_rewind(tmp_path: Any, persistent:
     """A file rebuilds the sliced table; a rewind writes the captured table's survivors back."""
     torch.manual_seed(0)
     model, x = PositionBuffer(persistent=persistent).eval(), _frames()
-    trimmer = lt.LotteryTrimmer(model, x, _GroupFirst("embed"), 0.2)
+    trimmer = lt.LotteryTrimmer(model, x, _GroupFirst("embed"), 0.35)
     trimmer.capture_rewind()
     captured = model.pos.clone()
     with torch.no_grad():

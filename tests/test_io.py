@@ -12,7 +12,8 @@ from torch import nn
 from zoo_patterns import ConvFlatten, EmbedGRU
 
 import lotterytrim as lt
-from lotterytrim.storage.io import has_saved_state, saved_metadata
+from lotterytrim.storage.io import has_saved_state, load_state, saved_metadata
+from lotterytrim.trimming.state import load_trimmer_state
 
 
 def _trimmed(method: str = "trim"):
@@ -34,7 +35,7 @@ def test_round_trip_rebuilds_the_trimmed_model(tmp_path):
         assert torch.equal(a, b), k
     model.eval(), loaded.eval()
     assert torch.equal(model(x), loaded(x))
-    tensors, plan, meta = lt.load_state(path)
+    tensors, plan, meta = load_state(path)
     assert plan == trimmer.plan and meta == {"task": "onset", "level": 1}
     assert set(tensors) == set(model.state_dict())
 
@@ -58,7 +59,7 @@ def test_plain_model_without_trimmer(tmp_path):
     loaded = lt.load(tmp_path / "g.lt", EmbedGRU)
     pairs = zip(model.parameters(), loaded.parameters(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
-    assert lt.load_trimmer_state(tmp_path / "g.lt") is None
+    assert load_trimmer_state(tmp_path / "g.lt") is None
 
 
 def test_masked_model_saves_as_plain_weights(tmp_path):
@@ -80,9 +81,9 @@ class _Wider(ConvFlatten):
 def test_wrong_build_model_names_the_tensor(tmp_path):
     model, trimmer, _ = _trimmed()
     lt.save(model, tmp_path / "m.lt", trimmer)
-    with pytest.raises(lt.LoadError, match=r"fc2\.weight"):
+    with pytest.raises(lt.errors.LoadError, match=r"fc2\.weight"):
         lt.load(tmp_path / "m.lt", _Wider)
-    with pytest.raises(lt.LoadError, match="build_model"):
+    with pytest.raises(lt.errors.LoadError, match="build_model"):
         lt.load(tmp_path / "m.lt", EmbedGRU)
 
 
@@ -93,7 +94,7 @@ def test_truncated_file(tmp_path):
     blob = path.read_bytes()
     for cut in (len(blob) - 100, 40, 5):
         path.write_bytes(blob[:cut])
-        with pytest.raises(lt.LoadError, match="truncated"):
+        with pytest.raises(lt.errors.LoadError, match="truncated"):
             lt.load(path, ConvFlatten)
 
 
@@ -122,17 +123,17 @@ def test_pickle_files_are_refused(tmp_path, kind):
         torch.save(model.state_dict(), path)
     else:
         torch.save(model.state_dict(), path, _use_new_zipfile_serialization=False)
-    with pytest.raises(lt.LoadError, match="never unpickles"):
+    with pytest.raises(lt.errors.LoadError, match="never unpickles"):
         lt.load(path, ConvFlatten)
-    with pytest.raises(lt.LoadError, match="never unpickles"):
-        lt.load_state(path)
+    with pytest.raises(lt.errors.LoadError, match="never unpickles"):
+        load_state(path)
 
 
 def test_foreign_safetensors_file(tmp_path):
     from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, tmp_path / "x.safetensors")
-    with pytest.raises(lt.LoadError, match="not written by lt.save"):
+    with pytest.raises(lt.errors.LoadError, match="not written by lt.save"):
         lt.load(tmp_path / "x.safetensors", ConvFlatten)
 
 
@@ -162,7 +163,7 @@ def test_bad_metadata_is_refused_before_writing(tmp_path):
 def test_save_refuses_a_trimmer_whose_plan_is_stale(tmp_path):
     model, trimmer, x = _trimmed()
     lt.trim(model, x, "magnitude", 0.2)
-    with pytest.raises(lt.TrimmerStateError, match="outside the trimmer"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="outside the trimmer"):
         lt.save(model, tmp_path / "m.lt", trimmer)
     assert not (tmp_path / "m.lt").exists()
 
@@ -204,7 +205,7 @@ def test_non_persistent_buffers_save_and_load(tmp_path):
     assert torch.equal(model(x), loaded(x))
     # the trimmer resumes from the file and trims further
     again = lt.LotteryTrimmer(loaded, x, amount=0.4)
-    again.load_state_dict(lt.trimming.state.load_trimmer_state(path))
+    again.load_state_dict(load_trimmer_state(path))
     again.step()
     assert again.level == 2 and loaded.conv.out_channels < model.conv.out_channels
 
@@ -221,12 +222,12 @@ def test_load_checks_the_path_before_reading_it(tmp_path, kind):
     else:
         with open(path, "wb") as handle:  # 4 GiB of zeros, no disk used: a bogus header
             handle.truncate(4 << 30)
-    with pytest.raises(lt.LoadError, match=str(path.name)):
+    with pytest.raises(lt.errors.LoadError, match=str(path.name)):
         lt.load(path, ConvFlatten)
-    with pytest.raises(lt.LoadError):
-        lt.load_state(path)
+    with pytest.raises(lt.errors.LoadError):
+        load_state(path)
     for header_only in (has_saved_state, saved_metadata):  # the runner's checks, too
-        with pytest.raises(lt.LoadError, match=str(path.name)):
+        with pytest.raises(lt.errors.LoadError, match=str(path.name)):
             header_only(path)
 
 
@@ -246,5 +247,5 @@ def test_a_header_announcing_more_data_than_the_file_holds_is_refused_before_rea
     blob = path.read_bytes()
     (n,) = struct.unpack("<Q", blob[:8])
     path.write_bytes(blob[: 8 + n + 16])  # the header intact, the tensors cut short
-    with pytest.raises(lt.LoadError, match="truncated: its tensors need"):
+    with pytest.raises(lt.errors.LoadError, match="truncated: its tensors need"):
         lt.load(path, ConvFlatten)

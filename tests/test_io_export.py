@@ -202,7 +202,7 @@ def test_bad_inputs_raise_clear_errors_and_leave_no_file(tmp_path, monkeypatch):
         export_onnx(model, x, tmp_path / "missing" / "a.onnx")
     with pytest.raises(IsADirectoryError):
         export_onnx(model, x, tmp_path)
-    with pytest.raises(lt.ExampleInputError, match="Sequential cannot run on the example"):
+    with pytest.raises(lt.errors.ExampleInputError, match="Sequential cannot run on the example"):
         export_onnx(model, torch.randn(2, 5), tmp_path / "a.onnx")
     with pytest.raises(TypeError, match="example_inputs"):
         export_onnx(model, "abc", tmp_path / "a.onnx")

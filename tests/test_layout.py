@@ -92,7 +92,7 @@ def test_trimming_in_a_training_script_imports_no_table_or_plot_library() -> Non
         "t = lt.LotteryTrimmer(m, torch.randn(2, 1, 16))\n"
         "t.capture_rewind(); t.step()\n"
         "print(sorted(k for k in ('pandas', 'matplotlib', 'fvcore') if k in sys.modules))\n"
-        "lt.select\n"
+        "lt.pick_models\n"
         "print('pandas' in sys.modules)\n"
     )
     src = str(Path(__file__).resolve().parents[1] / "src")

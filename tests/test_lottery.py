@@ -1,4 +1,4 @@
-"""The experiment runner: rows, files, resume after a crash, run-directory hashing, select()."""
+"""The experiment runner: rows, files, resume after a crash, run-directory hashing, picking."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.runner.results import COLUMNS
+from lotterytrim.storage.io import load_state
 from lotterytrim.trimming.state import load_trimmer_state
 
 
@@ -179,7 +180,7 @@ def test_train_must_capture_the_rewind_point(tmp_path: Path) -> None:
     def lazy(model: nn.Module, ctx: lt.LevelContext) -> None:
         pass
 
-    with pytest.raises(lt.LotteryError, match="rewind point"):
+    with pytest.raises(lt.errors.LotteryError, match="rewind point"):
         _lottery(tmp_path, lazy).run()
 
 
@@ -191,7 +192,7 @@ def test_manual_capture_and_late_capture_rules(tmp_path: Path) -> None:
         if ctx.level == 0:
             ctx.capture_rewind()
         else:
-            with pytest.raises(lt.LotteryError, match="level 0"):
+            with pytest.raises(lt.errors.LotteryError, match="level 0"):
                 ctx.capture_rewind()
 
     results = _lottery(tmp_path, manual).run()
@@ -206,7 +207,7 @@ def test_evaluate_and_record_errors_name_the_problem(tmp_path: Path) -> None:
     lottery = lt.Lottery(
         Net, TRAIN[0][:4], Recorder(), no_error, cfg, root=tmp_path, progress=False
     )
-    with pytest.raises(lt.LotteryError, match="'error'"):
+    with pytest.raises(lt.errors.LotteryError, match="'error'"):
         lottery.run()
 
     def clash(model: nn.Module, ctx: lt.LevelContext) -> None:
@@ -262,9 +263,9 @@ def test_unprunable_names_are_protected(tmp_path: Path) -> None:
     assert model.conv1.out_channels < 12 or model.conv2.out_channels < 16
 
 
-def test_select_works_on_real_results(tmp_path: Path) -> None:
+def test_pick_models_works_on_real_results(tmp_path: Path) -> None:
     results = _lottery(tmp_path, methods=("trim", "finetune"), levels=2).run()
-    table = lt.select(results, smallest=100.0)
+    table = lt.pick_models(results, smallest=100.0)
     models = set(table["model"])
     assert {"reference", "best", "smallest"} <= models
     smallest = table.set_index("model").loc["smallest"]
@@ -294,7 +295,7 @@ def test_on_unsupported_reaches_the_trimmer(tmp_path: Path) -> None:
             MixedNet, TRAIN[0][:4], Recorder(), evaluate, cfg, root=tmp_path, progress=False
         )
 
-    with pytest.raises(lt.UnsupportedLayerError, match=r"'<model>' \(MixedNet\) owns mix"):
+    with pytest.raises(lt.errors.UnsupportedLayerError, match=r"'<model>' \(MixedNet\) owns mix"):
         run(None).run()
     lottery = run("protect")
     results = lottery.run()
@@ -348,7 +349,7 @@ def test_a_level_file_that_is_not_the_cells_is_set_aside_and_retrained(tmp_path:
     assert (cell / "level-01.lt.rejected").is_file()
     cols = ["level", "error", "params", "macs", "disk_bytes"]
     pd.testing.assert_frame_equal(clean[cols], final[cols])
-    _, _, meta = lt.load_state(cell / "level-02.lt")
+    _, _, meta = load_state(cell / "level-02.lt")
     assert meta == {
         "task": "toy",
         "run": lottery.directory.name,
@@ -381,7 +382,7 @@ def test_a_corrupt_reference_row_is_named_before_anything_trains(tmp_path: Path,
     row.write_text(json.dumps(data))
     (lottery.directory / "replicate-0" / "trim-magnitude" / "level-01.json").unlink()
     calls = Recorder()
-    with pytest.raises(lt.LotteryError, match=r"level-00.json: field 'params' must be"):
+    with pytest.raises(lt.errors.LotteryError, match=r"level-00.json: field 'params' must be"):
         _lottery(tmp_path, calls, levels=1).run()
     assert calls.calls == []
 

@@ -181,7 +181,10 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
 ) -> None:
     log = tmp_path / "train.log"
     lottery = _lottery(tmp_path, LoggedTrain(log, kill_at=(0, "trim", 2)), **GRID)
-    with _pool() as executor, pytest.raises(lt.CellFailedError, match="trim-magnitude") as info:
+    with (
+        _pool() as executor,
+        pytest.raises(lt.errors.CellFailedError, match="trim-magnitude") as info,
+    ):
         lottery.run(executor=executor)
     assert "BrokenProcessPool" in str(info.value)
     before = lottery.results()
@@ -205,7 +208,7 @@ def test_a_failing_cell_is_named_and_the_others_finish(
     log = tmp_path / "train.log"
     train = LoggedTrain(log, fail_at=(0, "finetune", 1))
     lottery = _lottery(tmp_path, train, methods=("trim", "finetune"))
-    with pytest.raises(lt.CellFailedError, match="replicate-0/finetune-magnitude") as info:
+    with pytest.raises(lt.errors.CellFailedError, match="replicate-0/finetune-magnitude") as info:
         lottery.run(executor=pool, threads=2)
     assert "ValueError: bad batch" in str(info.value)
     assert isinstance(info.value.__cause__, ValueError)

@@ -28,6 +28,7 @@ from lotterytrim.trimming.methods import (
     check_method_name,
 )
 from lotterytrim.trimming.removal import Removal, remove_units, unmasked_params
+from lotterytrim.trimming.step import CompactResult
 
 
 def _model() -> tuple[ConvFlatten, torch.Tensor]:
@@ -171,7 +172,7 @@ def test_a_registered_kind_of_removal_is_stepped_saved_and_compacted(local_mask:
     resumed = lt.LotteryTrimmer(fresh, x, amount=0.4, method="local-mask")
     resumed.load_state_dict(state)
     assert resumed.level == 2 and resumed.live_params == trimmer.live_params
-    assert isinstance(trimmer.compact(), lt.CompactResult)
+    assert isinstance(trimmer.compact(), CompactResult)
     with pytest.raises(TrimmerStateError, match=r"trim_to\(\) removes units.*use step"):
         trimmer.trim_to(0.5)
     with pytest.raises(ValueError, match="can only be paced iteratively"):

@@ -339,11 +339,20 @@ def test_zero_reference_error_is_left_out_of_normalised_panels(results: pd.DataF
     np.testing.assert_allclose(trim, [mean_error("inst", "trim", lv) / 0.11 for lv in range(4)])
 
 
+def test_without_matplotlib_figure2_names_the_extra_and_table1_still_works(
+    results: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r'pip install "lotterytrim\[plot\]"'):
+        figure2(results)
+    assert isinstance(table1(results), Table1)  # Table 1 needs pandas only
+
+
 # --------------------------------------------------------------------------- table 1
 
 
 def selection() -> pd.DataFrame:
-    """A frame shaped like ``lotterytrim.select`` output, with paper-like numbers."""
+    """A frame shaped like ``lotterytrim.pick_models`` output, with paper-like numbers."""
     rows = [
         ("inst", "reference", 0, 0.092, 797_000, 10_000_000, 572_000_000, 190_000_000),
         ("inst", "best", 2, 0.088, 390_530, 4_900_000, 140_000_000, 93_000_000),
@@ -504,11 +513,11 @@ def test_table1_bad_input() -> None:
         table1(make_results().drop(columns="memory_bytes"))
 
 
-def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Raw results are handed to ``lt.select``; latency is looked up in the results."""
+def test_table1_from_results_goes_through_pick_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raw results are handed to ``lt.pick_models``; latency is looked up in the results."""
     calls: list[dict[str, Any]] = []
 
-    def fake_select(results: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    def fake_pick_models(results: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
         calls.append({"rows": len(results), **kwargs})
         chosen = selection()
         chosen = chosen[chosen["task"] == "inst"].copy()
@@ -519,7 +528,7 @@ def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch
         return chosen
 
     module = types.ModuleType("lotterytrim.runner.results")
-    module.select = fake_select  # type: ignore[attr-defined]
+    module.pick_models = fake_pick_models  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lotterytrim.runner.results", module)
     results = make_results(latency=True)
     table = table1(results, method="mask", criterion="activation")
@@ -534,8 +543,8 @@ def test_table1_from_results_goes_through_select(monkeypatch: pytest.MonkeyPatch
     assert table.loc[("pitch", "optimal"), "latency_s"] == pytest.approx(0.0049)
 
 
-def test_table1_with_the_real_select() -> None:
-    """With the experiment runner's ``select``: optimal is the deepest level within 1.1x."""
+def test_table1_with_the_real_pick_models() -> None:
+    """With the experiment runner's ``pick_models``: optimal is the deepest level within 1.1x."""
     results = make_results(latency=True)
     table = table1(results, method="trim", criterion="magnitude", tasks="inst")
     # trim + magnitude on inst: mean errors 0.11, 0.099, 0.11, 0.143 over levels 0..3

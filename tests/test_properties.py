@@ -12,6 +12,7 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.calls import output_signature, run_model
+from lotterytrim.engine.graph import TrimGraph
 
 
 class RandomNet(nn.Module):
@@ -84,7 +85,7 @@ def test_random_networks_keep_invariants(spec, amount, criterion, scope, seed):
     assert res.params_after == sum(p.numel() for p in model.parameters())
     # budget within tolerance, or a stated shortfall
     if res.shortfall is None:
-        graph = lt.TrimGraph(original, x)
+        graph = TrimGraph(original, x)
         unit = max((g.unit_params.max() for g in graph.prunable_groups), default=0)
         assert abs(res.achieved - amount) <= max(0.02, unit / res.params_before) + 1e-9
     # equivalence with the masked original

@@ -163,7 +163,7 @@ def test_import_leaves_heavy_optional_modules_alone() -> None:
     code = (
         "import sys, lotterytrim as lt; "
         "assert 'matplotlib' not in sys.modules and 'onnx' not in sys.modules; "
-        "lt.plot.figure2; assert 'matplotlib' in sys.modules; print(len(lt.__all__))"
+        "lt.plot.table1; assert 'matplotlib' not in sys.modules; print(len(lt.__all__))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -200,7 +200,7 @@ class GatedNet(nn.Module):
 
 @pytest.fixture
 def gated() -> Iterator[None]:
-    lt.register_adapter(Gated, GatedAdapter)
+    lt.adapters.register_adapter(Gated, GatedAdapter)
     try:
         yield
     finally:
@@ -221,9 +221,9 @@ def _assert_trimmed_equals_masked(model: nn.Module, x: torch.Tensor, amount: flo
 def test_registered_adapter_lets_a_new_layer_type_shrink() -> None:
     torch.manual_seed(0)
     x = torch.randn(4, 6)
-    with pytest.raises(lt.TrimVerificationError, match="'fc'"):
+    with pytest.raises(lt.errors.TrimVerificationError, match="'fc'"):
         lt.trim(GatedNet(), x, "magnitude", 0.3)  # weight sliced, gate not: the model breaks
-    lt.register_adapter(Gated, GatedAdapter)
+    lt.adapters.register_adapter(Gated, GatedAdapter)
     try:
         model = GatedNet()
         reference = copy.deepcopy(model)
@@ -269,7 +269,7 @@ class ScaledGRUNet(nn.Module):
 def test_a_subclassed_recurrent_adapter_is_used_by_the_trimmer() -> None:
     torch.manual_seed(0)
     x = torch.randn(3, 5, 4)
-    lt.register_adapter(ScaledGRU, ScaledGRUAdapter)
+    lt.adapters.register_adapter(ScaledGRU, ScaledGRUAdapter)
     try:
         assert type(adapter_for(ScaledGRU(4, 8))) is ScaledGRUAdapter
         assert type(adapter_for(nn.GRU(4, 8))) is RecurrentAdapter
@@ -286,32 +286,31 @@ def test_a_duplicate_adapter_is_refused_and_replace_swaps_it(gated: None) -> Non
     torch.manual_seed(0)
     x = torch.randn(4, 6)
     with pytest.raises(ValueError, match="adapter for Gated is registered already.*replace=True"):
-        lt.register_adapter(Gated, LinearAdapter)
+        lt.adapters.register_adapter(Gated, LinearAdapter)
     with pytest.raises(ValueError, match="adapter for Linear is registered already"):
-        lt.register_adapter(nn.Linear, GatedAdapter)
+        lt.adapters.register_adapter(nn.Linear, GatedAdapter)
     assert ADAPTERS[Gated] is GatedAdapter and ADAPTERS[nn.Linear] is LinearAdapter
     _assert_trimmed_equals_masked(GatedNet(), x)  # the refused entry changed nothing
-    lt.register_adapter(Gated, LinearAdapter, replace=True)
+    lt.adapters.register_adapter(Gated, LinearAdapter, replace=True)
     assert ADAPTERS[Gated] is LinearAdapter
-    with pytest.raises(lt.TrimVerificationError, match="'fc'"):
+    with pytest.raises(lt.errors.TrimVerificationError, match="'fc'"):
         lt.trim(GatedNet(), x, "magnitude", 0.3)  # the plain Linear adapter misses the gate
     with pytest.raises(TypeError, match="pass the class, not an instance"):
-        lt.register_adapter(Gated, GatedAdapter(), replace=True)
+        lt.adapters.register_adapter(Gated, GatedAdapter(), replace=True)
     with pytest.raises(TypeError, match="Module subclasses"):
-        lt.register_adapter(int, GatedAdapter)  # type: ignore[arg-type]
+        lt.adapters.register_adapter(int, GatedAdapter)  # type: ignore[arg-type]
     assert ADAPTERS[Gated] is LinearAdapter
 
 
 def test_adapters_are_public_and_the_error_names_a_public_function() -> None:
-    from lotterytrim import adapters, register_adapter
+    from lotterytrim import adapters
 
-    assert {"adapters", "register_adapter"} <= set(lt.__all__)
-    assert register_adapter is adapters.register_adapter
+    assert "adapters" in lt.__all__ and "register_adapter" not in lt.__all__
     for name in adapters.__all__:
         assert getattr(adapters, name) is not None
         if name.endswith("Adapter"):
             assert issubclass(getattr(adapters, name), adapters.Adapter)
-    decorated = lt.register_adapter(Gated)(GatedAdapter)  # the decorator form returns the class
+    decorated = lt.adapters.register_adapter(Gated)(GatedAdapter)  # the decorator returns it
     try:
         assert decorated is GatedAdapter and ADAPTERS[Gated] is GatedAdapter
     finally:
@@ -326,10 +325,11 @@ def test_adapters_are_public_and_the_error_names_a_public_function() -> None:
             return torch.einsum("oc,bc->bo", self.mix, x)
 
     model = nn.Sequential(nn.Linear(3, 4), Mix(), nn.Linear(4, 2))
-    with pytest.raises(lt.UnsupportedLayerError, match=r"lt\.(\w+)\(layer_type") as info:
+    pattern = r"lt\.adapters\.(\w+)\(layer_type"
+    with pytest.raises(lt.errors.UnsupportedLayerError, match=pattern) as info:
         lt.trim(model, torch.randn(2, 3), "magnitude", 0.3)
-    named = re.search(r"lt\.(\w+)\(layer_type", str(info.value))
-    assert named is not None and callable(getattr(lt, named.group(1)))
+    named = re.search(pattern, str(info.value))
+    assert named is not None and callable(getattr(lt.adapters, named.group(1)))
 
 
 def test_the_documented_adapter_example_runs() -> None:

@@ -36,8 +36,8 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_select_chooses_on_validation_across_methods_and_reports_test() -> None:
-    table = lt.select(_frame()).set_index("model")
+def test_pick_models_chooses_on_validation_across_methods_and_reports_test() -> None:
+    table = lt.pick_models(_frame()).set_index("model")
     assert list(table.index) == ["reference", "best", "smallest", "optimal"]
     assert set(table["chosen_by"]) == {"val_error"}
     assert table.loc["reference", "error"] == pytest.approx(0.20)
@@ -55,43 +55,43 @@ def test_select_chooses_on_validation_across_methods_and_reports_test() -> None:
     assert table.loc["reference", "smaller"] == 1.0
 
 
-def test_select_by_test_error_only_when_asked_or_without_validation() -> None:
-    on_test = lt.select(_frame(), by="error").set_index("model")
+def test_pick_models_by_test_error_only_when_asked_or_without_validation() -> None:
+    on_test = lt.pick_models(_frame(), by="error").set_index("model")
     assert set(on_test["chosen_by"]) == {"error"}
     assert on_test.loc["best", "method"] == "finetune"
-    no_val = lt.select(_frame().drop(columns=["val_error"])).set_index("model")
+    no_val = lt.pick_models(_frame().drop(columns=["val_error"])).set_index("model")
     assert set(no_val["chosen_by"]) == {"error"}
     assert no_val.loc["best", "method"] == "finetune"
 
 
-def test_select_other_method_and_missing_models() -> None:
-    table = lt.select(_frame(), method="finetune").set_index("model")
+def test_pick_models_other_method_and_missing_models() -> None:
+    table = lt.pick_models(_frame(), method="finetune").set_index("model")
     assert table.loc["best", "val_error"] == pytest.approx(0.25)
     assert "optimal" not in table.index  # 0.25 > 1.1 x 0.20 on validation
     assert table.loc["smallest", "level"] == 4  # every level qualifies: the smallest wins
-    tight = lt.select(_frame(), method="trim", optimal=1.0).set_index("model")
+    tight = lt.pick_models(_frame(), method="trim", optimal=1.0).set_index("model")
     assert tight.loc["optimal", "level"] == 1
     none = _frame()
     none.loc[none.level > 0, "val_error"] = 0.9
-    assert set(lt.select(none)["model"]) == {"reference", "best"}
+    assert set(lt.pick_models(none)["model"]) == {"reference", "best"}
     with pytest.raises(ValueError, match="method.*'mask'"):
-        lt.select(_frame(), method="mask")
+        lt.pick_models(_frame(), method="mask")
 
 
-def test_select_rejects_bad_input() -> None:
+def test_pick_models_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="error"):
-        lt.select(_frame().drop(columns=["error"]))
+        lt.pick_models(_frame().drop(columns=["error"]))
     with pytest.raises(ValueError, match="empty"):
-        lt.select(_frame().iloc[:0])
+        lt.pick_models(_frame().iloc[:0])
     with pytest.raises(ValueError, match="optimal"):
-        lt.select(_frame(), optimal=0.5)
+        lt.pick_models(_frame(), optimal=0.5)
     with pytest.raises(ValueError, match="by='nope'"):
-        lt.select(_frame(), by="nope")
+        lt.pick_models(_frame(), by="nope")
     with pytest.raises(ValueError, match="missing"):
-        lt.select(_frame().assign(val_error=None), by="val_error")
+        lt.pick_models(_frame().assign(val_error=None), by="val_error")
     gap = _frame()
     gap.loc[3, "val_error"] = None  # one row without validation: never fall back to test
     with pytest.raises(ValueError, match="by='val_error'.*missing"):
-        lt.select(gap)
+        lt.pick_models(gap)
     with pytest.raises(TypeError, match="DataFrame"):
-        lt.select([1, 2])  # type: ignore[arg-type]
+        lt.pick_models([1, 2])  # type: ignore[arg-type]

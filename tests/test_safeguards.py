@@ -12,6 +12,7 @@ from torch import nn
 
 import lotterytrim as lt
 from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.layers import layer_units
 from lotterytrim.selection.costs import unit_costs
 
 
@@ -116,7 +117,7 @@ def test_a_lottery_that_reaches_the_floor_says_to_lower_it():
 def test_local_scope_respects_the_cap():
     model = _thin_first()
     trimmer = lt.LotteryTrimmer(model, X, amount=0.6, scope="local", method="finetune")
-    before = lt.layer_units(model)
+    before = layer_units(model)
     result = trimmer.step()
     for layer, n in result.units_after.items():
         assert n >= before[layer] - math.floor(0.5 * before[layer])
@@ -143,7 +144,7 @@ def test_budget_holds_with_safeguards_on_a_wide_model(cost: str) -> None:
 
 def test_cost_aware_ranking_uses_macs_per_unit():
     model = _thin_first()
-    graph = lt.TrimGraph(model, X)
+    graph = TrimGraph(model, X)
     macs = unit_costs(graph, "macs")
     params = unit_costs(graph, "params")
     first = next(g for g in graph.groups if g.name == "0")

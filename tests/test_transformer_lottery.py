@@ -70,5 +70,5 @@ def test_head_counts_that_do_not_fit_are_refused(tmp_path: Path, attribute: str)
     bad = tmp_path / "bad.lt"
     _rewrite(path, bad, _attr(f"blocks.{block}.attn", **{attribute: value}))
     match = f"{attribute}={value} of attention module" if attribute == "num_heads" else "may only"
-    with pytest.raises(lt.LoadError, match=match):
+    with pytest.raises(lt.errors.LoadError, match=match):
         lt.load(bad, SpectrogramViT)

@@ -114,11 +114,11 @@ def test_masks_and_a_missing_rewind_point_are_refused():
     model, x = ConvFlatten(), torch.randn(2, 1, 32)
     masked = lt.LotteryTrimmer(model, x, method="mask")
     masked.capture_rewind()
-    with pytest.raises(lt.TrimmerStateError, match="masks single weights"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="masks single weights"):
         masked.trim_to(0.5)
     before = snapshot(model)
     rewinding = lt.LotteryTrimmer(model, x, method="trim")
-    with pytest.raises(lt.TrimmerStateError, match="capture_rewind"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="capture_rewind"):
         rewinding.trim_to(0.5)
     assert same_state(model, before) and rewinding.level == 0
 

@@ -17,6 +17,7 @@ import lotterytrim as lt
 from lotterytrim.cli import main as cli_main
 from lotterytrim.measure.layers import layer_diff
 from lotterytrim.trimming.rewind import model_tensors
+from lotterytrim.trimming.state import load_trimmer_state
 
 METHODS = ["trim", "finetune", "reinit", "mask"]
 
@@ -126,7 +127,7 @@ def _resume_run(method: str, criterion: str, via: str, tmp_path):
         lt.save(model, path, trimmer)
         model = lt.load(path, ConvFlatten)
         trimmer = lt.LotteryTrimmer(model, data[0][0], criterion, 0.3, **kw)
-        trimmer.load_state_dict(lt.load_trimmer_state(path))
+        trimmer.load_state_dict(load_trimmer_state(path))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(2):
         _train(model, data, opt)
@@ -179,7 +180,7 @@ def test_step_before_capture_is_an_error_and_changes_nothing():
     model, x = ConvFlatten(), torch.randn(4, 1, 32)
     trimmer = lt.LotteryTrimmer(model, x)
     before = snapshot(model)
-    with pytest.raises(lt.TrimmerStateError, match="capture_rewind"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="capture_rewind"):
         trimmer.step()
     assert same_state(model, before) and trimmer.level == 0
 
@@ -197,7 +198,7 @@ def test_model_resized_outside_is_named():
     trimmer.capture_rewind()
     lt.trim(model, x, "magnitude", 0.2)  # behind the trimmer's back
     before = snapshot(model)
-    with pytest.raises(lt.TrimmerStateError, match=r"'c1\.weight'|'fc1\.weight'|shape"):
+    with pytest.raises(lt.errors.TrimmerStateError, match=r"'c1\.weight'|'fc1\.weight'|shape"):
         trimmer.step()
     assert same_state(model, before) and trimmer.level == 0
 
@@ -208,7 +209,7 @@ def test_parameter_replaced_outside_is_named():
     trimmer = lt.LotteryTrimmer(model, x)
     trimmer.capture_rewind()
     model.fc2 = nn.Linear(24, 5)
-    with pytest.raises(lt.TrimmerStateError, match=r"'fc2\.weight'.*replaced"):
+    with pytest.raises(lt.errors.TrimmerStateError, match=r"'fc2\.weight'.*replaced"):
         trimmer.step()
 
 
@@ -229,7 +230,7 @@ def test_bad_arguments(kwargs, words):
 
 def test_compact_only_for_mask():
     model, x = ConvFlatten(), torch.randn(4, 1, 32)
-    with pytest.raises(lt.TrimmerStateError, match="mask"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="mask"):
         lt.LotteryTrimmer(model, x).compact()
 
 
@@ -237,7 +238,7 @@ def test_load_state_dict_rejects_other_method():
     _, trimmer, _ = _lottery("finetune", levels=1)
     model = ConvFlatten()
     other = lt.LotteryTrimmer(model, torch.randn(4, 1, 32), method="trim")
-    with pytest.raises(lt.TrimmerStateError, match="method"):
+    with pytest.raises(lt.errors.TrimmerStateError, match="method"):
         other.load_state_dict(trimmer.state_dict())
     assert other.level == 0 and other.plan.is_identity()
 
@@ -299,7 +300,7 @@ def test_a_failed_step_changes_nothing_and_the_next_one_works(method, tmp_path):
     hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
     saved = rewind_file.read_bytes()
     rewind_file.unlink()
-    with pytest.raises(lt.LoadError):
+    with pytest.raises(lt.errors.LoadError):
         trimmer.step()
     assert same_state(model, before) and list(model.parameters()) == params
     assert (trimmer.level, trimmer.history, trimmer.plan) == (0, [], lt.TrimPlan.identity(model))

@@ -167,7 +167,7 @@ def test_hard_coded_head_split_is_protected_by_name() -> None:
     assert model.ff1.out_features < 40
 
 
-class _EmbeddingFirst(lt.Criterion):
+class _EmbeddingFirst(lt.criteria.Criterion):
     """Scores the residual-stream group lowest, so a step must try to remove its heads."""
 
     name = "embedding_first"

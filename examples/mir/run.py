@@ -469,11 +469,11 @@ def _table(results: pd.DataFrame) -> str:
 def headline(results: pd.DataFrame, within: float = 1.1) -> str:
     """Per task, the smallest model within ``within`` x the reference's validation error.
 
-    Chosen on validation error across every method and level (``lt.select``); its test error
+    Chosen on validation error across every method and level (``lt.pick_models``); its test error
     and the reference's are reported beside it.
     """
     lines = []
-    chosen = lt.select(results, optimal=within)
+    chosen = lt.pick_models(results, optimal=within)
     for task, rows in chosen.groupby("task", sort=False):
         by = rows.set_index("model")
         ref = by.loc["reference"]

@@ -8,7 +8,7 @@ in ``--rows`` (one row per cell and level, with a batch-1 CPU latency measured f
 model file), replacing that task's file. Without ``--runs`` only the committed rows are read.
 The tables are printed; ``--doc`` rewrites the blocks between ``<!-- summarize:NAME -->`` and
 ``<!-- /summarize:NAME -->`` in a markdown file with them, and ``--check`` only says whether that
-file is up to date. Models are chosen on validation error (``lt.select``); test error reports.
+file is up to date. Models are chosen on validation error (``lt.pick_models``); test error reports.
 """
 
 from __future__ import annotations
@@ -218,11 +218,11 @@ def per_level(results: pd.DataFrame) -> pd.DataFrame:
 def targets(results: pd.DataFrame) -> pd.DataFrame:
     """Per task, on validation: how much can go at the reference's error, and within 1.1x.
 
-    ``lt.select`` with factors 1.0 and 1.1 picks, for each bound, the fewest parameters whose
+    ``lt.pick_models`` with factors 1.0 and 1.1 picks, for each bound, the fewest parameters whose
     mean validation error is within it; shown with the share of weights it removed and its
     test error against the reference's.
     """
-    chosen = lt.select(results, smallest=1.0, optimal=1.1)
+    chosen = lt.pick_models(results, smallest=1.0, optimal=1.1)
     out = []
     for task, rows in chosen.groupby("task", sort=False):
         by = rows.set_index("model")
@@ -265,7 +265,7 @@ def target_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 def table_one(results: pd.DataFrame) -> pd.DataFrame:
     """Table 1 (reference against optimal and smallest) with the selection's numbers."""
-    chosen = lt.select(results)
+    chosen = lt.pick_models(results)
     keep = ["task", "model", "method", "level", "val_error", "error", "params", "smaller"]
     keep += ["macs", "memory_bytes", "disk_bytes", "latency_ms"]
     shown = chosen[chosen.model.isin(["reference", "optimal", "smallest"])][keep].copy()
@@ -277,7 +277,7 @@ def table_one(results: pd.DataFrame) -> pd.DataFrame:
 
 def against_paper(results: pd.DataFrame) -> pd.DataFrame:
     """Every task of the paper's Table 1 beside the optimal model here (on validation)."""
-    chosen = lt.select(results).set_index(["task", "model"])
+    chosen = lt.pick_models(results).set_index(["task", "model"])
     out = []
     for task, (ref, trim, p_ref, p_trim) in PAPER_TABLE1.items():
         row: dict[str, object] = {
@@ -309,7 +309,7 @@ def pitch_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     """
     if "pitch" not in set(results["task"]):
         return pd.DataFrame()
-    chosen = lt.select(results)
+    chosen = lt.pick_models(results)
     chosen = chosen[chosen.task == "pitch"].set_index("model")
     out = []
     for name in ("reference", "optimal"):

@@ -30,6 +30,7 @@ __all__ = [
     "OptionKeywords",
     "Unpack",
     "COSTS",
+    "RESIDUAL",
     "OPTION_NAMES",
     "SCOPES",
     "NORMALIZATIONS",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 COSTS = ("none", "params", "macs")
+RESIDUAL = ("rank", "last", "keep")
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,18 @@ class Safeguards:
     together (``docs/selection.md``). The floor also bounds how small repeated steps can make a
     model (layers that each keep a quarter of their units keep about a sixteenth of the
     weights between them): lower it for lotteries that go further.
+
+    ``residual``: what a step does with a residual width that a LayerNorm normalises (the
+    embedding width of a transformer, and with it the heads of ``nn.MultiheadAttention``):
+    ``"rank"`` ranks its units with the rest, ``"last"`` takes them only once every other
+    group is at its limit, ``"keep"`` never takes them. One unit of that width costs a large
+    share of the model, and cutting it changes what every LayerNorm computes.
     """
 
     step_cap: float = 0.5
     keep_floor: float = 0.25
     cost: str = "params"
+    residual: str = "last"
 
     def __post_init__(self) -> None:
         for name, low_open in (("step_cap", True), ("keep_floor", False)):
@@ -80,11 +89,13 @@ class Safeguards:
             raise ValueError(f"keep_floor must lie in [0, 1), got {self.keep_floor}")
         if self.cost not in COSTS:
             raise ValueError(f"cost must be one of {COSTS}, got {self.cost!r}")
+        if self.residual not in RESIDUAL:
+            raise ValueError(f"residual must be one of {RESIDUAL}, got {self.residual!r}")
 
     @classmethod
     def off(cls) -> Safeguards:
-        """No cap, no floor, plain scores: the unguarded ranking."""
-        return cls(step_cap=1.0, keep_floor=0.0, cost="none")
+        """No cap, no floor, plain scores, residual widths ranked: the unguarded ranking."""
+        return cls(step_cap=1.0, keep_floor=0.0, cost="none", residual="rank")
 
     @classmethod
     def coerce(cls, value: Safeguards | Mapping[str, Any] | bool | None) -> Safeguards:
@@ -97,7 +108,7 @@ class Safeguards:
         if value is False or value is None:
             return cls.off()
         if isinstance(value, Mapping):
-            unknown = set(value) - {"step_cap", "keep_floor", "cost"}
+            unknown = set(value) - {f.name for f in fields(cls)}
             if unknown:
                 raise ValueError(f"unknown safeguard option(s): {sorted(unknown)}")
             return cls(**value)
@@ -113,7 +124,12 @@ class Safeguards:
     @property
     def active(self) -> bool:
         """Whether any limit or cost weighting is in force."""
-        return self.step_cap < 1.0 or self.keep_floor > 0.0 or self.cost != "none"
+        return (
+            self.step_cap < 1.0
+            or self.keep_floor > 0.0
+            or self.cost != "none"
+            or self.residual != "rank"
+        )
 
 
 SCOPES = ("global", "local")

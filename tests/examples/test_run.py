@@ -152,7 +152,7 @@ def test_command_line_runs_a_task_and_prints_its_table(
     rows = pd.read_csv(directory / "results.csv")
     assert sorted(rows.level.unique()) == [0, 1]
     # the headline names the model chosen on validation, its method and its test error
-    pick = lt.select(rows).set_index("model")
+    pick = lt.pick_models(rows).set_index("model")
     if "optimal" in pick.index:
         chosen = pick.loc["optimal"]
         assert f"{chosen.method} level 1, {chosen.smaller:.2f}x fewer parameters" in out

@@ -42,6 +42,7 @@ __all__ = [
     "ADAPTERS",
     "register_adapter",
     "adapter_for",
+    "layer_units",
     "is_recurrent",
 ]
 
@@ -360,6 +361,23 @@ def adapter_for(module: nn.Module) -> Adapter | None:
         if cls in ADAPTERS:
             return ADAPTERS.build(cls)
     return None
+
+
+def layer_units(model: nn.Module) -> dict[str, int]:
+    """Units of every layer lotterytrim can trim, by module name.
+
+    A unit is an output channel (convolution), an output feature (linear), an embedding
+    feature, or a hidden unit per direction (recurrent: ``hidden_size``, whatever the number
+    of directions), so the count is the width the layer's repr shows.
+    """
+    out: dict[str, int] = {}
+    for name, m in model.named_modules():
+        ad = adapter_for(m)
+        if ad is not None and ad.producer:
+            n = ad.units(m)
+            if n is not None:
+                out[name] = n
+    return out
 
 
 def is_recurrent(module: nn.Module) -> bool:

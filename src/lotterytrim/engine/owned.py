@@ -198,7 +198,8 @@ class OwnedParams:
             raise UnsupportedLayerError(
                 f"lotterytrim cannot slice these parameters: {desc}. Mark the layer with "
                 "lt.unprunable(layer) or pass on_unsupported='protect' to keep the units that "
-                "touch it, or register an adapter with lt.register_adapter(layer_type, adapter)."
+                "touch it, or register an adapter with "
+                "lt.adapters.register_adapter(layer_type, adapter)."
             )
         return custom
 

@@ -25,11 +25,11 @@ of operations run outside every layer with parameters (activations, pooling, res
 def layer_table(model: nn.Module, example_inputs: Any, *, batch_dim: int | None = 0) -> ReportTable:
     """One row per layer that owns parameters, plus a ``"(rest)"`` row; columns sum to the model.
 
-    Units are counted as the trimmer counts them (see ``lotterytrim.layer_units``): output
-    channels, output features, hidden units per direction, normalised features or embedding
-    size; missing for other layers. A layer's MACs are those of the operations it runs itself,
-    children with parameters excluded (each has its own row), for one example. The last row,
-    ``"(rest)"``, holds the model's own parameters and every MAC outside those layers.
+    Units are counted as the trimmer counts them (see ``lotterytrim.engine.layers.layer_units``):
+    output channels, output features, hidden units per direction, normalised features or
+    embedding size; missing for other layers. A layer's MACs are those of the operations it runs
+    itself, children with parameters excluded (each has its own row), for one example. The last
+    row, ``"(rest)"``, holds the model's own parameters and every MAC outside those layers.
     """
     check_module(model)
     args, kwargs = one_example(example_inputs, batch_dim)

@@ -1,5 +1,8 @@
-"""The paper's Figure 2 and Table 1 from the results of a lottery experiment (needs matplotlib,
-loaded only when ``lt.plot`` is first used)."""
+"""The paper's Figure 2 and Table 1 from the results of a lottery experiment.
+
+``table1`` needs only pandas; ``figure2`` draws with matplotlib, which the ``plot`` extra
+installs (``pip install "lotterytrim[plot]"``) and which is imported only when it draws.
+"""
 
 from lotterytrim.plot.figure import figure2
 from lotterytrim.plot.table import Table1, table1

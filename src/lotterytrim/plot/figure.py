@@ -1,5 +1,7 @@
 """The paper's Figure 2: test error against the share of weights kept, per task, method and
-criterion, drawn from the results frame of a lottery experiment. See ``docs/plots.md``."""
+criterion, drawn from the results frame of a lottery experiment. See ``docs/plots.md``.
+
+matplotlib (the ``plot`` extra) is imported when a figure is drawn, not with this module."""
 
 from __future__ import annotations
 
@@ -8,18 +10,22 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from lotterytrim.plot.frames import FIGURE_COLUMNS, check_frame, choose
 from lotterytrim.storage.atomic import atomic_file
 
-__all__ = ["figure2", "percent_ticks"]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["PLOT_HINT", "figure2", "percent_ticks"]
+
+PLOT_HINT = 'pip install "lotterytrim[plot]"'
+"""How to install what ``figure2`` draws with; named by the ImportError when it is missing."""
 
 _METHOD_COLORS: dict[str, str] = {
     "finetune": "tab:orange",
@@ -73,6 +79,7 @@ def figure2(
     ``tasks``, ``methods`` and ``criterion`` restrict the data drawn (a name or several).
     Rows with a missing error or share kept are ignored.
     """
+    _require_matplotlib()
     frame = check_frame(results, FIGURE_COLUMNS, "results")
     frame = frame.dropna(subset=["error", "kept"])
     if frame.empty:
@@ -136,8 +143,18 @@ def figure2(
     return figure
 
 
+def _require_matplotlib() -> None:
+    """Import matplotlib, or raise an ImportError that names the extra installing it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"lt.plot.figure2 draws with matplotlib: {PLOT_HINT}") from exc
+
+
 def _layout(tasks: Sequence[str]) -> tuple[Figure, list[Axes], Axes, Axes]:
     """Figure with a grid of task axes (two columns) left and two stacked axes right."""
+    from matplotlib.figure import Figure
+
     columns = 1 if len(tasks) == 1 else 2
     rows = math.ceil(len(tasks) / columns)
     figure = Figure(figsize=(3.4 * columns + 4.2, max(2.6 * rows, 5.6)), layout="constrained")
@@ -236,6 +253,8 @@ def _no_data(ax: Axes, note: str) -> None:
 
 def _percent_axis(ax: Axes, smallest: float) -> None:
     """Log x axis from 100% (left) down to ``smallest``, labelled in percent."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
     ax.set_xscale("log")
     ax.set_xlim(1.04, smallest / 1.04)
     ax.xaxis.set_major_locator(FixedLocator(percent_ticks(smallest)))

@@ -39,7 +39,7 @@ SELECTION_COLUMNS: tuple[str, ...] = (
     "macs",
     "memory_bytes",
 )
-"""Columns of a frame returned by ``lotterytrim.select`` that ``table1`` reads."""
+"""Columns of a frame returned by ``lotterytrim.pick_models`` that ``table1`` reads."""
 
 
 def check_frame(frame: Any, required: Sequence[str], what: str) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from lotterytrim.plot.frames import RESULT_COLUMNS, SELECTION_COLUMNS, check_fra
 __all__ = ["Table1", "table1", "TRIMMED_MODELS"]
 
 TRIMMED_MODELS: tuple[str, ...] = ("optimal", "smallest", "best")
-"""Models of ``select`` that ``table1`` can set against the reference."""
+"""Models of ``pick_models`` that ``table1`` can set against the reference."""
 
 _COSTS: tuple[tuple[str, str], ...] = (
     ("params", "count"),
@@ -66,9 +66,9 @@ def table1(
     """The paper's Table 1: each task's reference and trimmed ``model`` side by side.
 
     ``results`` is a lottery results frame (models are then picked with
-    ``lotterytrim.select(results, by=by, method=method, criterion=criterion)``: on validation
+    ``lotterytrim.pick_models(results, by=by, method=method, criterion=criterion)``: on validation
     error when the rows have it, across every method unless some are named) or a frame
-    ``select`` already returned (taken as is). ``model`` is ``"optimal"``, ``"smallest"`` or
+    ``pick_models`` already returned (taken as is). ``model`` is ``"optimal"``, ``"smallest"`` or
     ``"best"``. Latency comes from ``reports`` (``{(task, "reference" | "trimmed"): Report}``,
     its ``latency_median_s``) or else from a ``latency_ms`` column; the other numbers come from
     the results. ``tasks`` keeps only those tasks (one name prints one task's rows). A task
@@ -82,15 +82,15 @@ def table1(
         chosen = check_frame(frame, SELECTION_COLUMNS, "selection")
     else:
         raw = check_frame(frame, RESULT_COLUMNS, "results")
-        from lotterytrim.runner.results import select
+        from lotterytrim.runner.results import pick_models
 
         chosen = check_frame(
-            select(raw, by=by, method=method, criterion=criterion),
+            pick_models(raw, by=by, method=method, criterion=criterion),
             SELECTION_COLUMNS,
             "selection",
         )
     task_names = choose(chosen, "task", tasks)
-    if raw is not None and tasks is None:  # the runner's task order, not select's
+    if raw is not None and tasks is None:  # the runner's task order, not pick_models's
         order = list(pd.unique(raw["task"]))
         task_names.sort(key=lambda name: order.index(name) if name in order else len(order))
     latencies = _report_latencies(reports, list(pd.unique(chosen["task"])))

@@ -153,7 +153,8 @@ class LotteryConfig:
         """The fields as the JSON object hashed into the run directory's name.
 
         The trim options appear as top-level keys, and ``on_unsupported`` only when it is not
-        ``"error"``, so that runs started before either change resume in the same directory.
+        ``"error"``, and the safeguards' ``residual`` only when it is not ``"last"``, so that runs
+        started before these changes resume in the same directory.
         ``replicates`` and ``levels`` are left out: more of either extends the same run.
         """
         data = asdict(self)
@@ -165,6 +166,9 @@ class LotteryConfig:
             del data["on_unsupported"]
         if not data["earlybird"]:  # runs made before the pacings keep their directory
             del data["earlybird"]
+        safeguards = data.get("safeguards")
+        if isinstance(safeguards, dict) and safeguards.get("residual") == "last":
+            del safeguards["residual"]  # runs made before the option keep their directory
         return json.loads(json.dumps(data))
 
     @classmethod

@@ -1,7 +1,7 @@
 """Reading lottery results back and picking the paper's models from them.
 
 A run directory holds one JSON row per finished level; :func:`load_results` gathers them into a
-DataFrame and :func:`select` picks the reference, *best*, *smallest* and *optimal* models.
+DataFrame and :func:`pick_models` picks the reference, *best*, *smallest* and *optimal* models.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = [
     "RESERVED",
     "VALIDATION",
     "load_results",
-    "select",
+    "pick_models",
     "read_json",
 ]
 
@@ -72,12 +72,12 @@ def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
     return table.sort_values(list(_KEY), kind="stable").reset_index(drop=True)
 
 
-_SELECT_REQUIRED = ("task", "method", "criterion", "replicate", "level", "error", "params")
+_PICK_REQUIRED = ("task", "method", "criterion", "replicate", "level", "error", "params")
 VALIDATION = "val_error"
-"""The column :func:`select` chooses by when the rows have it: validation error."""
+"""The column :func:`pick_models` chooses by when the rows have it: validation error."""
 
 
-def select(
+def pick_models(
     results: pd.DataFrame,
     *,
     by: str | None = None,
@@ -101,7 +101,7 @@ def select(
     """
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
-    missing = [c for c in _SELECT_REQUIRED if c not in results.columns]
+    missing = [c for c in _PICK_REQUIRED if c not in results.columns]
     if missing:
         raise ValueError(f"results lack the column(s) {missing}")
     if results.empty:
@@ -117,7 +117,7 @@ def select(
             unknown = sorted(set(names) - set(results[column]))
             if unknown:
                 raise ValueError(
-                    f"select: no rows with {column} {unknown} "
+                    f"pick_models: no rows with {column} {unknown} "
                     f"(present: {sorted(map(str, pd.unique(results[column])))})"
                 )
             pool_all = pool_all[pool_all[column].isin(names)]
@@ -166,9 +166,11 @@ def _choosing_column(results: pd.DataFrame, by: str | None) -> str:
     if by is None:  # validation whenever the rows have it: a gap in it is an error, not test
         by = VALIDATION if VALIDATION in results.columns else "error"
     if by not in results.columns:
-        raise ValueError(f"select(by={by!r}): the results have no such column")
+        raise ValueError(f"pick_models(by={by!r}): the results have no such column")
     if not pd.api.types.is_numeric_dtype(results[by]) or results[by].isna().any():
-        raise ValueError(f"select(by={by!r}): the column must be numeric with no missing value")
+        raise ValueError(
+            f"pick_models(by={by!r}): the column must be numeric with no missing value"
+        )
     return by
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -13,9 +14,15 @@ from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount
 from lotterytrim.selection.costs import ParamCost, unit_costs
-from lotterytrim.selection.safeguards import original_units, unit_limits
+from lotterytrim.selection.fill import fill_budget
+from lotterytrim.selection.safeguards import original_units, residual_groups, unit_limits
 
 __all__ = ["Selection", "select_units", "normalize_scores", "removed_share"]
+
+_TOLERANCE = 0.02
+"""A step that misses its share by more than this (either way) says why."""
+_SLACK = 0.01
+"""Share of the parameters by which a ranked unit may pass the budget and still be taken."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,11 @@ def select_units(
 ) -> Selection:
     """Pick the lowest-scored units so that ``amount`` of the current parameters go.
 
-    The count is exact (a weight shared by two removed units is counted once). The result is
-    within one unit's cost of the target; when protected groups, ``min_units`` or the
-    safeguards leave too little to remove, everything removable goes and ``reason`` says why.
+    The count is exact (a weight shared by two removed units is counted once). Global ranking
+    fills the budget: a unit that would overshoot it is passed over and the next ranked units
+    fill the rest (see ``selection/fill.py``). ``reason`` says why whenever the result misses
+    the target by more than 2 points, either way (protected groups, ``min_units``, the
+    safeguards, or units too coarse to land closer).
     ``options`` (or keywords, see :class:`TrimOptions`) choose scope, normalisation, min_units
     and safeguards, with the same defaults as ``trim`` (``safeguards=False`` gives the plain
     ranking). ``prior`` is the cumulative plan of earlier steps: the safeguards'
@@ -80,6 +89,16 @@ def select_units(
     amount = check_amount(amount)
     opts = TrimOptions.resolve(options, **shorthand)
     scope, normalize, min_units, guard = opts.scope, opts.normalize, opts.min_units, opts.safeguards
+    residual = residual_groups(graph) if guard.residual != "rank" else frozenset()
+    if scope == "local" and guard.residual == "last" and residual:
+        # local scope takes a share of every group: residual widths only when the rest is short
+        first = _with_residual(opts, "keep")
+        sel = select_units(graph, scores, amount, first, exclude=exclude, prior=prior)
+        if sel.reason is None or sel.achieved >= amount:
+            return sel
+        return select_units(
+            graph, scores, amount, _with_residual(opts, "rank"), exclude=exclude, prior=prior
+        )
     originals = original_units(graph, prior)
     weights = unit_costs(graph, guard.cost) if guard.cost != "none" else {}
     cost = ParamCost(graph)
@@ -103,8 +122,10 @@ def select_units(
         norm[g.id] = normalize_scores(s, g, normalize)
         if g.id in weights:  # cost-aware: score per parameter or per MAC the unit costs
             norm[g.id] = norm[g.id] / weights[g.id]
-    limits = {gid: unit_limits(guard, graph.groups[gid], originals[gid], min_units) for gid in norm}
-    row_rank = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
+    limits = {
+        gid: unit_limits(guard, graph.groups[gid], originals[gid], min_units, gid in residual)
+        for gid in norm
+    }
     if scope == "global":
         cand_g, cand_u, cand_s = [], [], []
         for gid, s in norm.items():
@@ -113,31 +134,21 @@ def select_units(
             cand_g.append(np.full(order.size, gid))
             cand_u.append(order)
             cand_s.append(s[order])
-        if cand_g:
-            gg, uu, ss = np.concatenate(cand_g), np.concatenate(cand_u), np.concatenate(cand_s)
-            order = np.lexsort((uu, gg, ss))
-            gg, uu = gg[order], uu[order]
-            key = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(gg, uu, strict=True))}
-            for i, (a, b) in enumerate(zip(cost.g.tolist(), cost.u.tolist(), strict=True)):
-                row_rank[i] = key.get((a, b), row_rank[i])
-            n_cand = gg.size
-        else:
-            gg = uu = np.zeros(0, dtype=np.int64)
-            n_cand = 0
-
-        def left_after(k: int) -> float:
-            return cost.remaining(row_rank < k)
-
-        k = _search(left_after, n_cand, target_left)
+        zero = np.zeros(0, dtype=np.int64)
+        gg = np.concatenate(cand_g) if cand_g else zero
+        uu = np.concatenate(cand_u) if cand_u else zero
+        ss = np.concatenate(cand_s) if cand_s else zero.astype(np.float64)
+        late = np.isin(gg, np.fromiter(residual, np.int64, len(residual)))
+        order = np.lexsort((uu, gg, ss, late))  # residual widths last unless ranked
+        gg, uu, ss, late = gg[order], uu[order], ss[order], late[order]
+        fill = fill_budget(cost, gg, uu, target_left, _SLACK * total)
         removal: dict[int, list[int]] = {}
-        for a, b in zip(gg[:k].tolist(), uu[:k].tolist(), strict=True):
+        for a, b in zip(gg[fill.taken].tolist(), uu[fill.taken].tolist(), strict=True):
             removal.setdefault(a, []).append(b)
         chosen = {a: np.sort(np.asarray(b, dtype=np.int64)) for a, b in removal.items()}
-        exhausted = k == n_cand
-        near = [i for i in (k - 1, k) if 0 <= i < n_cand]
-        boundary = max(
-            (float(graph.groups[int(gg[i])].unit_params[int(uu[i])]) for i in near), default=0.0
-        )
+        exhausted = fill.exhausted
+        boundary = fill.edge_cost
+        edge_group = fill.edge_group
     else:
         orders = {gid: np.lexsort((np.arange(s.size), s)) for gid, s in norm.items()}
         within = np.full(cost.g.size, np.iinfo(np.int64).max, dtype=np.int64)
@@ -167,17 +178,15 @@ def select_units(
             if c > 0
         }
         exhausted = bool(np.all(counts(i) >= caps))
-        step_units = np.maximum(counts(min(i + 1, steps)) - counts(i), 1)
-        boundary = max(
-            (
-                graph.groups[int(g)].unit_cost * int(c)
-                for g, c in zip(gids, step_units, strict=True)
-            ),
-            default=0.0,
-        )
+        boundary, edge_group = 0.0, None
     if scope == "global":
-        last = (gg[k - 1], uu[k - 1]) if k else None
+        early = np.flatnonzero(fill.taken & ~late)
+        last = (gg[early[-1]], uu[early[-1]]) if early.size else None
         held = _held_global(norm, limits, chosen, last, min_units)
+        if last is not None:
+            waiting = late & ~fill.taken & (ss < float(norm[int(last[0])][int(last[1])]))
+            for gid in np.unique(gg[waiting]).tolist():
+                held[int(gid)] = held.get(int(gid), 0) + int((gg[waiting] == gid).sum())
     else:
         wanted = np.floor(ns * i / steps + 1e-9).astype(np.int64)
         held = {
@@ -186,36 +195,21 @@ def select_units(
             if limits[int(g)][1] is not None and min(w, sizes[int(g)] - min_units) > c
         }
     held_names = {
-        graph.groups[g].name: (
-            f"{limits[g][1]} kept {n} unit(s) the ranking would have removed "
-            f"({graph.groups[g].n_units - limits[g][0]} of {graph.groups[g].n_units} must stay)"
-        )
+        graph.groups[g].name: _held_text(guard.residual, limits[g], graph.groups[g].n_units, n)
+        if g not in residual or limits[g][1] is not None
+        else f"residual={guard.residual!r} kept {n} unit(s) of this residual width the ranking "
+        "would have removed: it is cut only once every other group is at its limit"
         for g, n in held.items()
         if n > 0
     }
     left = cost.remaining(cost.rows_for(chosen))
     achieved = 1.0 - left / total if total else 0.0
     reason = None
-    unit = boundary / max(total, 1.0)
-    if achieved < amount - max(0.02, unit) or (exhausted and achieved < amount - 0.02):
-        why = []
-        if exhausted:
-            why.append(
-                f"every removable unit is gone: the rest is protected or at min_units={min_units}"
-            )
-            if guard.active:
-                why.append(
-                    f"safeguards step_cap={guard.step_cap:g}, keep_floor={guard.keep_floor:g} "
-                    "limit each group's share"
-                    + (
-                        f" (every layer keeps {guard.keep_floor:.0%} of its original units: "
-                        "pass a lower keep_floor to trim further)"
-                        if guard.keep_floor > 0
-                        else ""
-                    )
-                )
+    if abs(achieved - amount) > _TOLERANCE:
+        short = achieved < amount
+        why = _exhausted_why(opts, residual) if exhausted and short else []
         protected = [g for g in graph.groups if g.protected or g.id in exclude]
-        if protected:
+        if protected and short:
             names = ", ".join(f"'{g.name}'" for g in protected[:6])
             more = "" if len(protected) <= 6 else f" and {len(protected) - 6} more"
             why.append(f"protected groups: {names}{more}")
@@ -223,6 +217,12 @@ def select_units(
             why.append(f"groups without scores: {', '.join(skipped)}")
         if scope == "local" and not exhausted:
             why.append("local scope removes whole units per layer, a coarse step")
+        elif (not exhausted or not short) and edge_group is not None:
+            why.append(
+                f"units are too coarse to land closer: the unit at the edge of the budget costs "
+                f"{boundary / max(total, 1.0):.1%} of the parameters (group "
+                f"'{graph.groups[edge_group].name}') and no cheaper unit was left to fill the rest"
+            )
         reason = f"removed {achieved:.1%} of parameters instead of {amount:.1%}: " + "; ".join(why)
     return Selection(
         removal=chosen,
@@ -232,6 +232,44 @@ def select_units(
         reason=reason,
         held=held_names,
     )
+
+
+def _exhausted_why(opts: TrimOptions, residual: frozenset[int]) -> list[str]:
+    """Why nothing more could go once every candidate was taken."""
+    guard = opts.safeguards
+    why = [f"every removable unit is gone: the rest is protected or at min_units={opts.min_units}"]
+    if guard.active:
+        why.append(
+            f"safeguards step_cap={guard.step_cap:g}, keep_floor={guard.keep_floor:g} "
+            "limit each group's share"
+            + (
+                f" (every layer keeps {guard.keep_floor:.0%} of its original units: "
+                "pass a lower keep_floor to trim further)"
+                if guard.keep_floor > 0
+                else ""
+            )
+        )
+    if residual and guard.residual == "keep":
+        why.append(
+            "residual='keep' keeps the residual (embedding) width whole: pass "
+            "safeguards residual='last' to cut it once the rest is at its limits"
+        )
+    return why
+
+
+def _held_text(mode: str, limit: tuple[int, str | None], n_units: int, n: int) -> str:
+    """The ``held`` sentence of a group that a safeguard kept ``n`` units in."""
+    which = f"residual={mode!r}" if limit[1] == "residual" else limit[1]
+    return (
+        f"{which} kept {n} unit(s) the ranking would have removed "
+        f"({n_units - limit[0]} of {n_units} must stay)"
+    )
+
+
+def _with_residual(opts: TrimOptions, mode: str) -> TrimOptions:
+    """``opts`` with the safeguards' ``residual`` set to ``mode``."""
+    guard = dataclasses.replace(opts.safeguards, residual=mode)
+    return dataclasses.replace(opts, safeguards=guard)
 
 
 def _held_global(

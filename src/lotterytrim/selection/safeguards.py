@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from torch import nn
+
 from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.options import Safeguards
@@ -19,16 +21,41 @@ from lotterytrim.options import Safeguards
 if TYPE_CHECKING:
     from lotterytrim.engine.graph import TrimGraph
 
-__all__ = ["unit_limits", "original_units"]
+__all__ = ["unit_limits", "original_units", "residual_groups", "NORMS_ACROSS_UNITS"]
+
+NORMS_ACROSS_UNITS: tuple[type[nn.Module], ...] = (nn.LayerNorm,) + (
+    (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
+)
+"""Norm layers that normalise a token's features together (a residual stream's width)."""
+
+
+def residual_groups(graph: TrimGraph) -> frozenset[int]:
+    """Groups that are a normalised residual width: several layers write into their units and a
+    LayerNorm (or RMSNorm) normalises them together, as in a transformer's embedding stream."""
+    out = set()
+    for g in graph.groups:
+        writers = {m.module for m in g.producers()}
+        if len(writers) < 2:
+            continue
+        if any(
+            isinstance(graph.model.get_submodule(m.module), NORMS_ACROSS_UNITS)
+            for m in g.members
+            if m.module
+        ):
+            out.add(g.id)
+    return frozenset(out)
 
 
 def unit_limits(
-    guard: Safeguards, group: UnitGroup, original: int, min_units: int
+    guard: Safeguards, group: UnitGroup, original: int, min_units: int, residual: bool = False
 ) -> tuple[int, str | None]:
     """Most units one step may take from ``group``, and which limit sets it (None: min_units).
 
-    ``original`` is the group's unit count before the first step.
+    ``original`` is the group's unit count before the first step; ``residual`` says that the
+    group is a normalised residual width, which ``residual="keep"`` keeps whole.
     """
+    if residual and guard.residual == "keep" and group.n_units > min_units:
+        return 0, "residual"
     n = group.n_units
     by_min = max(n - min_units, 0)
     by_cap = int(math.floor(guard.step_cap * n + 1e-9)) if guard.step_cap < 1.0 else n

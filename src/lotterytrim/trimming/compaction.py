@@ -13,11 +13,12 @@ from typing import Any
 from torch import nn
 
 from lotterytrim.engine.graph import TrimGraph
+from lotterytrim.engine.layers import layer_units
 from lotterytrim.engine.masknames import model_tensors
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.options import TrimOptions
 from lotterytrim.trimming import masking
-from lotterytrim.trimming.step import apply_verified, breaking_groups, layer_units, units_lost
+from lotterytrim.trimming.step import apply_verified, breaking_groups, units_lost
 
 __all__ = ["compact_masks"]
 

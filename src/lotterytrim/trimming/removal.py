@@ -14,10 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from lotterytrim.engine.layers import layer_units
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.trimming import masking
 from lotterytrim.trimming.driver import Driver
-from lotterytrim.trimming.step import TrimResult, layer_units, trim
+from lotterytrim.trimming.step import TrimResult, trim
 
 __all__ = ["Removal", "remove_units", "mask_weights", "stored_params", "unmasked_params"]
 

@@ -13,9 +13,9 @@ from torch import nn
 
 from lotterytrim.calls import eval_mode, output_signature, run_model
 from lotterytrim.criteria import Criterion, get_criterion
-from lotterytrim.engine import layers
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.guards import check_trimmable
+from lotterytrim.engine.layers import layer_units
 from lotterytrim.engine.plan import TrimPlan
 from lotterytrim.errors import ExampleInputError, TrimVerificationError
 from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount
@@ -27,7 +27,6 @@ __all__ = [
     "TrimResult",
     "StepResult",
     "CompactResult",
-    "layer_units",
     "units_lost",
     "apply_verified",
     "breaking_groups",
@@ -89,23 +88,6 @@ class CompactResult:
     def saved(self) -> int:
         """Parameters no longer stored."""
         return self.params_before - self.params_after
-
-
-def layer_units(model: nn.Module) -> dict[str, int]:
-    """Units of every layer lotterytrim can trim, by module name.
-
-    A unit is an output channel (convolution), an output feature (linear), an embedding
-    feature, or a hidden unit per direction (recurrent: ``hidden_size``, whatever the number
-    of directions), so the count is the width the layer's repr shows.
-    """
-    out: dict[str, int] = {}
-    for name, m in model.named_modules():
-        ad = layers.adapter_for(m)
-        if ad is not None and ad.producer:
-            n = ad.units(m)
-            if n is not None:
-                out[name] = n
-    return out
 
 
 def units_lost(
