@@ -115,8 +115,10 @@ def profile_for(
 ) -> Profile:
     """The quick profile with the setting's selection and the given methods.
 
-    The profile's own setting, with its replicates and levels, is the profile itself (methods
-    included): those run directories are the ones ``python -m examples.mir.run`` fills.
+    The profile's own setting, with its replicates, levels and methods, is the profile itself:
+    those run directories are the ones ``python -m examples.mir.run`` fills. With other methods
+    (e.g. trim alone) the default setting is a run of the study like any other, trained by the
+    code of the day rather than read back from the profile's directory.
     """
     own = (
         setting.scope == base.scope
@@ -125,7 +127,7 @@ def profile_for(
         and (setting.criterion,) == tuple(base.criteria)
         and replicates == base.replicates
         and levels == base.levels
-        and set(methods) <= set(base.methods)
+        and tuple(methods) == tuple(base.methods)
     )
     if own:
         return base
