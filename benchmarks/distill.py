@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.run import PROFILES, Profile, build_lottery
 
@@ -67,8 +66,7 @@ def run(args: argparse.Namespace) -> None:
         with contextlib.ExitStack() as stack:
             executor = None
             if args.workers > 1:
-                spawn = multiprocessing.get_context("spawn")
-                executor = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=spawn))
+                executor = stack.enter_context(lt.process_pool(args.workers))
             results = lottery.run(executor=executor)
         rows = results.assign(kd_temperature=temperature, kd_weight=weight)
         if out.exists():

@@ -26,11 +26,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+import lotterytrim as lt
 
 ROOT = Path(__file__).resolve().parents[1]
 # the repository's package and examples first
@@ -69,8 +70,7 @@ def _run(args: argparse.Namespace, root: Path, workers: int) -> tuple[float, pd.
     if workers == 0:
         results = lottery.run()
     else:
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
+        with lt.process_pool(workers) as pool:
             results = lottery.run(executor=pool, threads=args.threads)
     return time.perf_counter() - start, results
 

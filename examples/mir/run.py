@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -637,9 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         executor: Executor | None = None
         devices: list[str] | None = None
-        if args.workers > 1:  # spawned, not forked: a fork of a process running torch may hang
-            spawn = multiprocessing.get_context("spawn")
-            executor = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=spawn))
+        if args.workers > 1:  # spawned workers that end with this process
+            executor = stack.enter_context(lt.process_pool(args.workers))
             devices = _worker_devices(args.device, args.workers)
         for task in tasks:
             results, lottery, _ = run_task(

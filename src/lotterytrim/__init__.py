@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lotterytrim.runner.config import LotteryConfig
     from lotterytrim.runner.context import LevelContext
     from lotterytrim.runner.lottery import Lottery
+    from lotterytrim.runner.pool import process_pool
     from lotterytrim.runner.results import load_results, pick_models
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "LevelContext",
     "load_results",
     "pick_models",
+    "process_pool",
     "plot",
     "export_onnx",
     # every exception and warning lotterytrim raises, as lt.errors.<Name>
@@ -83,6 +85,7 @@ _LAZY = {
     "LevelContext": ("lotterytrim.runner.context", "LevelContext"),
     "load_results": ("lotterytrim.runner.results", "load_results"),
     "pick_models": ("lotterytrim.runner.results", "pick_models"),
+    "process_pool": ("lotterytrim.runner.pool", "process_pool"),
 }
 
 
