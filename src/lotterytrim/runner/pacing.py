@@ -183,7 +183,7 @@ class ReferenceWatch:
             )
         if self.epochs < epochs:
             self.after_epoch(epochs)
-        for key, bird in self.birds.items():
+        for key in self.birds:
             if key not in self.drawn:
                 self._snapshot(*key, epochs, False)
         write_json(self.folder / CURVES_NAME, self.curves())
