@@ -15,7 +15,7 @@ and draws error against total training time, per pacing (``--plot-time PNG``). T
 monitors' distance curves (``replicate-N/earlybird-curves.json`` of a run directory) are
 gathered into one CSV, then drawn against epochs:
 
-    python -m benchmarks.pacings --curves runs/pacing/chord-* --out results/pacing/chord-curves.csv
+    python -m benchmarks.pacings --curves runs/curves/chord-* --out results/pacing/chord-curves.csv
     python -m benchmarks.pacings --plot-curves results/pacing/chord-curves.csv \\
         --out docs/figures/pacing_curves_chord.png
 
