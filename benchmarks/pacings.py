@@ -150,14 +150,16 @@ def plot_curves(curves: pd.DataFrame, path: str | os.PathLike[str] | None = None
                 drawn_x.append(drawn)
                 drawn_y.append(float(at["distance"].iloc[0]))
                 drawn_c.append(color)
-        for threshold in sorted(part["threshold"].unique()):
-            ax.axhline(threshold, color="black", ls="--", lw=1.0, label=f"threshold {threshold:g}")
-        if drawn_x:
-            ax.scatter(drawn_x, drawn_y, c=drawn_c, s=36, edgecolors="black", zorder=3)
         windows = ", ".join(str(w) for w in sorted(part["window"].unique()))
-        ax.set_title(f"{task}, {criterion}, replicate {replicate} (window {windows}; dot: draw)")
+        for threshold in sorted(part["threshold"].unique()):
+            label = f"threshold {threshold:g} (window {windows})"
+            ax.axhline(threshold, color="black", ls="--", lw=1.0, label=label)
+        if drawn_x:
+            ax.scatter(
+                drawn_x, drawn_y, c=drawn_c, s=36, edgecolors="black", zorder=3, label="draw"
+            )
+        ax.set_title(f"{task}, {criterion}, replicate {replicate}")
         ax.set(xlabel="reference epoch", ylabel="keep-set distance to the epoch before")
-        ax.set_ylim(bottom=0.0)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     if path is not None:
