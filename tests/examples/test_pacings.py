@@ -184,3 +184,29 @@ def test_the_time_figure_draws_each_pacing_against_its_total_seconds(tmp_path: P
     assert epochs.axes[0].lines[0].get_xdata().tolist() == [20, 30]
     with pytest.raises(ValueError, match="total_seconds"):
         plot_time(rows, x="seconds")
+
+
+def test_the_rows_folder_may_hold_curve_files_beside_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    rows = pd.DataFrame(
+        {
+            "task": "chord",
+            "method": ["lrr", "lrr", "lrr@earlybird"],
+            "replicate": 0,
+            "level": [0, 1, 1],
+            "kept": [1.0, 0.7, 0.7],
+            "val_error": [0.1, 0.2, 0.3],
+            "error": [0.1, 0.2, 0.3],
+            "total_epochs": [10, 20, 8],
+            "total_seconds": [10.0, 40.0, 10.0],
+        }
+    )
+    rows.to_csv(tmp_path / "chord.csv", index=False)
+    _curves_frame().to_csv(tmp_path / "chord-curves.csv", index=False)
+    png = tmp_path / "time.png"
+    assert main(["--rows", str(tmp_path), "--plot-time", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("chord\n") and "chord-curves" not in printed
+    assert png.stat().st_size > 0
