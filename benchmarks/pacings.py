@@ -10,18 +10,53 @@ error and cost as a ratio of the iterative lottery's at the same level:
         --methods finetune,finetune@oneshot,finetune@earlybird
     cp runs/pacing/chord-*/results.csv results/pacing/chord.csv
     python -m benchmarks.pacings --rows results/pacing
+
+and draws error against total training time, per pacing (``--plot-time PNG``). The early-bird
+monitors' distance curves (``replicate-N/earlybird-curves.json`` of a run directory) are
+gathered into one CSV, then drawn against epochs:
+
+    python -m benchmarks.pacings --curves runs/curves/chord-* --out results/pacing/chord-curves.csv
+    python -m benchmarks.pacings --plot-curves results/pacing/chord-curves.csv \\
+        --out docs/figures/pacing_curves_chord.png
+
+matplotlib (the ``plot`` extra) is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lotterytrim.plot.figure import PLOT_HINT
+from lotterytrim.runner.pacing import CURVES_NAME
+from lotterytrim.storage.atomic import atomic_file
 from lotterytrim.trimming.methods import split_pacing
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: the columns of a curves CSV (long format: one row per monitor and epoch)
+CURVE_COLUMNS = (
+    "task",
+    "replicate",
+    "criterion",
+    "level",
+    "keep",
+    "epoch",
+    "distance",
+    "drawn_epoch",
+    "threshold",
+    "window",
+)
+#: the pacings in the order they are drawn, with their colours
+PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": "tab:green"}
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -39,13 +74,197 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     return mean.round(3)
 
 
+# ------------------------------------------------------------------------ curves
+def _task(run_dir: Path) -> str:
+    """The task of a run directory: its settings' task, else its name before the hash."""
+    settings = run_dir / "settings.json"
+    if settings.exists():
+        task = json.loads(settings.read_text()).get("config", {}).get("task")
+        if task:
+            return str(task)
+    return run_dir.name.rsplit("-", 1)[0]
+
+
+def collect_curves(run_dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The early-bird distance curves of every replicate of ``run_dirs``, in long format
+    (:data:`CURVE_COLUMNS`): one row per monitor and epoch measured. ``drawn_epoch`` is empty
+    for a monitor that never settled. A run directory without any curves file is refused."""
+    records = []
+    for run_dir in map(Path, run_dirs):
+        files = sorted(run_dir.glob(f"replicate-*/{CURVES_NAME}"))
+        if not files:
+            raise FileNotFoundError(
+                f"{run_dir} holds no replicate-*/{CURVES_NAME}: its references were trained "
+                "without an @earlybird method, or before the curves were kept"
+            )
+        task = _task(run_dir)
+        for file in files:
+            curves = json.loads(file.read_text())
+            for m in curves["monitors"]:
+                for epoch, distance in zip(curves["distance_epochs"], m["distances"], strict=True):
+                    records.append(
+                        (task, curves["replicate"], m["criterion"], m["level"], m["keep"])
+                        + (epoch, distance, m["drawn_epoch"], m["threshold"], m["window"])
+                    )
+    frame = pd.DataFrame.from_records(records, columns=list(CURVE_COLUMNS))
+    frame["drawn_epoch"] = frame["drawn_epoch"].astype("Int64")
+    return frame.sort_values(["task", "replicate", "criterion", "level", "epoch"], kind="stable")
+
+
+def _figure(panels: int, columns: int, width: float, height: float) -> tuple[Figure, list]:
+    """A constrained figure with ``panels`` axes in ``columns`` columns (matplotlib needed)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(f"benchmarks.pacings draws with matplotlib: {PLOT_HINT}") from exc
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(panels)]
+    return figure, axes
+
+
+def _save(figure: Figure, path: str | os.PathLike[str]) -> None:
+    """Write the figure as PNG atomically."""
+    with atomic_file(path) as temporary, open(temporary, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=110)
+
+
+def plot_curves(curves: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> Figure:
+    """Early-bird distance against the reference's epochs: one axes per (task, criterion,
+    replicate), one line per level (labelled by its keep share), the threshold dashed, each
+    draw a dot on its line. Written as PNG to ``path`` if given."""
+    keys = ["task", "criterion", "replicate"]
+    panels = list(curves.groupby(keys, sort=True))
+    figure, axes = _figure(len(panels), min(len(panels), 3), 4.6, 3.3)
+    for ax, ((task, criterion, replicate), part) in zip(axes, panels, strict=True):
+        colors = iter(_colors(part["level"].nunique()))
+        drawn_x, drawn_y, drawn_c = [], [], []
+        for level, line in part.groupby("level", sort=True):
+            color = next(colors)
+            line = line.sort_values("epoch")
+            label = f"level {level}: keep {line['keep'].iloc[0]:.0%}"
+            ax.plot(line["epoch"], line["distance"], "-", color=color, lw=1.2, label=label)
+            drawn = line["drawn_epoch"].iloc[0]
+            at = line[line["epoch"] == drawn]
+            if not pd.isna(drawn) and not at.empty:
+                drawn_x.append(drawn)
+                drawn_y.append(float(at["distance"].iloc[0]))
+                drawn_c.append(color)
+        windows = ", ".join(str(w) for w in sorted(part["window"].unique()))
+        for threshold in sorted(part["threshold"].unique()):
+            label = f"threshold {threshold:g} (window {windows})"
+            ax.axhline(threshold, color="black", ls="--", lw=1.0, label=label)
+        if drawn_x:
+            ax.scatter(
+                drawn_x, drawn_y, c=drawn_c, s=36, edgecolors="black", zorder=3, label="draw"
+            )
+        ax.set_title(f"{task}, {criterion}, replicate {replicate}")
+        ax.set(xlabel="reference epoch", ylabel="keep-set distance to the epoch before")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    if path is not None:
+        _save(figure, path)
+    return figure
+
+
+def _colors(n: int) -> list:
+    """``n`` colours from light to dark (deeper levels darker)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.85 * (1 - i / max(n - 1, 1))) for i in range(n)]
+
+
+# ------------------------------------------------------------------------ error and time
+def plot_time(
+    rows: pd.DataFrame,
+    path: str | os.PathLike[str] | None = None,
+    x: str = "total_seconds",
+) -> Figure:
+    """Error against total training time, per pacing: one row of two axes per task
+    (validation error, test error), one line per pacing through its levels (mean over
+    replicates, each point labelled by its level), the reference a black star. ``x`` is
+    ``"total_seconds"`` or ``"total_epochs"``. Written as PNG to ``path`` if given."""
+    if x not in ("total_seconds", "total_epochs"):
+        raise ValueError(f"x must be 'total_seconds' or 'total_epochs', got {x!r}")
+    rows = rows.assign(pacing=[split_pacing(m)[1] for m in rows["method"]])
+    tasks = sorted(rows["task"].unique())
+    figure, axes = _figure(2 * len(tasks), 2, 4.6, 3.4)
+    columns = ["val_error", "error", x]
+    for t, task in enumerate(tasks):
+        part = rows[rows["task"] == task]
+        mean = part.groupby(["pacing", "level"])[columns].mean()
+        reference = part[part["level"] == 0][columns].mean()
+        for ax, error, name in zip(
+            axes[2 * t : 2 * t + 2], ("val_error", "error"), ("validation", "test"), strict=True
+        ):
+            for pacing, color in PACING_COLORS.items():
+                if pacing not in mean.index.get_level_values("pacing"):
+                    continue
+                line = mean.xs(pacing, level="pacing")
+                line = line[line.index > 0].sort_index()
+                ax.plot(line[x], line[error], "o-", color=color, ms=4, lw=1.2, label=pacing)
+                for level, point in line.iterrows():
+                    ax.annotate(
+                        str(level), (point[x], point[error]), xytext=(3, 3), fontsize=7,
+                        textcoords="offset points", color=color,
+                    )  # fmt: skip
+            ax.scatter([reference[x]], [reference[error]], marker="*", s=90, c="black",
+                       label="reference", zorder=3)  # fmt: skip
+            unit = "seconds" if x == "total_seconds" else "epochs"
+            ax.set(xlabel=f"total training {unit} (reference's share included)")
+            ax.set(ylabel=f"{name} error", title=f"{task}: {name} error (numbers: level)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+    if path is not None:
+        _save(figure, path)
+    return figure
+
+
+def _rows(folder: str) -> pd.DataFrame:
+    """Every task's rows in ``folder`` (``<task>.csv``, curve files left out)."""
+    files = [p for p in sorted(Path(folder).glob("*.csv")) if not p.stem.endswith("-curves")]
+    if not files:
+        raise SystemExit(f"no <task>.csv rows in {folder}")
+    return pd.concat([pd.read_csv(p) for p in files], ignore_index=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the table of every task's rows in ``--rows``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pacings", description=__doc__)
+    """Print the table of every task's rows in ``--rows`` (and draw ``--plot-time``), or
+    export early-bird curves (``--curves``), or draw them (``--plot-curves``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pacings",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", default="results/pacing", help="folder of <task>.csv rows")
+    parser.add_argument("--plot-time", metavar="PNG", help="draw error against training time")
+    parser.add_argument(
+        "--time", choices=("total_seconds", "total_epochs"), default="total_seconds",
+        help="the x axis of --plot-time (default: total_seconds)",
+    )  # fmt: skip
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--curves", nargs="+", metavar="RUNDIR", help="export to --out (CSV)")
+    mode.add_argument("--plot-curves", metavar="CSV", help="draw a curves CSV to --out (PNG)")
+    parser.add_argument("--out", help="the CSV of --curves, the PNG of --plot-curves")
     args = parser.parse_args(argv)
+    if (args.curves or args.plot_curves) and not args.out:
+        parser.error("--curves and --plot-curves write to --out")
+    if args.curves:
+        curves = collect_curves(args.curves)
+        keys = ["task", "replicate", "criterion", "level"]
+        with atomic_file(args.out) as temporary:
+            curves.to_csv(temporary, index=False)
+        print(f"{args.out}: {len(curves)} rows, {curves.groupby(keys).ngroups} curves")
+        return 0
+    if args.plot_curves:
+        plot_curves(pd.read_csv(args.plot_curves), args.out)
+        return 0
     for path in sorted(Path(args.rows).glob("*.csv")):
-        print(f"{path.stem}\n\n{table(pd.read_csv(path)).to_markdown()}\n")
+        if not path.stem.endswith("-curves"):
+            print(f"{path.stem}\n\n{table(pd.read_csv(path)).to_markdown()}\n")
+    if args.plot_time:
+        plot_time(_rows(args.rows), args.plot_time, args.time)
     return 0
 
 

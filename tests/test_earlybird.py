@@ -49,6 +49,21 @@ def test_a_fixed_ranking_settles_at_the_first_update_the_window_allows():
     assert bird.settled and bird.settled_at == bird.window  # drawn once, stays drawn
 
 
+def test_updates_after_the_draw_go_on_measuring_and_leave_the_draw_alone():
+    model, _, bird = _bird(keep=0.25, window=2)
+    _ordered(model)
+    while not bird.update():
+        pass
+    drawn = bird.settled_at
+    _ordered(model, reverse=True)  # the keep-set moves after the draw
+    assert bird.update() is True
+    bird.update()
+    assert bird.settled_at == drawn == 2 and bird.updates == drawn + 3
+    assert len(bird.distances) == bird.updates - 1
+    assert bird.distances[-2] >= bird.threshold and bird.distances[-1] == 0.0
+    assert all(len(d) == len(bird.distances) for d in bird.layer_distances.values())
+
+
 def test_a_ranking_that_keeps_changing_never_settles():
     model, _, bird = _bird(keep=0.25, window=2)
     for i in range(8):

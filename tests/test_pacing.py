@@ -3,6 +3,7 @@ cost columns, resuming, and the names and run directories they leave alone."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from lotterytrim.storage.io import saved_metadata
 AMOUNT = 0.3
 # the costliest unit of Net: a conv2 channel (12 x 3 weights, a bias, 24 fc inputs)
 UNIT = 12 * 3 + 1 + 24
+LAYERS = ["conv1", "conv2", "fc"]  # the prunable groups of Net
 
 
 class Handed(Recorder):
@@ -44,6 +46,7 @@ class Settling(Recorder):
         self.ref_epochs = epochs
         self.moving, self.window, self.levels = moving, window, levels
         self.settled_at: dict[int, int | None] = {}
+        self.distances: dict[int, list[float]] = {}
         self.states: list[dict[str, torch.Tensor]] = []
 
     def __call__(self, model: nn.Module, ctx: lt.LevelContext) -> None:
@@ -66,6 +69,7 @@ class Settling(Recorder):
                 bird.update()
             self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         self.settled_at = {level: bird.settled_at for level, bird in birds.items()}
+        self.distances = {level: bird.distances for level, bird in birds.items()}
 
 
 def _params(model: nn.Module) -> int:
@@ -164,6 +168,63 @@ def test_earlybird_levels_start_from_the_snapshot_drawn_when_the_monitor_settled
         assert abs(rows["params"][level] - (1 - AMOUNT) ** level * rows["params"][0]) <= UNIT
 
 
+def _curves(lottery: lt.Lottery, replicate: int = 0) -> tuple[dict, dict]:
+    """A replicate's curves file, and its monitors by (criterion, level)."""
+    curves = json.loads(
+        (lottery.directory / f"replicate-{replicate}" / "earlybird-curves.json").read_text()
+    )
+    return curves, {(m["criterion"], m["level"]): m for m in curves["monitors"]}
+
+
+def test_every_monitor_keeps_measuring_after_its_draw_and_its_curve_is_kept(
+    tmp_path: Path,
+) -> None:
+    train = Settling(epochs=6, moving=2, window=2, levels=2)
+    lottery = _lottery(tmp_path, train, methods=("lrr@earlybird",), earlybird={"window": 2})
+    rows = _rows(lottery.run(), "lrr@earlybird")
+    curves, monitors = _curves(lottery)
+    assert sorted(monitors) == [("magnitude", 1), ("magnitude", 2)]
+    # one distance per epoch after the first: epochs - 1 of them, measured after epochs 2..6
+    assert curves["epochs"] == 6 and curves["distance_epochs"] == [2, 3, 4, 5, 6]
+    folder = lottery.directory / "replicate-0"
+    for level in (1, 2):
+        got = monitors["magnitude", level]
+        assert got["keep"] == pytest.approx((1 - AMOUNT) ** level)
+        assert (got["threshold"], got["window"], got["settled"]) == (0.1, 2, 1)
+        # the draw is the snapshot's, made before the curve ended; the curve goes on to the end
+        meta = saved_metadata(folder / f"earlybird-magnitude-level-{level:02d}.lt")
+        assert got["drawn_epoch"] == meta["drawn_epoch"] == rows["drawn_epoch"][level]
+        assert meta["settled"] == 1 and got["drawn_epoch"] < 6
+        assert got["distances"] == train.distances[level] and len(got["distances"]) == 5
+        assert sorted(got["layer_distances"]) == LAYERS
+        assert all(len(d) == 5 for d in got["layer_distances"].values())
+
+
+def test_measuring_after_the_draw_changes_neither_the_reference_nor_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    # every monitor settles after epoch 2 (threshold 1, window 1) while the reference trains on
+    kw = dict(levels=2, criteria=("magnitude", "activation"))
+    plain = _lottery(tmp_path / "a", Settling(epochs=5, moving=5), methods=("lrr",), **kw)
+    plain.run()
+    train = Settling(epochs=5, moving=5)
+    options = {"threshold": 1.0, "window": 1}
+    bird = _lottery(tmp_path / "b", train, methods=("lrr@earlybird",), earlybird=options, **kw)
+    bird.run()
+    a, _ = read_tensors(plain.directory / "replicate-0" / "reference.lt")
+    b, _ = read_tensors(bird.directory / "replicate-0" / "reference.lt")
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+    _, monitors = _curves(bird)
+    assert len(monitors) == 4
+    for (criterion, level), got in monitors.items():
+        assert got["drawn_epoch"] == 2 and len(got["distances"]) == 4
+        file = bird.directory / "replicate-0" / f"earlybird-{criterion}-level-{level:02d}.lt"
+        assert saved_metadata(file)["drawn_epoch"] == 2
+        snap = lt.load(file, Net).state_dict()
+        assert all(torch.equal(v, train.states[1][k]) for k, v in snap.items())
+        assert not all(torch.equal(v, b[k]) for k, v in snap.items() if k in b)
+
+
 def test_an_unsettled_monitor_draws_the_trained_reference(tmp_path: Path) -> None:
     lottery = _lottery(
         tmp_path, Recorder(epochs=3), methods=("lrr@earlybird",), levels=1, earlybird={"window": 9}
@@ -171,6 +232,9 @@ def test_an_unsettled_monitor_draws_the_trained_reference(tmp_path: Path) -> Non
     rows = _rows(lottery.run(), "lrr@earlybird")
     assert rows["settled"][1] == 0 and rows["drawn_epoch"][1] == 3
     assert rows["total_epochs"][1] == 3 + 3
+    _, monitors = _curves(lottery)
+    got = monitors["magnitude", 1]
+    assert got["drawn_epoch"] is None and got["settled"] == 0 and len(got["distances"]) == 2
     folder = lottery.directory / "replicate-0"
     snap = lt.load(folder / "earlybird-magnitude-level-01.lt", Net).state_dict()
     ref = lt.load(folder / "reference.lt", Net).state_dict()

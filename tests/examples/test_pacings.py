@@ -1,11 +1,27 @@
-"""The pacing table (benchmarks.pacings): errors and costs per level beside the iterative
-lottery's, as ratios."""
+"""The pacing benchmark (benchmarks.pacings): the table of errors and costs per level beside
+the iterative lottery's, the early-bird curves gathered from run directories into a CSV, and
+the two figures (distance against epochs, error against training time)."""
 
 from __future__ import annotations
 
-import pandas as pd
+import dataclasses
+import json
+from pathlib import Path
 
-from benchmarks.pacings import table
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks.pacings import (
+    CURVE_COLUMNS,
+    collect_curves,
+    main,
+    plot_curves,
+    plot_time,
+    table,
+)
+from examples.mir.run import PROFILES, run_task
+from lotterytrim.storage.io import saved_metadata
 
 
 def test_ratios_are_to_the_iterative_lottery_at_the_same_level() -> None:
@@ -27,3 +43,170 @@ def test_ratios_are_to_the_iterative_lottery_at_the_same_level() -> None:
     assert got.loc[(1, "earlybird"), "time x"] == 0.25
     assert got.loc[(1, "oneshot"), "val x"] == 1.0  # the mean over its two replicates
     assert got.loc[(1, "oneshot"), "replicates"] == 2
+
+
+def _monitor(level: int, distances: list[float], drawn: int | None) -> dict:
+    return {
+        "criterion": "magnitude",
+        "level": level,
+        "keep": 0.7**level,
+        "threshold": 0.1,
+        "window": 2,
+        "drawn_epoch": drawn,
+        "settled": int(drawn is not None),
+        "distances": distances,
+        "layer_distances": {"conv": distances},
+    }
+
+
+def _run_dir(root: Path) -> Path:
+    """A run directory of task ``chord`` with the curves of two replicates (four epochs)."""
+    run = root / "chord-0123456789ab"
+    (run / "replicate-0").mkdir(parents=True)
+    (run / "replicate-1").mkdir()
+    (run / "settings.json").write_text(json.dumps({"config": {"task": "chord"}}))
+    for replicate, monitors in (
+        (0, [_monitor(1, [0.3, 0.05, 0.0], 4), _monitor(2, [0.4, 0.2, 0.15], None)]),
+        (1, [_monitor(1, [0.2, 0.0, 0.0], 4), _monitor(2, [0.1, 0.05, 0.0], 3)]),
+    ):
+        curves = {"replicate": replicate, "epochs": 4, "distance_epochs": [2, 3, 4]}
+        file = run / f"replicate-{replicate}" / "earlybird-curves.json"
+        file.write_text(json.dumps({**curves, "monitors": monitors}))
+    return run
+
+
+def test_the_curves_of_every_replicate_are_gathered_one_row_per_monitor_and_epoch(
+    tmp_path: Path,
+) -> None:
+    run = _run_dir(tmp_path)
+    out = tmp_path / "chord-curves.csv"
+    assert main(["--curves", str(run), "--out", str(out)]) == 0
+    got = pd.read_csv(out)
+    assert tuple(got.columns) == CURVE_COLUMNS
+    assert len(got) == 2 * 2 * 3 and set(got["task"]) == {"chord"}
+    one = got[(got.replicate == 0) & (got.level == 2)]
+    assert one["epoch"].tolist() == [2, 3, 4]
+    assert one["distance"].tolist() == [0.4, 0.2, 0.15]
+    assert one["drawn_epoch"].isna().all()  # never settled
+    assert one["keep"].tolist() == pytest.approx([0.49] * 3)
+    assert (got[got.replicate == 1].groupby("level")["drawn_epoch"].first() == [4, 3]).all()
+    assert (got["threshold"] == 0.1).all() and (got["window"] == 2).all()
+    gathered = collect_curves([run]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(gathered, got, check_dtype=False)
+
+
+def test_a_run_directory_without_curves_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="earlybird-curves.json"):
+        collect_curves([tmp_path])
+    with pytest.raises(SystemExit):
+        main(["--curves", str(tmp_path)])  # no --out
+
+
+def test_a_tiny_earlybird_run_exports_the_curves_its_monitors_measured(tmp_path: Path) -> None:
+    tiny = PROFILES["tiny"]
+    profile = dataclasses.replace(
+        tiny,
+        methods=("finetune@earlybird",),
+        levels=2,
+        max_epochs={**tiny.max_epochs, "chord": 4},
+        patience={**tiny.patience, "chord": 10},
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results, lottery, _ = run_task("chord", profile, tmp_path, progress=False, log=None)
+    finally:
+        torch.set_num_threads(threads)
+    epochs = int(results.loc[results.level == 0, "train_epochs"].iloc[0])
+    assert epochs == 4
+    curves = collect_curves([lottery.directory])
+    assert sorted(curves.groupby(["criterion", "level"]).groups) == [
+        ("magnitude", 1),
+        ("magnitude", 2),
+    ]
+    for level, part in curves.groupby("level"):
+        assert part["epoch"].tolist() == list(range(2, epochs + 1))
+        snapshot = lottery.directory / "replicate-0" / f"earlybird-magnitude-level-0{level}.lt"
+        meta = saved_metadata(snapshot)
+        drawn = part["drawn_epoch"].iloc[0]
+        assert (pd.isna(drawn) and meta["settled"] == 0) or drawn == meta["drawn_epoch"]
+
+
+def _curves_frame() -> pd.DataFrame:
+    rows = []
+    for level, distances, drawn in ((1, [0.3, 0.05, 0.0], 4), (2, [0.4, 0.2, 0.15], None)):
+        for epoch, distance in zip((2, 3, 4), distances, strict=True):
+            rows.append(("chord", 0, "magnitude", level, 0.7**level, epoch, distance, drawn))
+    rows.append(("chord", 0, "magnitude", 3, 0.343, 2, 0.0, 2))
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS[:-2]))
+    return frame.assign(threshold=0.1, window=2)
+
+
+def test_the_curve_figure_draws_a_line_per_level_the_threshold_and_the_draws(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curves.png"
+    figure = plot_curves(_curves_frame(), path)
+    (ax,) = figure.axes
+    assert len(ax.lines) == 3 + 1  # three levels, one threshold
+    assert [line.get_ydata()[0] for line in ax.lines][-1] == 0.1
+    (dots,) = ax.collections
+    assert dots.get_offsets().tolist() == [[4.0, 0.0], [2.0, 0.0]]  # level 2 never settled
+    assert path.stat().st_size > 0
+
+
+def test_the_time_figure_draws_each_pacing_against_its_total_seconds(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = pd.DataFrame(
+        {
+            "task": "chord",
+            "method": ["lrr", "lrr", "lrr", "lrr@oneshot", "lrr@oneshot", "lrr@earlybird"],
+            "replicate": 0,
+            "level": [0, 1, 2, 1, 2, 1],
+            "val_error": [0.1, 0.2, 0.3, 0.25, 0.35, 0.4],
+            "error": [0.1, 0.2, 0.3, 0.2, 0.3, 0.5],
+            "total_epochs": [10, 20, 30, 15, 15, 8],
+            "total_seconds": [10.0, 40.0, 70.0, 20.0, 20.0, 12.0],
+        }
+    )
+    figure = plot_time(rows, tmp_path / "time.png")
+    assert len(figure.axes) == 2
+    for ax, column in zip(figure.axes, ("val_error", "error"), strict=True):
+        lines = {line.get_label(): line for line in ax.lines}
+        assert sorted(lines) == ["earlybird", "iterative", "oneshot"]
+        assert lines["iterative"].get_xdata().tolist() == [40.0, 70.0]
+        assert lines["oneshot"].get_ydata().tolist() == rows[column][3:5].tolist()
+        assert len(ax.texts) == 5  # one level label per point
+        (star,) = ax.collections
+        assert star.get_offsets().tolist() == [[10.0, 0.1]]
+    epochs = plot_time(rows, x="total_epochs")
+    assert epochs.axes[0].lines[0].get_xdata().tolist() == [20, 30]
+    with pytest.raises(ValueError, match="total_seconds"):
+        plot_time(rows, x="seconds")
+
+
+def test_the_rows_folder_may_hold_curve_files_beside_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    rows = pd.DataFrame(
+        {
+            "task": "chord",
+            "method": ["lrr", "lrr", "lrr@earlybird"],
+            "replicate": 0,
+            "level": [0, 1, 1],
+            "kept": [1.0, 0.7, 0.7],
+            "val_error": [0.1, 0.2, 0.3],
+            "error": [0.1, 0.2, 0.3],
+            "total_epochs": [10, 20, 8],
+            "total_seconds": [10.0, 40.0, 10.0],
+        }
+    )
+    rows.to_csv(tmp_path / "chord.csv", index=False)
+    _curves_frame().to_csv(tmp_path / "chord-curves.csv", index=False)
+    png = tmp_path / "time.png"
+    assert main(["--rows", str(tmp_path), "--plot-time", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("chord\n") and "chord-curves" not in printed
+    assert png.stat().st_size > 0

@@ -6,7 +6,9 @@ trained reference, trimmed straight to ``(1 - amount) ** L`` of its parameters w
 ``trimmer.trim_to`` and retrained once. ``METHOD@earlybird`` does the same from the reference
 as it was when the keep-set of that size settled during its training (early-bird tickets):
 one :class:`~lotterytrim.trimming.earlybird.EarlyBird` monitor per (criterion, level) watches
-the reference's epochs and writes its snapshot when it settles. Paced levels do not depend on
+the reference's epochs and writes its snapshot when it settles; every monitor keeps measuring
+until the reference's training ends, and their distance curves are written to
+``replicate-N/earlybird-curves.json`` (:data:`CURVES_NAME`). Paced levels do not depend on
 each other, so each one resumes on its own.
 
 Every row carries the cost of its cell up to it: ``total_epochs`` and ``total_seconds`` count
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from lotterytrim.runner.lottery import Lottery
 
 __all__ = [
+    "CURVES_NAME",
     "ReferenceWatch",
     "chained_cost",
     "level_keep",
@@ -51,6 +54,10 @@ __all__ = [
     "run_paced_cell",
     "snapshot_name",
 ]
+
+
+#: The early-bird distance curves of a replicate's reference, in its folder (see ReferenceWatch).
+CURVES_NAME = "earlybird-curves.json"
 
 
 def level_keep(amount: float, level: int) -> float:
@@ -114,7 +121,10 @@ class ReferenceWatch:
     ``@earlybird`` cells, updated after every epoch; each writes its snapshot when it settles,
     and those still unsettled write the trained reference when its training ends.
 
-    Updates run under a forked random state, so the reference trains as it would unwatched.
+    A settled monitor keeps measuring until the training ends (its draw, ``drawn_epoch`` and
+    snapshot stay as they were), so :meth:`finish` writes every monitor's whole distance curve
+    to :data:`CURVES_NAME` (see :meth:`curves`). Updates run under a forked random state, so
+    the reference trains as it would unwatched.
     """
 
     def __init__(
@@ -125,7 +135,10 @@ class ReferenceWatch:
         self.folder = reference_files(lottery.directory, replicate)[0].parent
         self.data = lottery.data() if callable(lottery.data) else lottery.data
         self.epochs = 0
+        self.updated: list[int] = []  # the epochs after which the monitors were updated
         self.birds: dict[tuple[str, int], EarlyBird] = {}
+        #: per monitor whose snapshot is written: its epoch and whether the monitor had settled
+        self.drawn: dict[tuple[str, int], tuple[int, bool]] = {}
         options: dict[str, Any] = dict(config.earlybird)  # threshold, window; else EarlyBird's
         with torch.random.fork_rng(devices=[]):
             for criterion in criteria:
@@ -150,19 +163,19 @@ class ReferenceWatch:
         return cls(lottery, replicate, trimmer, sorted(set(criteria)))
 
     def after_epoch(self, epochs: int) -> None:
-        """Update every unsettled monitor after ``epochs`` epochs; snapshot those that settle."""
+        """Update every monitor after ``epochs`` epochs; snapshot those that settle now."""
         self.epochs = epochs
-        for (criterion, level), bird in self.birds.items():
-            if bird.settled:
-                continue
+        self.updated.append(epochs)
+        for key, bird in self.birds.items():
             with torch.random.fork_rng(devices=[]):
-                settled = bird.update(self.data)
-            if settled:
-                self._snapshot(criterion, level, epochs, True)
+                bird.update(self.data)
+            if bird.settled and key not in self.drawn:
+                self._snapshot(*key, epochs, True)
 
     def finish(self, epochs: int) -> None:
         """At the end of the reference's training: a last update when the loop was left early
-        (its last epoch had no update), then the trained reference for every unsettled one."""
+        (its last epoch had no update), the trained reference for every unsettled monitor,
+        then every monitor's curve (:data:`CURVES_NAME`)."""
         if epochs == 0:
             raise LotteryError(
                 "an @earlybird method watches the reference's epochs, but train() ran none "
@@ -170,9 +183,42 @@ class ReferenceWatch:
             )
         if self.epochs < epochs:
             self.after_epoch(epochs)
+        for key in self.birds:
+            if key not in self.drawn:
+                self._snapshot(*key, epochs, False)
+        write_json(self.folder / CURVES_NAME, self.curves())
+
+    def curves(self) -> dict[str, Any]:
+        """Every monitor's record, as :data:`CURVES_NAME` holds it: ``epochs`` (the reference's
+        epochs), ``distance_epochs`` and ``monitors``, one per (criterion, level) with its
+        ``keep`` share, ``threshold``, ``window``, ``drawn_epoch`` (None when it never settled),
+        ``settled``, ``distances`` and ``layer_distances`` (per prunable group).
+
+        The monitors are updated after every epoch, so distance ``i`` compares the keep-sets
+        after epochs ``i + 1`` and ``i + 2``: a curve holds ``epochs - 1`` distances, measured
+        after the epochs of ``distance_epochs`` (2 to ``epochs``)."""
+        monitors = []
         for (criterion, level), bird in self.birds.items():
-            if not bird.settled:
-                self._snapshot(criterion, level, epochs, False)
+            drawn, settled = self.drawn.get((criterion, level), (None, False))
+            monitors.append(
+                {
+                    "criterion": criterion,
+                    "level": level,
+                    "keep": bird.keep,
+                    "threshold": bird.threshold,
+                    "window": bird.window,
+                    "drawn_epoch": drawn if settled else None,
+                    "settled": int(settled),
+                    "distances": list(bird.distances),
+                    "layer_distances": {k: list(v) for k, v in bird.layer_distances.items()},
+                }
+            )
+        return {
+            "replicate": self.replicate,
+            "epochs": self.epochs,
+            "distance_epochs": self.updated[1:],
+            "monitors": monitors,
+        }
 
     def _snapshot(self, criterion: str, level: int, epochs: int, settled: bool) -> None:
         """Write the model as it is now (with the reference trimmer's state: W_k once taken)."""
@@ -182,6 +228,7 @@ class ReferenceWatch:
             "settled": int(settled),
         }
         save(self.trimmer.model, self.folder / snapshot_name(criterion, level), self.trimmer, meta)
+        self.drawn[criterion, level] = (epochs, settled)
 
 
 # ------------------------------------------------------------------------ the cells

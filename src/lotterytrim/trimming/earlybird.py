@@ -71,7 +71,8 @@ class EarlyBird:
     remove decision differs (:attr:`distances`; per group in :attr:`layer_distances`). The
     ticket is drawn (:attr:`settled`) at the first update whose last ``window`` distances are
     all below ``threshold``; :attr:`settled_at` is that update's index, ``window`` at the
-    earliest (``window`` distances need ``window + 1`` keep-sets). It stays drawn.
+    earliest (``window`` distances need ``window + 1`` keep-sets). It stays drawn: later
+    updates go on measuring (the curve after the draw) and never move :attr:`settled_at`.
 
     ``threshold=0.1`` and ``window=5`` are the paper's (You et al., ICLR 2020: epsilon 0.1 over a
     queue of 5 masks); they were not re-measured here. Updates are cheap: one scoring (one pass
