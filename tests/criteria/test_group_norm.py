@@ -308,6 +308,9 @@ def test_the_name_resolves_everywhere_a_criterion_name_is_accepted() -> None:
         model, torch.randn(2, 3), criterion="group_norm", criterion_options={"p": 1}
     )
     assert isinstance(trimmer.criterion, GroupNorm) and trimmer.criterion.p == 1
-    assert lt.LotteryConfig(criteria=("magnitude", "group_norm")).criteria[1] == "group_norm"
+    config = lt.LotteryConfig(
+        criteria=("magnitude", "group_norm"), criterion_options={"group_norm": {"p": 1}}
+    )
+    assert config.criteria[1] == "group_norm"
     with pytest.raises(ValueError, match="p must be 1 or 2"):
         GroupNorm(p=3)
