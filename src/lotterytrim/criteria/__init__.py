@@ -1,9 +1,10 @@
 """Criteria: one score per unit of every group; the lowest-scored units are removed first.
 
 Built in: ``magnitude`` (paper eq. 3), ``activation`` (eq. 4), ``batchnorm`` (eq. 5),
-``gradient``, ``taylor``, ``information`` and ``random``. Write your own by subclassing
-:class:`Criterion` or :class:`LayerCriterion` and make it usable by name everywhere (``trim``,
-``LotteryTrimmer``, ``LotteryConfig``) with ``lt.criteria.register("name", MyCriterion)``.
+``gradient``, ``taylor``, ``information``, ``group_norm`` (torch-pruning's group norm) and
+``random``. Write your own by subclassing :class:`Criterion` or :class:`LayerCriterion` and make
+it usable by name everywhere (``trim``, ``LotteryTrimmer``, ``LotteryConfig``) with
+``lt.criteria.register("name", MyCriterion)``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lotterytrim.criteria.base import Criterion, LayerCriterion
+from lotterytrim.criteria.group import GroupNorm
 from lotterytrim.criteria.information import Information
 from lotterytrim.criteria.random import Random
 from lotterytrim.criteria.streaming import Activation, Gradient, Taylor
@@ -26,6 +28,7 @@ __all__ = [
     "Gradient",
     "Taylor",
     "Information",
+    "GroupNorm",
     "Random",
     "CRITERIA",
     "register",
@@ -35,7 +38,7 @@ __all__ = [
 CRITERIA: Registry[str, Criterion] = Registry("criterion", Criterion)
 """Every criterion usable by name: the built-in ones and those users register."""
 
-for _cls in (Magnitude, Activation, BatchNorm, Gradient, Taylor, Information, Random):
+for _cls in (Magnitude, Activation, BatchNorm, Gradient, Taylor, Information, GroupNorm, Random):
     CRITERIA.register(_cls.name, _cls)
 
 register = CRITERIA.register

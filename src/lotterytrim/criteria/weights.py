@@ -16,7 +16,7 @@ from lotterytrim.errors import CriterionError
 
 from ..calls import tensor_at
 
-__all__ = ["Magnitude", "BatchNorm", "fan_in_sum"]
+__all__ = ["Magnitude", "BatchNorm", "fan_in_sum", "logical_weight"]
 
 
 class Magnitude(LayerCriterion):
@@ -50,7 +50,7 @@ class BatchNorm(LayerCriterion):
             )
 
 
-def _logical_weight(module: nn.Module, name: str) -> torch.Tensor | None:
+def logical_weight(module: nn.Module, name: str) -> torch.Tensor | None:
     """The weight the layer computes with (resolving parametrizations and weight norm)."""
     parts = underlying(module, name)
     if not parts:
@@ -92,7 +92,7 @@ def fan_in_sum(
             if key in seen:
                 continue
             seen.add(key)
-            w = _logical_weight(module, logical) if logical else tensor_at(module, p.tensor)
+            w = logical_weight(module, logical) if logical else tensor_at(module, p.tensor)
             g = None
         else:
             w = tensor_at(module, p.tensor)
