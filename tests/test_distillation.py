@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import lotterytrim as lt
-from tests.test_lottery import TRAIN, Net, Recorder, _lottery
+from tests.runner.test_lottery import TRAIN, Net, Recorder, _lottery
 
 
 @pytest.mark.parametrize("kind", ["softmax", "sigmoid"])

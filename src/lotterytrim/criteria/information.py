@@ -6,11 +6,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from torch import nn
 
 from lotterytrim.calls import eval_mode
-from lotterytrim.criteria.streaming import Streaming, first_tensor, producer_modules, split_batch
-from lotterytrim.engine import layers
+from lotterytrim.criteria.streaming import Streaming, split_batch
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.errors import CriterionError
 
@@ -53,37 +51,22 @@ class Information(Streaming):
     def _summaries(
         self, graph: TrimGraph, data: Iterable[Any]
     ) -> Iterable[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-        producers = producer_modules(graph)
         cur: dict[str, torch.Tensor] = {}
 
-        def hook_for(name: str, module: nn.Module) -> Callable[..., None]:
-            ad = layers.adapter_for(module)
-            assert ad is not None
+        def record(name: str, output: torch.Tensor, dim: int) -> None:
+            y = output.detach().double()
+            y = y.movedim(dim, -1).reshape(y.shape[0], -1, y.shape[dim])
+            cur[name] = y.mean(dim=1)
 
-            def hook(mod: nn.Module, args: Any, output: Any) -> None:
-                y = first_tensor(output).detach().double()
-                dim = ad.channel_dim(mod, y)
-                y = y.movedim(dim, -1).reshape(y.shape[0], -1, y.shape[dim])
-                cur[name] = y.mean(dim=1)
-
-            return hook
-
-        handles = [m.register_forward_hook(hook_for(n, m)) for n, m in producers.items()]
-        try:
-            with eval_mode(graph.model), torch.no_grad():
-                for i, batch in self._batches(data, graph):
-                    inputs, target = split_batch(batch)
-                    if target is None:
-                        raise CriterionError(
-                            "criterion 'information' needs (inputs, targets) batches"
-                        )
-                    cur.clear()
-                    self._run(graph, i, inputs)
-                    acts = {k: v.cpu() for k, v in cur.items()}
-                    yield acts, self.target_fn(target).long().reshape(-1).cpu()
-        finally:
-            for h in handles:
-                h.remove()
+        with self._outputs(graph, record), eval_mode(graph.model), torch.no_grad():
+            for i, batch in self._batches(data, graph):
+                inputs, target = split_batch(batch)
+                if target is None:
+                    raise CriterionError("criterion 'information' needs (inputs, targets) batches")
+                cur.clear()
+                self._run(graph, i, inputs)
+                acts = {k: v.cpu() for k, v in cur.items()}
+                yield acts, self.target_fn(target).long().reshape(-1).cpu()
 
     def prepare(self, graph: TrimGraph, data: Iterable[Any] | None) -> None:
         assert data is not None

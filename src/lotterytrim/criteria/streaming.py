@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -81,6 +82,33 @@ class Streaming(LayerCriterion):
         with batch_errors(self.name, index, inputs, graph.example_inputs):
             return run_model(graph.model, inputs)
 
+    @contextmanager
+    def _outputs(
+        self, graph: TrimGraph, record: Callable[[str, torch.Tensor, int], None]
+    ) -> Iterator[None]:
+        """Within the block, ``record(name, output, channel_dim)`` sees each producer's output.
+
+        One forward hook per producing layer of the prunable groups, removed on exit.
+        """
+
+        def hook_for(name: str, module: nn.Module) -> Callable[..., None]:
+            ad = layers.adapter_for(module)
+            assert ad is not None
+
+            def hook(mod: nn.Module, args: Any, output: Any) -> None:
+                y = first_tensor(output)
+                record(name, y, ad.channel_dim(mod, y))
+
+            return hook
+
+        producers = producer_modules(graph)
+        handles = [m.register_forward_hook(hook_for(n, m)) for n, m in producers.items()]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
 
 class Activation(Streaming):
     """Paper eq. 4: sum of |output| of each unit over validation examples and positions.
@@ -93,30 +121,16 @@ class Activation(Streaming):
 
     def prepare(self, graph: TrimGraph, data: Iterable[Any] | None) -> None:
         assert data is not None
-        producers = producer_modules(graph)
         acc: dict[str, torch.Tensor] = {}
 
-        def hook_for(name: str, module: nn.Module) -> Callable[..., None]:
-            ad = layers.adapter_for(module)
-            assert ad is not None
+        def record(name: str, y: torch.Tensor, dim: int) -> None:
+            dims = [d for d in range(y.dim()) if d != dim]
+            s = y.detach().abs().double().sum(dim=dims) if dims else y.detach().abs().double()
+            acc[name] = acc[name] + s if name in acc else s
 
-            def hook(mod: nn.Module, args: Any, output: Any) -> None:
-                y = first_tensor(output)
-                dim = ad.channel_dim(mod, y)
-                dims = [d for d in range(y.dim()) if d != dim]
-                s = y.detach().abs().double().sum(dim=dims) if dims else y.detach().abs().double()
-                acc[name] = acc[name] + s if name in acc else s
-
-            return hook
-
-        handles = [m.register_forward_hook(hook_for(n, m)) for n, m in producers.items()]
-        try:
-            with eval_mode(graph.model), torch.no_grad():
-                for i, batch in self._batches(data, graph):
-                    self._run(graph, i, split_batch(batch)[0])
-        finally:
-            for h in handles:
-                h.remove()
+        with self._outputs(graph, record), eval_mode(graph.model), torch.no_grad():
+            for i, batch in self._batches(data, graph):
+                self._run(graph, i, split_batch(batch)[0])
         self._scores = acc
 
 

@@ -1,4 +1,7 @@
-"""The results frames the plots read: required columns, and picking tasks or methods by name."""
+"""The results frames the plots read: required columns, and picking tasks or methods by name.
+
+The columns are the runner's (:mod:`lotterytrim.runner.results`), which writes the rows.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from lotterytrim.runner.results import COST_COLUMNS, KEY_COLUMNS
+
 __all__ = ["check_frame", "choose", "FIGURE_COLUMNS", "RESULT_COLUMNS", "SELECTION_COLUMNS"]
 
-FIGURE_COLUMNS: tuple[str, ...] = (
-    "task",
-    "method",
-    "criterion",
-    "replicate",
-    "level",
-    "error",
-    "kept",
-)
+FIGURE_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "error", "kept")
 """Columns of the results frame that ``figure2`` reads."""
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    *FIGURE_COLUMNS,
-    "params",
-    "macs",
-    "memory_bytes",
-    "disk_bytes",
-)
+RESULT_COLUMNS: tuple[str, ...] = (*FIGURE_COLUMNS, "params", *COST_COLUMNS)
 """Columns of the results frame that ``table1`` needs to select models from it."""
 
-SELECTION_COLUMNS: tuple[str, ...] = (
-    "task",
-    "model",
-    "level",
-    "error",
-    "params",
-    "disk_bytes",
-    "macs",
-    "memory_bytes",
-)
+SELECTION_COLUMNS: tuple[str, ...] = ("task", "model", "level", "error", "params", *COST_COLUMNS)
 """Columns of a frame returned by ``lotterytrim.pick_models`` that ``table1`` reads."""
 
 

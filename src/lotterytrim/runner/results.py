@@ -18,7 +18,9 @@ from lotterytrim.errors import LotteryError
 
 __all__ = [
     "COLUMNS",
+    "COST_COLUMNS",
     "EARLYBIRD_COLUMNS",
+    "KEY_COLUMNS",
     "RESERVED",
     "VALIDATION",
     "load_results",
@@ -26,18 +28,18 @@ __all__ = [
     "read_json",
 ]
 
+KEY_COLUMNS: tuple[str, ...] = ("task", "method", "criterion", "replicate", "level")
+"""Columns that name a result row: one row per task, method, criterion, replicate and level."""
+
+COST_COLUMNS: tuple[str, ...] = ("macs", "memory_bytes", "disk_bytes")
+"""Columns that measure a row's model besides its parameters: compute, inference memory, file."""
+
 COLUMNS: tuple[str, ...] = (
-    "task",
-    "method",
-    "criterion",
-    "replicate",
-    "level",
+    *KEY_COLUMNS,
     "error",
     "params",
     "kept",
-    "macs",
-    "memory_bytes",
-    "disk_bytes",
+    *COST_COLUMNS,
     "train_seconds",
     "step_seconds",
     "seconds",
@@ -52,7 +54,6 @@ EARLYBIRD_COLUMNS: tuple[str, ...] = ("drawn_epoch", "settled")
 """Columns of the rows of ``@earlybird`` methods: when the ticket was drawn, and whether its
 keep-set settled (1) or the reference's training ended first (0)."""
 
-_KEY = ("task", "method", "criterion", "replicate", "level")
 RESERVED = frozenset(COLUMNS + EARLYBIRD_COLUMNS)
 """Columns only the runner writes: ``evaluate`` and ``ctx.record`` may not use their names."""
 
@@ -69,10 +70,10 @@ def load_results(directory: str | os.PathLike[str]) -> pd.DataFrame:
     extra = [c for c in table.columns if c not in RESERVED]
     ours = [c for c in (*COLUMNS[:-1], *EARLYBIRD_COLUMNS, "path") if c in table.columns]
     table = table[ours + sorted(extra)]
-    return table.sort_values(list(_KEY), kind="stable").reset_index(drop=True)
+    return table.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
 
 
-_PICK_REQUIRED = ("task", "method", "criterion", "replicate", "level", "error", "params")
+_PICK_REQUIRED = (*KEY_COLUMNS, "error", "params")
 VALIDATION = "val_error"
 """The column :func:`pick_models` chooses by when the rows have it: validation error."""
 
@@ -124,7 +125,7 @@ def pick_models(
     numeric = [
         c
         for c in results.columns
-        if c not in _KEY and c != "path" and pd.api.types.is_numeric_dtype(results[c])
+        if c not in KEY_COLUMNS and c != "path" and pd.api.types.is_numeric_dtype(results[c])
     ]
     out: list[dict[str, Any]] = []
     for task, rows in results.groupby("task", sort=True):

@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, out: str, sync: bool) -> None:
-    here = Path(__file__).parent
+    here = Path(__file__).resolve().parents[1]  # tests/, beside src/
     sys.path[:0] = [str(here), str(here.parent / "src")]
     from safetensors.torch import save_file
     from zoo_patterns import ConvFlatten

@@ -13,7 +13,7 @@ import lotterytrim as lt
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.measure.flops import count_macs
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from zoo_transformers import EncoderClassifier  # noqa: E402
 
 

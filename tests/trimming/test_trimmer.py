@@ -54,7 +54,7 @@ def _lottery(method: str, levels: int = 3, criterion: str = "magnitude", trimmer
 @pytest.mark.parametrize("method", METHODS)
 def test_three_level_lottery(method):
     # safeguards make the steps of this 4-to-12-channel model coarser than 5 points; their
-    # budget is checked in test_selection and test_properties
+    # budget is checked in selection/test_rank.py and test_properties.py
     model, trimmer, data = _lottery(method, trimmer_kw={"safeguards": False})
     assert trimmer.level == 3 and len(trimmer.history) == 3
     for r in trimmer.history:
@@ -273,7 +273,7 @@ def test_rebuild_optimizer_keeps_options_and_slices_state(carry):
 def test_docs_snippets_run(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    text = (Path(__file__).parent.parent / "docs" / "trimmer.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "trimmer.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
     assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_cells import _pool, _same_file
 from test_lottery import TRAIN, Net, Recorder, _lottery
-from test_lottery_cells import _pool, _same_file
 from torch import nn
 
 import lotterytrim as lt
