@@ -4,7 +4,9 @@ One-shot users and early-bird tickets live with a step's damage until retraining
 and on BatchNorm networks the default ranking can hurt there. This benchmark takes the trained
 references of an example lottery (quick profile) and, for each criterion and cost, trims a
 copy in ``--steps`` steps of 30% with no training between them, recording the validation error
-(and the test error beside it) after the first and the last step. No model is trained.
+(and the test error beside it) after the first and the last step, as the step left the model
+and again after re-estimating its BatchNorm statistics on 1,024 training examples
+(``recal_*``: forward passes only, no weight changes). No model is trained.
 
     python -m benchmarks.step_damage --task chord --root runs/quick --replicates 0,1,2 \\
         --out results/retraining
@@ -21,17 +23,20 @@ import copy
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from torch import nn
 
 import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.run import PROFILES, build_lottery
 from lotterytrim.runner.config import unprunable_modules
+
+_RECALIBRATION_EXAMPLES = 1024  # training examples that re-estimate norm statistics
 
 # (criterion, cost): the default first; "none" ranks by the score alone
 SETTINGS: tuple[tuple[str, str], ...] = (
@@ -58,6 +63,7 @@ class _Reference:
     amount: float
     seed: int
     before: dict[str, Any]
+    recalibration: list[torch.Tensor] = field(default_factory=list)
 
 
 def damage(
@@ -89,6 +95,10 @@ def damage(
         run.evaluate(model),
     )
     data = run.criterion_data()
+    train_x = run.splits.train.inputs
+    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(replicate))
+    train_x = train_x[pick[:_RECALIBRATION_EXAMPLES]]
+    ref.recalibration = [train_x[i : i + 64] for i in range(0, len(train_x), 64)]
     rows: list[dict[str, Any]] = []
     for criterion, cost in settings:
         label = {"task": task, "criterion": criterion, "cost": cost, "replicate": replicate}
@@ -123,6 +133,10 @@ def _steps(
         trimmer.step(data=data)
         if step in (1, steps):
             scores = ref.run.evaluate(trimmer.model)
+            seconds = time.perf_counter() - t0
+            recalibrated = copy.deepcopy(trimmer.model)
+            _recalibrate(recalibrated, ref.recalibration)
+            fresh = ref.run.evaluate(recalibrated)
             rows.append(
                 {
                     "steps": step,
@@ -130,7 +144,9 @@ def _steps(
                     "params": trimmer.params,
                     "val_error": scores["val_error"],
                     "error": scores["error"],
-                    "seconds": time.perf_counter() - t0,
+                    "recal_val_error": fresh["val_error"],
+                    "recal_error": fresh["error"],
+                    "seconds": seconds,
                 }
             )
     print(
@@ -142,6 +158,24 @@ def _steps(
     return rows
 
 
+def _recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Re-estimate every norm layer's running statistics on ``batches`` (no gradient, weights
+    unchanged): the statistics a trimmed layer keeps were measured before the step."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the batches
+        norm.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    model.train(was_training)
+
+
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean validation error (and test beside it) per task, criterion, cost and step count."""
     grouped = rows.dropna(subset=["val_error"]).groupby(
@@ -151,6 +185,8 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
         kept=("kept", "mean"),
         val_error=("val_error", "mean"),
         error=("error", "mean"),
+        recal_val_error=("recal_val_error", "mean"),
+        recal_error=("recal_error", "mean"),
         ref_val_error=("ref_val_error", "mean"),
         replicates=("replicate", "nunique"),
     )
