@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 import lotterytrim as lt
-from examples.mir import metrics, render, synth
+from examples.mir import metrics, render, synth_chords, synth_drums
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
 from examples.mir.run import (
@@ -343,7 +343,7 @@ def test_missing_real_data_names_the_expected_folder(tmp_path: Path) -> None:
 
 
 def test_split_by_group_keeps_clips_whole_and_scorable() -> None:
-    data = synth.onsets(6, seed=3, size="tiny")
+    data = synth_drums.onsets(6, seed=3, size="tiny")
     splits = split_by_group(data, "clip", seed=0)
     clips_per_split = [len(part.meta["onsets"]) for part in splits]
     assert sum(clips_per_split) == 6 and min(clips_per_split) >= 1
@@ -359,7 +359,7 @@ def test_split_by_group_keeps_clips_whole_and_scorable() -> None:
 
 
 def test_split_by_group_keeps_groups_apart_and_limits_them() -> None:
-    data = synth.chords(60, seed=1, size="tiny")
+    data = synth_chords.chords(60, seed=1, size="tiny")
     data.meta["song"] = [f"song{i // 5}" for i in range(data.n)]  # 12 songs of 5 patches
     data.meta["row"] = np.arange(data.n)
     splits = split_by_group(data, "song", seed=0)
