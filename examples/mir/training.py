@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 import lotterytrim as lt
 
-from . import datasets, metrics, render, synth, uncertainty
+from . import datasets, metrics, render, render_pitch, synth, uncertainty
 from .features import MIRData, Splits, transpose_chords
 from .models import TASKS, build_model
 from .stopping import EarlyStopping
@@ -528,7 +528,7 @@ def pitch_accuracies(outputs: torch.Tensor, data: MIRData) -> dict[str, float]:
     """Raw pitch and raw chroma accuracy (50 cents) of pitch ``outputs`` on ``data``.
 
     ``rpa`` and ``rca`` cover every frame; ``rpa_heldout`` and ``rca_heldout`` the
-    ``heldout_n`` frames played by :data:`examples.mir.render.PITCH_HELDOUT_PROGRAMS`, timbres
+    ``heldout_n`` frames played by :data:`examples.mir.render_pitch.PITCH_HELDOUT_PROGRAMS`, timbres
     the rendered training data never holds (NaN when there are none: data without
     ``meta["program"]``, such as NSynth's or the synthetic tones, or a test split without them).
     """
@@ -536,7 +536,7 @@ def pitch_accuracies(outputs: torch.Tensor, data: MIRData) -> dict[str, float]:
     ref = np.asarray(data.meta["f0_hz"], dtype=np.float64)
     program = data.meta.get("program")
     heldout = (
-        np.isin(np.asarray(program), render.PITCH_HELDOUT_PROGRAMS)
+        np.isin(np.asarray(program), render_pitch.PITCH_HELDOUT_PROGRAMS)
         if program is not None
         else np.zeros(ref.shape, dtype=bool)
     )

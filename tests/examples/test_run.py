@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 import lotterytrim as lt
-from examples.mir import metrics, render, synth_chords, synth_drums
+from examples.mir import metrics, render_pitch, synth_chords, synth_drums
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
 from examples.mir.run import (
@@ -395,8 +395,8 @@ def test_rendered_data_run_and_its_soundfont_in_the_hash(
 def test_rendered_pitch_settings_name_its_held_out_timbres() -> None:
     rendered = dataclasses.replace(TINY, data="rendered")
     pitch = rendered.settings("pitch")["data"]
-    assert pitch["heldout_programs"] == list(render.PITCH_HELDOUT_PROGRAMS)
-    assert pitch["heldout_share"] == render.PITCH_HELDOUT_SHARE
+    assert pitch["heldout_programs"] == list(render_pitch.PITCH_HELDOUT_PROGRAMS)
+    assert pitch["heldout_share"] == render_pitch.PITCH_HELDOUT_SHARE
     # the other tasks' settings, and so their run directories, are what they were
     onset = rendered.settings("onset")["data"]
     assert set(onset) == {"source", "examples", "fractions", "seed", "soundfont"}
