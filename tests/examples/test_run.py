@@ -18,15 +18,8 @@ import lotterytrim as lt
 from examples.mir import metrics, render_pitch, synth_chords, synth_drums
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
-from examples.mir.run import (
-    PROFILES,
-    Profile,
-    build_lottery,
-    headline,
-    main,
-    parse_args,
-    run_task,
-)
+from examples.mir.profiles import PROFILES, Profile
+from examples.mir.run import build_lottery, headline, main, parse_args, run_task
 from examples.mir.training import split_by_group, subset
 
 TINY = PROFILES["tiny"]
