@@ -18,7 +18,8 @@ import lotterytrim as lt
 from .models import SIZES, TASKS
 from .render import render_fields
 from .soundfont import default_soundfont, soundfont_fingerprint
-from .training import REAL_DATA, TrainSettings
+from .splits import REAL_DATA
+from .training import TrainSettings
 
 __all__ = ["PROFILES", "Profile"]
 

@@ -31,14 +31,14 @@ import lotterytrim as lt
 from .features import Splits
 from .models import TASKS
 from .profiles import PROFILES, Profile
-from .training import (
+from .splits import (
     REAL_DATA,
-    TaskRun,
     describe_splits,
     load_real_splits,
     rendered_splits,
     synthetic_splits,
 )
+from .training import TaskRun
 
 __all__ = ["build_lottery", "headline", "main", "parse_args", "run_task"]
 # ------------------------------------------------------------------------------ running

@@ -20,7 +20,7 @@ from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
 from examples.mir.profiles import PROFILES, Profile
 from examples.mir.run import build_lottery, headline, main, parse_args, run_task
-from examples.mir.training import split_by_group, subset
+from examples.mir.splits import split_by_group, subset
 
 TINY = PROFILES["tiny"]
 
