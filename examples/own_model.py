@@ -3,8 +3,8 @@
 Runs in seconds on a CPU: ``python -m examples.own_model`` (``--help`` for the options).
 To use it for your model, change the four functions marked CHANGE: ``make_splits`` (your
 data), ``build_model`` (your model), ``train`` (your training loop, one level) and ``evaluate``
-(your error), then ``SETTINGS`` and the ``LotteryConfig`` in :func:`run`. Keep them at module
-level, so that ``--workers`` can send them to worker processes.
+(your error), then the constants, ``SETTINGS`` and the ``LotteryConfig`` in :func:`run`. Keep
+the functions at module level, so that ``--workers`` can send them to worker processes.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from torch.nn import functional as F
 import lotterytrim as lt
 
 LENGTH = 256  # samples per example
+EXAMPLES, EPOCHS, BATCH, LR = 480, 4, 32, 3e-3
 #: Everything outside the LotteryConfig that changes the results: hashed into the run folder.
-SETTINGS = {"examples": 480, "epochs": 4, "batch": 32, "lr": 3e-3}
+SETTINGS = {"examples": EXAMPLES, "epochs": EPOCHS, "batch": BATCH, "lr": LR}
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,7 +34,7 @@ def make_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """CHANGE: your train / val / test data. Here: sine, square or sawtooth tones (3 classes)
     at random pitch and level in noise. Cached, so every level (and worker) makes it once."""
     rng = np.random.default_rng(0)
-    n = SETTINGS["examples"]
+    n = EXAMPLES
     t = np.arange(LENGTH) / 8000.0
     labels = rng.permutation(np.arange(n) % 3)
     phase = (rng.uniform(100, 1000, (n, 1)) * t + rng.uniform(0, 1, (n, 1))) % 1.0
@@ -71,10 +72,10 @@ def train(model: nn.Module, ctx: lt.LevelContext) -> None:
     """CHANGE: train ``model`` in place for one level. Build the optimizer here, every call:
     trimming replaces the parameters. ``ctx.epochs`` captures the rewind point on schedule."""
     x, y = make_splits()["train"]
-    opt = torch.optim.Adam(model.parameters(), lr=SETTINGS["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
-    for _ in ctx.epochs(SETTINGS["epochs"]):
-        for rows in torch.randperm(len(y)).split(SETTINGS["batch"]):
+    for _ in ctx.epochs(EPOCHS):
+        for rows in torch.randperm(len(y)).split(BATCH):
             opt.zero_grad()
             F.cross_entropy(model(x[rows]), y[rows]).backward()
             opt.step()

@@ -68,7 +68,9 @@ def triad(rng: np.random.Generator, label: int, top_octave: int) -> tuple[int, l
     return 12 * int(rng.integers(3, top_octave)) + root, tones, third
 
 
-def attack_decay(t_since: np.ndarray, attack: np.ndarray, decay: np.ndarray) -> np.ndarray:
+def attack_decay(
+    t_since: np.ndarray, attack: np.ndarray | float, decay: np.ndarray | float
+) -> np.ndarray:
     """A note's envelope ``t_since`` seconds after its onset (zero before it): exponential
     attack and decay with time constants ``attack`` and ``decay`` (s)."""
     pos = np.maximum(t_since, 0.0)
