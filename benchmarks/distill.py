@@ -30,7 +30,8 @@ import torch
 
 import lotterytrim as lt
 from examples.mir.models import TASKS
-from examples.mir.run import PROFILES, Profile, build_lottery
+from examples.mir.profiles import PROFILES, Profile
+from examples.mir.run import build_lottery
 
 KEYS = ["task", "method", "kd_temperature", "kd_weight", "replicate", "level"]
 

@@ -40,7 +40,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from _machine import machine  # noqa: E402
 
 from examples.mir.models import TASKS  # noqa: E402
-from examples.mir.run import PROFILES, build_lottery  # noqa: E402
+from examples.mir.profiles import PROFILES  # noqa: E402
+from examples.mir.run import build_lottery  # noqa: E402
 
 TARGET = 0.6  # 2 workers should take at most this share of the in-process time
 _NUMBERS = ["method", "criterion", "replicate", "level", "error", "params", "macs"]

@@ -36,7 +36,8 @@ from torch.nn import functional as F
 
 import lotterytrim as lt
 from examples.mir.models import TASKS
-from examples.mir.run import PROFILES, build_lottery
+from examples.mir.profiles import PROFILES
+from examples.mir.run import build_lottery
 from lotterytrim.runner.seeding import derive_seed
 
 COLUMNS = [

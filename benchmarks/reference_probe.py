@@ -24,7 +24,8 @@ from types import MappingProxyType
 import torch
 
 from examples.mir.models import TASKS, SizeSpec
-from examples.mir.run import PROFILES, Profile, run_task
+from examples.mir.profiles import PROFILES, Profile
+from examples.mir.run import run_task
 
 
 def changed_profile(task: str, settings: Sequence[str]) -> Profile:

@@ -24,7 +24,8 @@ from types import MappingProxyType
 import pandas as pd
 import torch
 
-from examples.mir.run import PROFILES, build_lottery
+from examples.mir.profiles import PROFILES
+from examples.mir.run import build_lottery
 
 
 def run(

@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 
 import lotterytrim as lt
-from examples.mir.run import PROFILES, Profile, build_lottery
+from examples.mir.profiles import PROFILES, Profile
+from examples.mir.run import build_lottery
 from lotterytrim.trimming.state import load_trimmer_state
 
 GUARDS = {

@@ -1,9 +1,38 @@
-"""MIR examples for lotterytrim: the paper's five model families, their data and their errors.
+"""The paper's MIR reproduction for lotterytrim: six tasks, their models, data, runs and errors.
 
-* :mod:`examples.mir.models`: model builders and the ``TASKS`` registry (``build_model``).
-* :mod:`examples.mir.synth`: seeded synthetic datasets (``make_dataset``).
+Models:
+
+* :mod:`examples.mir.networks`: the five model families, built from plain PyTorch layers.
+* :mod:`examples.mir.models`: the ``TASKS`` table (sizes, inputs, losses) and ``build_model``.
+
+Data:
+
+* :mod:`examples.mir.features`: the features, targets and splits every data source shares.
+* :mod:`examples.mir.audio`: signal helpers the synthetic and the rendered data share.
+* :mod:`examples.mir.synth`: seeded synthetic datasets of every task (``make_dataset``).
+* :mod:`examples.mir.synth_pitch`: synthetic pitch data (CREPE frames of harmonic tones).
+* :mod:`examples.mir.synth_tones`: synthetic instrument and singing data.
+* :mod:`examples.mir.synth_chords`: synthetic chord data (CQT patches of voiced triads).
+* :mod:`examples.mir.synth_drums`: synthetic drum and onset data.
+* :mod:`examples.mir.soundfont`: a General MIDI SoundFont renderer (notes to audio).
+* :mod:`examples.mir.render`: data of every task rendered from a SoundFont, cached on disk.
+* :mod:`examples.mir.render_pitch`: rendered pitch data, with held-out timbres.
+* :mod:`examples.mir.render_tones`: rendered instrument and singing data.
+* :mod:`examples.mir.render_chords`: rendered chord data.
+* :mod:`examples.mir.render_drums`: rendered drum and onset data.
+* :mod:`examples.mir.cache`: the on-disk cache of rendered splits.
 * :mod:`examples.mir.datasets`: loaders for NSynth, VocalSet, URMP/MedleyDB, Isophonics
   chords and IDMT-SMT-Drums already on disk.
-* :mod:`examples.mir.features`: the features and targets the two share.
+* :mod:`examples.mir.splits`: train / val / test splits of each data source, cached per process.
+
+Training, runs and results:
+
+* :mod:`examples.mir.stopping`: early stopping on validation error.
+* :mod:`examples.mir.training`: one task's training and evaluation for ``lt.Lottery``.
 * :mod:`examples.mir.metrics`: the paper's task errors, computed with mir_eval.
+* :mod:`examples.mir.uncertainty`: how noisy a test error is.
+* :mod:`examples.mir.profiles`: the run profiles (paper, quick, tiny).
+* :mod:`examples.mir.run`: the command that runs a task's lottery (``python -m examples.mir.run``).
+* :mod:`examples.mir.summarize`: the results tables of docs/results.md
+  (``python -m examples.mir.summarize``).
 """

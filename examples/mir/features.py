@@ -1,8 +1,8 @@
 """Shared input features and target encodings for the MIR examples.
 
-The synthetic generators (:mod:`examples.mir.synth`) and the real-dataset loaders
-(:mod:`examples.mir.datasets`) both go through these functions, so a model trained on one sees
-exactly the same kind of tensors on the other.
+The synthetic and rendered generators (:mod:`examples.mir.synth`, :mod:`examples.mir.render`)
+and the real-dataset loaders (:mod:`examples.mir.datasets`) all go through these functions, so
+a model trained on one sees exactly the same kind of tensors on the others.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ __all__ = [
     "CHORD_FMIN",
     "CHORD_FRAMES",
     "CHORD_HOP",
+    "CHORD_MARGIN",
+    "CHORD_SEGMENT",
     "CHORD_SR",
     "CREPE_FRAME",
     "CREPE_SR",
@@ -35,9 +37,11 @@ __all__ = [
     "PITCH_CENTS",
     "PITCH_FMIN",
     "Splits",
+    "all_onsets",
     "center_windows",
     "cents_to_hz",
     "chord_features",
+    "chord_patches",
     "drum_features",
     "drum_windows",
     "hz_to_cents",
@@ -46,6 +50,7 @@ __all__ = [
     "onset_frames",
     "pitch_in_range",
     "pitch_target",
+    "split_counts",
     "transpose_chords",
 ]
 
@@ -67,6 +72,8 @@ CHORD_FMIN = PITCH_FMIN
 CHORD_BINS = 105
 CHORD_BINS_PER_OCTAVE = 24
 CHORD_FRAMES = 15
+CHORD_MARGIN = 3  # frames rendered on each side of a chord patch, so neighbours bleed in
+CHORD_SEGMENT = CHORD_FRAMES + 2 * CHORD_MARGIN  # frames of one generated chord segment
 
 # Drums and onsets: 64 mel bands 20 Hz - 11025 Hz, FFT 2048, hop 512 at 22.05 kHz
 # (43.07 frames per second), context windows of 11 frames centred on the predicted frame.
@@ -120,6 +127,16 @@ class Splits:
     def as_dict(self) -> Mapping[str, MIRData]:
         """The splits keyed by name."""
         return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def split_counts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Train / val / test counts of ``n`` examples in the given shares (each at least 1)."""
+    if len(fractions) != 3 or min(fractions) <= 0:
+        raise ValueError("fractions must be three positive numbers")
+    total = sum(fractions)
+    n_train = max(1, round(n * fractions[0] / total))
+    n_val = max(1, round(n * fractions[1] / total))
+    return n_train, n_val, max(1, n - n_train - n_val)
 
 
 # ----------------------------------------------------------------------------------- pitch
@@ -248,6 +265,15 @@ def onset_frames(times: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
     return target
 
 
+def chord_patches(cqt: np.ndarray, n: int) -> torch.Tensor:
+    """The ``n`` patches ``(n, 1, bins, CHORD_FRAMES)`` at the centre of back-to-back segments
+    of ``CHORD_SEGMENT`` frames in one CQT ``(bins, frames)``."""
+    first = np.arange(n) * CHORD_SEGMENT + CHORD_MARGIN
+    idx = first[:, None] + np.arange(CHORD_FRAMES)[None, :]
+    patches = np.ascontiguousarray(cqt[:, idx].transpose(1, 0, 2))
+    return torch.from_numpy(patches[:, None].astype(np.float32))
+
+
 def merge_onsets(times: np.ndarray, tolerance: float = 0.02) -> np.ndarray:
     """Sorted onset times with events closer than ``tolerance`` seconds merged into the first."""
     times = np.sort(np.asarray(times, dtype=np.float64))
@@ -260,17 +286,24 @@ def merge_onsets(times: np.ndarray, tolerance: float = 0.02) -> np.ndarray:
     return np.asarray(keep)
 
 
+def all_onsets(clips: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """Every clip's onsets of all parts as one target; closer than 50 ms (the evaluation
+    window) count as one, the earliest."""
+    return [[merge_onsets(np.concatenate(parts), tolerance=0.05)] for parts in clips]
+
+
 def drum_windows(
     mels: list[np.ndarray],
     onsets: list[list[np.ndarray]],
     context: int = DRUM_CONTEXT,
     fps: float = DRUM_SR / DRUM_HOP,
+    labels: tuple[str, ...] | None = None,
 ) -> MIRData:
     """Turn per-clip mel spectrograms and per-drum onset times into one window per frame.
 
     ``onsets[c][d]`` are the onset times (s) of target ``d`` in clip ``c``. Targets are
     ``(windows, len(onsets[c]))``; ``meta`` records ``clip`` and ``frame`` of every window,
-    ``onsets`` and ``fps`` for :func:`examples.mir.metrics.onset_error`.
+    ``onsets`` and ``fps`` for :func:`examples.mir.metrics.onset_error`, and ``labels`` if given.
     """
     xs, ys, clip_idx, frame_idx = [], [], [], []
     for c, (mel, clip_onsets) in enumerate(zip(mels, onsets, strict=True)):
@@ -287,4 +320,6 @@ def drum_windows(
         "onsets": [[np.asarray(t, dtype=np.float64) for t in o] for o in onsets],
         "fps": fps,
     }
+    if labels is not None:
+        meta["labels"] = labels
     return MIRData(inputs, targets, meta)

@@ -7,21 +7,19 @@ Each task's lottery goes through ``lt.Lottery``: one reference per replicate, th
 rounds of removing ``amount`` of the weights by each (method, criterion), rewinding and
 retraining. A profile fixes everything that changes the results; they are hashed into the run
 directory's name, so running the same command again resumes (finished levels are read back,
-not retrained) and changing any setting starts a new directory.
+not retrained) and changing any setting starts a new directory. The profiles are in
+:mod:`examples.mir.profiles`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
@@ -31,346 +29,18 @@ from tqdm.auto import tqdm
 import lotterytrim as lt
 
 from .features import Splits
-from .models import SIZES, TASKS
-from .render import render_fields
-from .soundfont import default_soundfont, soundfont_fingerprint
-from .training import (
+from .models import TASKS
+from .profiles import PROFILES, Profile
+from .splits import (
     REAL_DATA,
-    TaskRun,
-    TrainSettings,
     describe_splits,
     load_real_splits,
     rendered_splits,
     synthetic_splits,
 )
+from .training import TaskRun
 
-__all__ = ["PROFILES", "Profile", "build_lottery", "main", "parse_args", "run_task"]
-
-
-def _doc(text: str) -> dict[str, str]:
-    """Field metadata holding the field's description."""
-    return {"help": text}
-
-
-def _per_task(**values: Any) -> Mapping[str, Any]:
-    """A read-only task -> value mapping that must name every task."""
-    if set(values) != set(TASKS):
-        raise ValueError(f"per-task values must name every task: {sorted(TASKS)}")
-    return MappingProxyType(dict(values))
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Everything that decides a lottery's results, for every task at once."""
-
-    name: str = field(metadata=_doc("name used on the command line (--profile)"))
-    description: str = field(metadata=_doc("what the profile is for"))
-    size: str = field(metadata=_doc("model and input size in examples.mir.models.SIZES"))
-    levels: int = field(metadata=_doc("trimming levels after the reference"))
-    amount: float = field(metadata=_doc("share of the remaining weights removed per level"))
-    replicates: int = field(metadata=_doc("independent lotteries, each from its own seed"))
-    methods: tuple[str, ...] = field(
-        metadata=_doc("trim | lrr | finetune | reinit | mask; +kd distils, @oneshot / @earlybird")
-    )
-    criteria: tuple[str, ...] = field(metadata=_doc("unit criteria (mask always uses magnitude)"))
-    rewind_epochs: Mapping[str, int] = field(
-        metadata=_doc("epochs of the reference before W_k is taken, per task (<= patience)")
-    )
-    max_epochs: Mapping[str, int] = field(
-        metadata=_doc("cap on the epochs of a level, per task (early stopping may end it sooner)")
-    )
-    patience: Mapping[str, int] = field(
-        metadata=_doc("epochs without a lower validation error before a level stops, per task")
-    )
-    examples: Mapping[str, int] = field(
-        metadata=_doc("rendered or synthetic examples per task, all splits (clips: drum, onset)")
-    )
-    epoch_examples: Mapping[str, int | None] = field(
-        metadata=_doc("training examples drawn per epoch, per task (None: all of them)")
-    )
-    batch_size: Mapping[str, int] = field(metadata=_doc("mini-batch size, per task"))
-    data: str = field(
-        default="rendered",
-        metadata=_doc("data without --data-root: rendered (SoundFont) or synthetic (hand-made)"),
-    )
-    fractions: tuple[float, float, float] = field(
-        default=(0.7, 0.15, 0.15), metadata=_doc("train / val / test shares of the examples")
-    )
-    lr: Mapping[str, float] = field(
-        default_factory=lambda: _per_task(**dict.fromkeys(TASKS, 1e-3)),
-        metadata=_doc("Adam learning rate, per task"),
-    )
-    weight_decay: float = field(default=2e-4, metadata=_doc("Adam weight decay"))
-    plateau_factor: float = field(
-        default=0.5, metadata=_doc("learning-rate factor on a validation plateau")
-    )
-    plateau_patience: Mapping[str, int] = field(
-        default_factory=lambda: _per_task(**dict.fromkeys(TASKS, 10)),
-        metadata=_doc("epochs without a lower validation loss before that, per task"),
-    )
-    transpose: int = field(
-        default=0, metadata=_doc("chord: random transposition of each batch by up to +-n semitones")
-    )
-    criterion_batches: int = field(
-        default=4, metadata=_doc("validation batches that data-driven criteria read")
-    )
-    cap_real_data: bool = field(
-        default=False,
-        metadata=_doc("hold real datasets to `examples` (whole recordings) instead of all"),
-    )
-    kd_temperature: float = field(
-        default=2.0, metadata=_doc("+kd methods: softening temperature of the reference's outputs")
-    )
-    kd_weight: float = field(
-        default=0.7, metadata=_doc("+kd methods: the reference's share of the loss")
-    )
-    seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
-    scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
-    normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
-    safeguards: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType(lt.Safeguards().to_dict()),
-        metadata=_doc("selection safeguards: step_cap, keep_floor, cost (lt.Safeguards)"),
-    )
-
-    def __post_init__(self) -> None:
-        if self.size not in SIZES:
-            raise ValueError(f"size must be one of {SIZES}, got {self.size!r}")
-        if self.data not in ("rendered", "synthetic"):
-            raise ValueError(f"data must be rendered or synthetic, got {self.data!r}")
-        for name in (
-            "rewind_epochs",
-            "max_epochs",
-            "patience",
-            "examples",
-            "epoch_examples",
-            "batch_size",
-            "plateau_patience",
-            "lr",
-        ):
-            mapping = getattr(self, name)
-            if set(mapping) != set(TASKS):
-                raise ValueError(f"profile {self.name!r}: {name} must name every task")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Each field's description, e.g. for documentation."""
-        return lt.options.field_help(cls)
-
-    def train_settings(self, task: str) -> TrainSettings:
-        """How each level of ``task`` is trained under this profile."""
-        return TrainSettings(
-            max_epochs=self.max_epochs[task],
-            patience=self.patience[task],
-            rewind_epochs=min(self.rewind_epochs[task], self.max_epochs[task]),
-            batch_size=self.batch_size[task],
-            lr=self.lr[task],
-            weight_decay=self.weight_decay,
-            plateau_factor=self.plateau_factor,
-            plateau_patience=self.plateau_patience[task],
-            transpose=self.transpose if task == "chord" else 0,
-            epoch_examples=self.epoch_examples[task],
-            kd_temperature=self.kd_temperature,
-            kd_weight=self.kd_weight,
-        )
-
-    def config(self, task: str) -> lt.LotteryConfig:
-        """The runner's configuration of ``task``'s lottery."""
-        return lt.LotteryConfig(
-            task=task,
-            levels=self.levels,
-            amount=self.amount,
-            replicates=self.replicates,
-            methods=self.methods,
-            criteria=self.criteria,
-            scope=self.scope,
-            normalize=self.normalize,
-            safeguards=lt.Safeguards(**self.safeguards),
-            rewind_fraction=self.rewind_fraction(task),
-            seed=self.seed,
-        )
-
-    def rewind_fraction(self, task: str) -> float:
-        """W_k's place as a share of the cap on epochs (what the runner's config records)."""
-        return min(self.rewind_epochs[task], self.max_epochs[task]) / self.max_epochs[task]
-
-    def settings(
-        self, task: str, data_root: str | None = None, soundfont: str | None = None
-    ) -> dict[str, Any]:
-        """Everything outside the runner's configuration that changes ``task``'s results."""
-        train = dataclasses.asdict(self.train_settings(task))
-        if not any(lt.methods.split_method(m)[1] for m in self.methods):
-            # distillation's settings change nothing without a +kd method: runs made before
-            # they existed keep their directory
-            del train["kd_temperature"], train["kd_weight"]
-        data: dict[str, Any]
-        if data_root is None:
-            data = {
-                "source": self.data,
-                "examples": self.examples[task],
-                "fractions": list(self.fractions),
-                "seed": self.seed,
-            }
-            if self.data == "rendered":
-                sf2 = Path(soundfont) if soundfont is not None else default_soundfont()
-                data["soundfont"] = {"name": sf2.name, "sha256": soundfont_fingerprint(sf2)}
-                data.update(render_fields(task))  # pitch's held-out timbres; others: nothing
-        else:
-            data = {
-                "source": str(Path(data_root).resolve() / REAL_DATA[task]),
-                "limit": self.examples[task] if self.cap_real_data else None,
-                "seed": self.seed,
-            }
-        return {
-            "size": self.size,
-            "train": train,
-            "data": data,
-            "criterion_batches": self.criterion_batches,
-        }
-
-    def override(
-        self,
-        replicates: int | None = None,
-        levels: int | None = None,
-        epochs: int | None = None,
-        methods: Sequence[str] | None = None,
-    ) -> Profile:
-        """A copy with the command line's overrides (``epochs``: the cap, for every task)."""
-        changes: dict[str, Any] = {}
-        if methods is not None:
-            changes["methods"] = tuple(methods)
-        if replicates is not None:
-            changes["replicates"] = replicates
-        if levels is not None:
-            changes["levels"] = levels
-        if epochs is not None:
-            changes["max_epochs"] = _per_task(**dict.fromkeys(TASKS, epochs))
-        return dataclasses.replace(self, **changes) if changes else self
-
-    def with_settings(self, items: Sequence[str], tasks: Sequence[str]) -> Profile:
-        """A copy with ``FIELD=VALUE`` changes of number fields; a per-task field changes for
-        ``tasks`` only. Anything else (an unknown field, a list, a bad number) exits saying so."""
-        changes: dict[str, Any] = {}
-        numbers = {f.name: f for f in dataclasses.fields(self)}
-        for item in items:
-            name, _, text = item.partition("=")
-            current = changes.get(name, getattr(self, name, None))
-            if name not in numbers or not text or name == "safeguards":
-                raise SystemExit(f"--set wants FIELD=VALUE with a number field, got {item!r}")
-            if isinstance(current, Mapping):
-                value = _number(item, text, current[tasks[0]])
-                changes[name] = MappingProxyType({**current, **dict.fromkeys(tasks, value)})
-            elif isinstance(current, bool) or not isinstance(current, int | float):
-                raise SystemExit(f"--set: {name} is not a number field ({item!r})")
-            else:
-                changes[name] = _number(item, text, current)
-        return dataclasses.replace(self, **changes) if changes else self
-
-
-def _number(item: str, text: str, like: Any) -> int | float | None:
-    """``text`` as a number of ``like``'s type (an int where ``like`` is None), or exit."""
-    if text.lower() == "none" and like is None:
-        return None
-    try:
-        return float(text) if isinstance(like, float) else int(text)
-    except ValueError:
-        kind = "a number" if isinstance(like, float) else "an integer"
-        raise SystemExit(f"--set {item!r}: expected {kind}") from None
-
-
-PROFILES: Mapping[str, Profile] = MappingProxyType(
-    {
-        "paper": Profile(
-            name="paper",
-            description="the paper's protocol: paper-size models, 15 levels, 5 replicates",
-            size="paper",
-            levels=15,
-            amount=0.3,
-            replicates=5,
-            methods=("trim", "finetune", "mask"),
-            criteria=("magnitude", "activation", "batchnorm"),
-            # the paper trains a fixed number of epochs, keeps the best-validation model and
-            # rewinds to half of them: patience = the cap never stops a level early
-            rewind_epochs=_per_task(
-                instrument=25, singing=25, pitch=25, chord=50, drum=25, onset=25
-            ),
-            max_epochs=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
-            patience=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
-            examples=_per_task(
-                instrument=8000, singing=4000, pitch=20000, chord=20000, drum=500, onset=500
-            ),
-            epoch_examples=_per_task(**dict.fromkeys(TASKS)),
-            batch_size=_per_task(**dict.fromkeys(TASKS, 64)),
-            transpose=6,
-            criterion_batches=16,
-            # 15 levels of 30% go down to 0.5% of the weights: the default floor (a quarter of
-            # each layer's units) would hold the steps past about 7% (docs/benchmarks.md)
-            safeguards=MappingProxyType(lt.Safeguards(keep_floor=0.05).to_dict()),
-        ),
-        "quick": Profile(
-            name="quick",
-            description="rendered data, quick-size models trained to convergence, 6 levels",
-            size="quick",
-            levels=6,
-            amount=0.3,
-            replicates=3,
-            # the unstructured mask lottery costs as much as trim and fine-tuning together on a
-            # CPU; add it with --methods trim,finetune,mask
-            methods=("trim", "finetune"),
-            criteria=("magnitude",),
-            # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
-            # W_1 and patience 3 left trimmed tickets behind fine-tuning
-            rewind_epochs=_per_task(**dict.fromkeys(TASKS, 4)),
-            # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) for 20-45
-            # epochs of about 3 s; it needs a longer cap, patience and plateau patience. Pitch
-            # starts on one too (error above 0.9 for 15-20 epochs): with a patience of 8 and the
-            # rate halved every third flat epoch, tickets rewound to W_k stopped on it
-            max_epochs=_per_task(instrument=50, singing=50, pitch=80, chord=60, drum=100, onset=50),
-            patience=_per_task(instrument=8, singing=8, pitch=15, chord=8, drum=15, onset=8),
-            # instrument and singing: 1,200 clips (600 to train) fit the 40-minute budget on
-            # two cores; their probed references still reach a third of chance, flattened
-            # (results/probes/references.csv); pitch: 2,000 frames (1,000 to train) fit it, and
-            # its probed reference flattens before the cap at 0.40 test error
-            examples=_per_task(
-                instrument=1200, singing=1200, pitch=2000, chord=2500, drum=150, onset=150
-            ),
-            epoch_examples=_per_task(
-                instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
-            ),
-            batch_size=_per_task(instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32),
-            fractions=(0.5, 0.15, 0.35),
-            # halving the rate after 2 flat epochs left drum references on their plateau; after
-            # 6 one left it (an earlier round, read on test error: docs/examples.md)
-            plateau_patience=_per_task(instrument=2, singing=2, pitch=6, chord=2, drum=6, onset=2),
-            # drum sits on a plateau (hi-hat learnt, kick and snare not) for about 45 epochs at
-            # 1e-3 and 20 at 3e-3, ending lower on validation (docs/examples.md)
-            lr=_per_task(
-                instrument=1e-3, singing=1e-3, pitch=5e-3, chord=1e-3, drum=3e-3, onset=1e-3
-            ),
-            cap_real_data=True,
-        ),
-        "tiny": Profile(
-            name="tiny",
-            description="seconds per task: checks the loop, files and resume, not accuracy",
-            size="tiny",
-            levels=2,
-            amount=0.3,
-            replicates=1,
-            methods=("trim", "finetune", "mask"),
-            criteria=("magnitude",),
-            rewind_epochs=_per_task(**dict.fromkeys(TASKS, 0)),
-            max_epochs=_per_task(**dict.fromkeys(TASKS, 1)),
-            patience=_per_task(**dict.fromkeys(TASKS, 1)),
-            examples=_per_task(instrument=40, singing=40, pitch=60, chord=40, drum=4, onset=4),
-            epoch_examples=_per_task(**dict.fromkeys(TASKS)),
-            batch_size=_per_task(**dict.fromkeys(TASKS, 16)),
-            data="synthetic",
-            criterion_batches=2,
-            cap_real_data=True,
-        ),
-    }
-)
-
-
+__all__ = ["build_lottery", "headline", "main", "parse_args", "run_task"]
 # ------------------------------------------------------------------------------ running
 
 

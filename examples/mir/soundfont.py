@@ -18,9 +18,13 @@ __all__ = [
     "DRUM_CHANNEL",
     "Note",
     "Renderer",
+    "SoundFont",
     "default_soundfont",
     "soundfont_fingerprint",
 ]
+
+#: A SoundFont file, or None for :func:`default_soundfont`.
+SoundFont = str | Path | None
 
 #: GM percussion lives on MIDI channel 10 (index 9), bank 128 in a SoundFont.
 DRUM_CHANNEL = 9

@@ -8,16 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from examples.mir.models import (
+from examples.mir.models import SIZES, TASKS, build_model, count_parameters, example_input
+from examples.mir.networks import (
     CREPE_BASE_FILTERS,
-    SIZES,
-    TASKS,
     Crepe,
     DrumTranscriber,
-    build_model,
-    count_parameters,
     crepe,
-    example_input,
     waveform_classifier,
 )
 

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("tinysoundfont")
 
-from examples.mir import render  # noqa: E402
+from examples.mir import render, render_chords, render_drums, render_pitch  # noqa: E402
 from examples.mir.cache import cache_key  # noqa: E402
 from examples.mir.features import (  # noqa: E402
     CHORD_BINS_PER_OCTAVE,
@@ -19,6 +19,7 @@ from examples.mir.features import (  # noqa: E402
     DRUM_SR,
     PITCH_CENTS,
     hz_to_cents,
+    split_counts,
 )
 from examples.mir.models import TASKS  # noqa: E402
 from examples.mir.soundfont import (  # noqa: E402
@@ -63,7 +64,7 @@ def test_renderer_plays_the_midi_key_it_is_given() -> None:
 
 
 def test_pitch_frames_are_labelled_with_the_note_played() -> None:
-    data = render.pitch(40, seed=0)
+    data = render_pitch.pitch(40, seed=0)
     keys = np.round(69 + 12 * np.log2(data.meta["f0_hz"] / 440.0))
     assert np.allclose(data.meta["f0_hz"], 440.0 * 2 ** ((keys - 69) / 12))
     label_bin = data.targets.argmax(dim=1).numpy()
@@ -76,38 +77,40 @@ def test_pitch_frames_are_labelled_with_the_note_played() -> None:
 
 
 def test_pitch_holds_out_one_program_of_every_family_that_the_soundfont_has() -> None:
-    heldout = render.PITCH_HELDOUT_PROGRAMS
+    heldout = render_pitch.PITCH_HELDOUT_PROGRAMS
     families = [p // 8 for p in heldout]
     assert sorted(families) == list(range(14))  # one per melodic GM family
-    assert set(heldout).isdisjoint(render.PITCH_TRAIN_PROGRAMS)
-    assert set(heldout) | set(render.PITCH_TRAIN_PROGRAMS) == set(render.PITCH_PROGRAMS)
-    per_family = np.bincount([p // 8 for p in render.PITCH_TRAIN_PROGRAMS], minlength=14)
+    assert set(heldout).isdisjoint(render_pitch.PITCH_TRAIN_PROGRAMS)
+    assert set(heldout) | set(render_pitch.PITCH_TRAIN_PROGRAMS) == set(render_pitch.PITCH_PROGRAMS)
+    per_family = np.bincount([p // 8 for p in render_pitch.PITCH_TRAIN_PROGRAMS], minlength=14)
     assert (per_family == 7).all()  # every family stays in training
     synth = Renderer(None, 16000)
     assert all(synth.has_program(p) for p in heldout)
-    assert 0 < render.PITCH_HELDOUT_SHARE < 0.5
+    assert 0 < render_pitch.PITCH_HELDOUT_SHARE < 0.5
 
 
 def test_pitch_renders_the_held_out_share_from_the_held_out_programs() -> None:
-    train = render.PITCH_TRAIN_PROGRAMS
-    data = render.pitch(48, seed=2, programs=train, heldout_share=0.25)
+    train = render_pitch.PITCH_TRAIN_PROGRAMS
+    data = render_pitch.pitch(48, seed=2, programs=train, heldout_share=0.25)
     program = data.meta["program"]
-    held = np.isin(program, render.PITCH_HELDOUT_PROGRAMS)
+    held = np.isin(program, render_pitch.PITCH_HELDOUT_PROGRAMS)
     assert abs(held.mean() - 0.25) <= 4 / 48  # within one note (up to four frames) of 1/4
     assert set(program[~held].tolist()) <= set(train)
-    seen = render.pitch(24, seed=2, programs=train)
-    assert not np.isin(seen.meta["program"], render.PITCH_HELDOUT_PROGRAMS).any()
+    seen = render_pitch.pitch(24, seed=2, programs=train)
+    assert not np.isin(seen.meta["program"], render_pitch.PITCH_HELDOUT_PROGRAMS).any()
     # by default every melodic program plays, as before held-out timbres existed
-    assert np.isin(render.pitch(60, seed=0).meta["program"], render.PITCH_HELDOUT_PROGRAMS).any()
+    assert np.isin(
+        render_pitch.pitch(60, seed=0).meta["program"], render_pitch.PITCH_HELDOUT_PROGRAMS
+    ).any()
     with pytest.raises(ValueError, match="heldout_share"):
-        render.pitch(4, programs=train, heldout_share=1.5)
+        render_pitch.pitch(4, programs=train, heldout_share=1.5)
     with pytest.raises(ValueError, match="none of the programs"):
-        render.pitch(4, programs=(128,))
+        render_pitch.pitch(4, programs=(128,))
 
 
 def test_pitch_splits_keep_held_out_timbres_for_the_test_split(tmp_path: Path) -> None:
     splits = render.make_dataset("pitch", 80, seed=0, cache_dir=tmp_path)
-    heldout = render.PITCH_HELDOUT_PROGRAMS
+    heldout = render_pitch.PITCH_HELDOUT_PROGRAMS
     for part in (splits.train, splits.val):
         assert not np.isin(part.meta["program"], heldout).any()
     test = np.isin(splits.test.meta["program"], heldout)
@@ -132,18 +135,20 @@ def test_only_pitch_cache_keys_carry_the_held_out_programs(
         fields = {
             "task": task,
             "size": "tiny",
-            "counts": render.split_counts(20, (0.7, 0.15, 0.15)),
+            "counts": split_counts(20, (0.7, 0.15, 0.15)),
             "seed": 1,
             "soundfont": sf2,
         }
         # the other tasks' keys are what they were before pitch held timbres out
         assert (keys[-1] == cache_key(fields)) is (task != "pitch")
     assert render.render_fields("chord") == {}
-    assert render.render_fields("pitch")["heldout_programs"] == list(render.PITCH_HELDOUT_PROGRAMS)
+    assert render.render_fields("pitch")["heldout_programs"] == list(
+        render_pitch.PITCH_HELDOUT_PROGRAMS
+    )
 
 
 def test_chord_patches_sound_the_labelled_triad() -> None:
-    data = render.chords(75, seed=1)
+    data = render_chords.chords(75, seed=1)
     labels = data.targets.numpy()
     per_semitone = CHORD_BINS_PER_OCTAVE // 12
     matched = quality = total = 0
@@ -163,7 +168,7 @@ def test_chord_patches_sound_the_labelled_triad() -> None:
 
 
 def test_drum_labels_land_on_the_midi_onset_frames() -> None:
-    data = render.drums(2, seed=5, size="tiny")
+    data = render_drums.drums(2, seed=5, size="tiny")
     fps = data.meta["fps"]
     mel = data.inputs[:, 0, :, 5].numpy()  # the centre frame of every window
     flux = np.r_[0.0, np.maximum(np.diff(mel, axis=0), 0).sum(axis=1)]
@@ -179,8 +184,8 @@ def test_drum_labels_land_on_the_midi_onset_frames() -> None:
 
 
 def test_onsets_hold_every_note_start_of_drums_and_background() -> None:
-    drums = render.drums(2, seed=6, size="tiny")
-    onsets = render.onsets(2, seed=6, size="tiny")
+    drums = render_drums.drums(2, seed=6, size="tiny")
+    onsets = render_drums.onsets(2, seed=6, size="tiny")
     assert torch.equal(drums.inputs, onsets.inputs)
     for c in range(2):
         kit = np.concatenate(drums.meta["onsets"][c])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from examples.mir import render, synth
+from examples.mir import render_pitch, synth
 from examples.mir.features import MIRData, Splits, pitch_target
 from examples.mir.training import TaskRun, TrainSettings, pitch_accuracies
 
@@ -38,7 +38,7 @@ def _frames(f0: np.ndarray, est: np.ndarray, program: list[int]) -> tuple[MIRDat
 
 
 def test_pitch_evaluation_reports_accuracies_on_all_frames_and_held_out_timbres() -> None:
-    held, seen = render.PITCH_HELDOUT_PROGRAMS[0], render.PITCH_TRAIN_PROGRAMS[0]
+    held, seen = render_pitch.PITCH_HELDOUT_PROGRAMS[0], render_pitch.PITCH_TRAIN_PROGRAMS[0]
     f0 = np.array([440.0, 220.0, 330.0, 262.0, 440.0, 440.0, 220.0, 330.0])
     # seen frames: all right; held-out frames: right, an octave off, a fifth off, an octave off
     est = np.array([440.0, 220.0, 330.0, 262.0, 440.0, 880.0, 330.0, 165.0])
@@ -55,7 +55,7 @@ def test_pitch_evaluation_reports_accuracies_on_all_frames_and_held_out_timbres(
 
 def test_pitch_accuracies_without_held_out_frames_are_nan() -> None:
     f0 = np.array([440.0, 220.0])
-    data, logits = _frames(f0, f0, [render.PITCH_TRAIN_PROGRAMS[0]] * 2)
+    data, logits = _frames(f0, f0, [render_pitch.PITCH_TRAIN_PROGRAMS[0]] * 2)
     result = pitch_accuracies(logits, data)
     assert result["rpa"] == 1.0 and result["heldout_n"] == 0
     assert math.isnan(result["rpa_heldout"]) and math.isnan(result["rca_heldout"])

@@ -20,7 +20,8 @@ from benchmarks.pacings import (
     plot_time,
     table,
 )
-from examples.mir.run import PROFILES, run_task
+from examples.mir.profiles import PROFILES
+from examples.mir.run import run_task
 from lotterytrim.storage.io import saved_metadata
 
 

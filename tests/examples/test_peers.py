@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from benchmarks.peers import comparison, main, n_params, output_layer, prune_to
-from examples.mir.run import PROFILES, run_task
+from examples.mir.profiles import PROFILES
+from examples.mir.run import run_task
 
 
 def _net() -> nn.Module:

@@ -15,19 +15,12 @@ import soundfile as sf
 import torch
 
 import lotterytrim as lt
-from examples.mir import metrics, render, synth
+from examples.mir import metrics, render_pitch, synth_chords, synth_drums
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.models import TASKS, count_parameters
-from examples.mir.run import (
-    PROFILES,
-    Profile,
-    build_lottery,
-    headline,
-    main,
-    parse_args,
-    run_task,
-)
-from examples.mir.training import split_by_group, subset
+from examples.mir.profiles import PROFILES, Profile
+from examples.mir.run import build_lottery, headline, main, parse_args, run_task
+from examples.mir.splits import split_by_group, subset
 
 TINY = PROFILES["tiny"]
 
@@ -343,7 +336,7 @@ def test_missing_real_data_names_the_expected_folder(tmp_path: Path) -> None:
 
 
 def test_split_by_group_keeps_clips_whole_and_scorable() -> None:
-    data = synth.onsets(6, seed=3, size="tiny")
+    data = synth_drums.onsets(6, seed=3, size="tiny")
     splits = split_by_group(data, "clip", seed=0)
     clips_per_split = [len(part.meta["onsets"]) for part in splits]
     assert sum(clips_per_split) == 6 and min(clips_per_split) >= 1
@@ -359,7 +352,7 @@ def test_split_by_group_keeps_clips_whole_and_scorable() -> None:
 
 
 def test_split_by_group_keeps_groups_apart_and_limits_them() -> None:
-    data = synth.chords(60, seed=1, size="tiny")
+    data = synth_chords.chords(60, seed=1, size="tiny")
     data.meta["song"] = [f"song{i // 5}" for i in range(data.n)]  # 12 songs of 5 patches
     data.meta["row"] = np.arange(data.n)
     splits = split_by_group(data, "song", seed=0)
@@ -395,8 +388,8 @@ def test_rendered_data_run_and_its_soundfont_in_the_hash(
 def test_rendered_pitch_settings_name_its_held_out_timbres() -> None:
     rendered = dataclasses.replace(TINY, data="rendered")
     pitch = rendered.settings("pitch")["data"]
-    assert pitch["heldout_programs"] == list(render.PITCH_HELDOUT_PROGRAMS)
-    assert pitch["heldout_share"] == render.PITCH_HELDOUT_SHARE
+    assert pitch["heldout_programs"] == list(render_pitch.PITCH_HELDOUT_PROGRAMS)
+    assert pitch["heldout_share"] == render_pitch.PITCH_HELDOUT_SHARE
     # the other tasks' settings, and so their run directories, are what they were
     onset = rendered.settings("onset")["data"]
     assert set(onset) == {"source", "examples", "fractions", "seed", "soundfont"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.selection import Setting, guard_for, profile_for
-from examples.mir.run import PROFILES
+from examples.mir.profiles import PROFILES
 
 
 def _default() -> Setting:
