@@ -33,7 +33,8 @@ from torch import nn
 
 import lotterytrim as lt
 from examples.mir.models import TASKS
-from examples.mir.run import PROFILES, build_lottery
+from examples.mir.profiles import PROFILES
+from examples.mir.run import build_lottery
 from lotterytrim.runner.config import unprunable_modules
 
 _RECALIBRATION_EXAMPLES = 1024  # training examples that re-estimate norm statistics

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from benchmarks.step_damage import _recalibrate, main, table
-from examples.mir.run import PROFILES, run_task
+from examples.mir.profiles import PROFILES
+from examples.mir.run import run_task
 
 
 def test_rows_after_one_and_after_the_last_step_leave_the_reference_alone(
