@@ -6,7 +6,7 @@ references of an example lottery (quick profile) and, for each criterion and cos
 copy in ``--steps`` steps of 30% with no training between them, recording the validation error
 (and the test error beside it) after the first and the last step, as the step left the model
 and again after re-estimating its BatchNorm statistics on 1,024 training examples
-(``recal_*``: forward passes only, no weight changes). No model is trained.
+(``recal_*``: ``lt.recalibrate_norms``, forward passes only). No model is trained.
 
     python -m benchmarks.step_damage --task chord --root runs/quick --replicates 0,1,2 \\
         --out results/retraining
@@ -136,7 +136,7 @@ def _steps(
             scores = ref.run.evaluate(trimmer.model)
             seconds = time.perf_counter() - t0
             recalibrated = copy.deepcopy(trimmer.model)
-            _recalibrate(recalibrated, ref.recalibration)
+            lt.recalibrate_norms(recalibrated, ref.recalibration)
             fresh = ref.run.evaluate(recalibrated)
             rows.append(
                 {
@@ -157,24 +157,6 @@ def _steps(
         flush=True,
     )
     return rows
-
-
-def _recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
-    """Re-estimate every norm layer's running statistics on ``batches`` (no gradient, weights
-    unchanged): the statistics a trimmed layer keeps were measured before the step."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training = model.training
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # a plain average over the batches
-        norm.train()
-    with torch.no_grad():
-        for x in batches:
-            model(x)
-    model.train(was_training)
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:

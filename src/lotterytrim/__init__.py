@@ -20,6 +20,7 @@ from lotterytrim.options import Safeguards, TrimOptions
 from lotterytrim.storage.io import load, save
 from lotterytrim.trimming import methods
 from lotterytrim.trimming.earlybird import EarlyBird
+from lotterytrim.trimming.norms import recalibrate_norms
 from lotterytrim.trimming.step import StepResult, TrimResult, trim
 from lotterytrim.trimming.trimmer import LotteryTrimmer
 
@@ -50,8 +51,9 @@ __all__ = [
     "criteria",
     "methods",
     "adapters",
-    # retraining
+    # retraining, and repairing a step's norm statistics
     "distillation_loss",
+    "recalibrate_norms",
     # files
     "save",
     "load",

@@ -6,10 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
-import torch
-from torch import nn
 
-from benchmarks.step_damage import _recalibrate, main, table
+from benchmarks.step_damage import main, table
 from examples.mir.profiles import PROFILES
 from examples.mir.run import run_task
 
@@ -43,20 +41,3 @@ def test_rows_after_one_and_after_the_last_step_leave_the_reference_alone(
     printed = table(damage)
     assert list(printed.columns[:4]) == ["task", "steps", "criterion", "cost"]
     assert len(printed) == 4
-
-
-def test_recalibration_sets_norm_statistics_to_those_of_the_batches() -> None:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4), nn.ReLU(), nn.Dropout(0.5))
-    model.eval()
-    norm = model[1]
-    norm.running_mean.fill_(5.0)
-    norm.running_var.fill_(9.0)
-    batches = [torch.randn(8, 1, 20) + 2.0 for _ in range(3)]
-    weights = [p.clone() for p in model.parameters()]
-    _recalibrate(model, batches)
-    with torch.no_grad():
-        out = torch.cat([model[0](x) for x in batches])  # the conv's outputs, all batches
-    assert torch.allclose(norm.running_mean, out.mean(dim=(0, 2)), atol=1e-5)
-    assert not norm.training and not model.training  # left in eval mode, as it came
-    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
