@@ -21,8 +21,12 @@ Data:
 * :mod:`examples.mir.render_chords`: rendered chord data.
 * :mod:`examples.mir.render_drums`: rendered drum and onset data.
 * :mod:`examples.mir.cache`: the on-disk cache of rendered splits.
-* :mod:`examples.mir.datasets`: loaders for NSynth, VocalSet, URMP/MedleyDB, Isophonics
-  chords and IDMT-SMT-Drums already on disk.
+* :mod:`examples.mir.datasets`: what the real-dataset loaders share (audio reading,
+  ``DatasetNotFoundError``).
+* :mod:`examples.mir.datasets_clips`: loaders for NSynth, VocalSet and URMP/MedleyDB already
+  on disk.
+* :mod:`examples.mir.datasets_annotated`: loaders for Isophonics chords and IDMT-SMT-Drums
+  already on disk.
 * :mod:`examples.mir.splits`: train / val / test splits of each data source, cached per process.
 
 Training, runs and results:
@@ -33,6 +37,8 @@ Training, runs and results:
 * :mod:`examples.mir.uncertainty`: how noisy a test error is.
 * :mod:`examples.mir.profiles`: the run profiles (paper, quick, tiny).
 * :mod:`examples.mir.run`: the command that runs a task's lottery (``python -m examples.mir.run``).
-* :mod:`examples.mir.summarize`: the results tables of docs/results.md
+* :mod:`examples.mir.row_files`: result rows, exported from run directories and read back.
+* :mod:`examples.mir.tables`: the results tables of docs/results.md, built from the rows.
+* :mod:`examples.mir.summarize`: the command that rebuilds docs/results.md from the rows
   (``python -m examples.mir.summarize``).
 """

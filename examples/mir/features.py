@@ -1,7 +1,8 @@
 """Shared input features and target encodings for the MIR examples.
 
 The synthetic and rendered generators (:mod:`examples.mir.synth`, :mod:`examples.mir.render`)
-and the real-dataset loaders (:mod:`examples.mir.datasets`) all go through these functions, so
+and the real-dataset loaders (:mod:`examples.mir.datasets_clips`,
+:mod:`examples.mir.datasets_annotated`) all go through these functions, so
 a model trained on one sees exactly the same kind of tensors on the others.
 """
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import datasets, render, synth
+from . import datasets_annotated, datasets_clips, render, synth
 from .features import MIRData, Splits
 from .models import TASKS
 
@@ -149,13 +149,13 @@ def _load_real(task: str, folder: Path, size: str) -> MIRData:
     if task in ("instrument", "singing"):
         seconds = spec.input_shape[-1] / spec.sample_rate
         if task == "instrument":
-            return datasets.load_instruments(folder, seconds=seconds, sr=spec.sample_rate)
-        return datasets.load_vocalset(folder, seconds=seconds, sr=spec.sample_rate)
+            return datasets_clips.load_instruments(folder, seconds=seconds, sr=spec.sample_rate)
+        return datasets_clips.load_vocalset(folder, seconds=seconds, sr=spec.sample_rate)
     if task == "pitch":
-        return datasets.load_nsynth(folder)
+        return datasets_clips.load_nsynth(folder)
     if task == "chord":
-        return datasets.load_chords(folder / "audio", folder / "chordlab")
-    return datasets.load_smt_drums(folder, task=task)
+        return datasets_annotated.load_chords(folder / "audio", folder / "chordlab")
+    return datasets_annotated.load_smt_drums(folder, task=task)
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from examples.mir import datasets
+from examples.mir import datasets, datasets_annotated, datasets_clips
 from examples.mir.datasets import DatasetNotFoundError
 from examples.mir.features import CHORD_HOP, CHORD_SR, DRUM_HOP, DRUM_SR, PITCH_CENTS, hz_to_cents
 from examples.mir.models import INSTRUMENTS, TECHNIQUES
@@ -47,7 +47,7 @@ def _nsynth(root: Path) -> dict[str, dict]:
 
 def test_nsynth_frames_and_targets(tmp_path: Path) -> None:
     _nsynth(tmp_path)
-    data = datasets.load_nsynth(tmp_path, notes_per_instrument=None)
+    data = datasets_clips.load_nsynth(tmp_path, notes_per_instrument=None)
     # three notes in range (MIDI 120 is above the 360 bins), 2 s each: 31 frames of 1024
     assert data.inputs.shape == (3 * 31, 1, 1024)
     assert data.targets.shape == (93, 360)
@@ -66,7 +66,7 @@ def test_nsynth_frames_and_targets(tmp_path: Path) -> None:
 
 def test_nsynth_subsampling_per_instrument_and_hop(tmp_path: Path) -> None:
     _nsynth(tmp_path)
-    data = datasets.load_nsynth(tmp_path, notes_per_instrument=1, hop=512, seed=1)
+    data = datasets_clips.load_nsynth(tmp_path, notes_per_instrument=1, hop=512, seed=1)
     assert len(set(data.meta["instrument"])) == 2  # guitar and bass; the mallet is out of range
     assert len(set(data.meta["note"])) == 2
     assert data.n == 2 * (1 + (32000 - 1024) // 512)
@@ -74,11 +74,11 @@ def test_nsynth_subsampling_per_instrument_and_hop(tmp_path: Path) -> None:
 
 def test_nsynth_missing_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="examples.json"):
-        datasets.load_nsynth(tmp_path)
+        datasets_clips.load_nsynth(tmp_path)
     _nsynth(tmp_path)
     (tmp_path / "audio" / "bass_synthetic_009-040-075.wav").unlink()
     with pytest.raises(DatasetNotFoundError, match="bass_synthetic_009-040-075.wav"):
-        datasets.load_nsynth(tmp_path)
+        datasets_clips.load_nsynth(tmp_path)
 
 
 # --------------------------------------------------------------------------------- VocalSet
@@ -102,7 +102,7 @@ def _vocalset(root: Path, sr: int = 8000) -> None:
 
 def test_vocalset_labels_singers_and_chunks(tmp_path: Path) -> None:
     _vocalset(tmp_path)
-    data = datasets.load_vocalset(tmp_path, seconds=1.0, sr=8000)
+    data = datasets_clips.load_vocalset(tmp_path, seconds=1.0, sr=8000)
     labels = [TECHNIQUES[i] for i in data.targets.tolist()]
     # 2.5 s belt -> 2 chunks, 1.2 s vibrato -> 1, 0.5 s fry -> padded to 1, silence dropped
     assert sorted(labels) == ["belt", "belt", "vibrato", "vocal_fry"]
@@ -110,21 +110,21 @@ def test_vocalset_labels_singers_and_chunks(tmp_path: Path) -> None:
     assert sorted(set(data.meta["singer"])) == ["f1", "m3"]
     fry = labels.index("vocal_fry")
     assert torch.all(data.inputs[fry, 0, 4000:] == 0)
-    only_m3 = datasets.load_vocalset(tmp_path, seconds=1.0, sr=8000, singers=["M3"])
+    only_m3 = datasets_clips.load_vocalset(tmp_path, seconds=1.0, sr=8000, singers=["M3"])
     assert [TECHNIQUES[i] for i in only_m3.targets.tolist()] == ["vocal_fry"]
 
 
 def test_vocalset_resamples_and_errors(tmp_path: Path) -> None:
     _write(tmp_path / "f2" / "long_tones" / "straight" / "a.wav", _tone(440, 1.0, 22050), 22050)
-    data = datasets.load_vocalset(tmp_path, seconds=0.5, sr=8000)
+    data = datasets_clips.load_vocalset(tmp_path, seconds=0.5, sr=8000)
     assert data.inputs.shape == (2, 1, 4000) and set(data.targets.tolist()) == {5}
     spectrum = np.abs(np.fft.rfft(data.inputs[0, 0].numpy()))
     assert abs(np.argmax(spectrum) * 8000 / 4000 - 440) <= 2
     with pytest.raises(DatasetNotFoundError, match="nowhere"):
-        datasets.load_vocalset(tmp_path / "nowhere")
+        datasets_clips.load_vocalset(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetNotFoundError, match="technique"):
-        datasets.load_vocalset(tmp_path / "empty")
+        datasets_clips.load_vocalset(tmp_path / "empty")
 
 
 # ------------------------------------------------------------------------ URMP / MedleyDB
@@ -138,12 +138,12 @@ def test_instrument_folders_and_urmp_names(tmp_path: Path) -> None:
     _write(urmp / "AuSep_2_vc_01_Jupiter.wav", _tone(130, 1.0, sr), sr)
     _write(urmp / "AuMix_01_Jupiter_vn_vc.wav", _tone(130, 1.0, sr), sr)  # a mix: no label
     _write(tmp_path / "piano" / "x.wav", _tone(262, 1.0, sr), sr)  # not one of the 13
-    data = datasets.load_instruments(tmp_path, seconds=1.0, sr=sr)
+    data = datasets_clips.load_instruments(tmp_path, seconds=1.0, sr=sr)
     names = sorted(INSTRUMENTS[i] for i in data.targets.tolist())
     assert names == ["cello", "horn", "violin", "violin"]
     assert data.inputs.shape == (4, 1, sr)
     with pytest.raises(DatasetNotFoundError, match="instruments"):
-        datasets.load_instruments(tmp_path / "piano")
+        datasets_clips.load_instruments(tmp_path / "piano")
 
 
 # -------------------------------------------------------------------- Beatles / Isophonics
@@ -155,8 +155,8 @@ def test_chord_class_reduction() -> None:
         "F#:aug": 6, "Db:min/b3": 13, "N": 24, "X": None, "D:sus4": None, "C:5": None,
     }  # fmt: skip
     for label, expected in cases.items():
-        assert datasets.chord_class(label) == expected, label
-    assert datasets.chord_class("D:sus4", other="N") == 24
+        assert datasets_annotated.chord_class(label) == expected, label
+    assert datasets_annotated.chord_class("D:sus4", other="N") == 24
 
 
 def test_chords_from_lab_and_audio(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_chords_from_lab_and_audio(tmp_path: Path) -> None:
     y = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) * (t < 1)
     y = y + sum(np.sin(2 * np.pi * f * t) for f in (220.0, 261.6, 329.6)) * ((t >= 1) & (t < 2))
     _write(audio / "01_-_Song.wav", (0.1 * y).astype(np.float32), 44100)
-    data = datasets.load_chords(tmp_path / "audio", tmp_path / "chordlab")
+    data = datasets_annotated.load_chords(tmp_path / "audio", tmp_path / "chordlab")
     assert data.inputs.shape[1:] == (1, 105, 15)
     times, y_cls = data.meta["time"], data.targets.numpy()
     assert np.all(y_cls[times < 1.0] == 0)
@@ -179,7 +179,7 @@ def test_chords_from_lab_and_audio(tmp_path: Path) -> None:
     assert np.all(y_cls[times >= 2.5] == 24)
     frame_t = np.arange(0, 3.0 + 1e-9, CHORD_HOP / CHORD_SR)
     assert data.n == len(frame_t) - int(((frame_t >= 2.0) & (frame_t < 2.5)).sum())
-    every_4th = datasets.load_chords(tmp_path / "audio", tmp_path / "chordlab", stride=4)
+    every_4th = datasets_annotated.load_chords(tmp_path / "audio", tmp_path / "chordlab", stride=4)
     assert every_4th.n < data.n / 3
     assert set(data.meta["song"]) == {"The Beatles/01_-_Please_Please_Me/01_-_Song"}
 
@@ -188,15 +188,15 @@ def test_chords_errors(tmp_path: Path) -> None:
     (tmp_path / "labels").mkdir()
     (tmp_path / "audio").mkdir()
     with pytest.raises(DatasetNotFoundError, match=r"\.lab"):
-        datasets.load_chords(tmp_path / "audio", tmp_path / "labels")
+        datasets_annotated.load_chords(tmp_path / "audio", tmp_path / "labels")
     (tmp_path / "labels" / "song.lab").write_text("0 1 C\n")
     with pytest.raises(DatasetNotFoundError, match="song"):
-        datasets.load_chords(tmp_path / "audio", tmp_path / "labels")
+        datasets_annotated.load_chords(tmp_path / "audio", tmp_path / "labels")
     (tmp_path / "labels" / "bad.lab").write_text("0 1\n")
     with pytest.raises(ValueError, match="start end label"):
-        datasets.read_lab(tmp_path / "labels" / "bad.lab")
+        datasets_annotated.read_lab(tmp_path / "labels" / "bad.lab")
     with pytest.raises(DatasetNotFoundError, match="chord audio folder"):
-        datasets.load_chords(tmp_path / "missing", tmp_path / "labels")
+        datasets_annotated.load_chords(tmp_path / "missing", tmp_path / "labels")
 
 
 # ------------------------------------------------------------------------------- SMT-Drums
@@ -239,9 +239,11 @@ def _smt(root: Path) -> dict[str, list[float]]:
 
 def test_smt_drums_xml(tmp_path: Path) -> None:
     hits = _smt(tmp_path)
-    per_drum = datasets.read_smt_annotation(tmp_path / "annotation_xml" / "RealDrum01_00#MIX.xml")
+    per_drum = datasets_annotated.read_smt_annotation(
+        tmp_path / "annotation_xml" / "RealDrum01_00#MIX.xml"
+    )
     assert [p.tolist() for p in per_drum] == [hits["KD"], hits["SD"], hits["HH"]]
-    data = datasets.load_smt_drums(tmp_path)
+    data = datasets_annotated.load_smt_drums(tmp_path)
     n_frames = 1 + 2 * DRUM_SR // DRUM_HOP
     assert data.inputs.shape == (n_frames, 1, 64, 11)
     assert data.targets.shape == (n_frames, 3)
@@ -250,7 +252,7 @@ def test_smt_drums_xml(tmp_path: Path) -> None:
         expected = np.round(np.array(hits[name]) * fps).astype(int)
         assert np.flatnonzero(data.targets[:, h].numpy()).tolist() == expected.tolist()
     assert data.meta["file"] == ["RealDrum01_00#MIX.wav"]
-    onset = datasets.load_smt_drums(tmp_path, task="onset")
+    onset = datasets_annotated.load_smt_drums(tmp_path, task="onset")
     assert onset.targets.shape == (n_frames, 1)
     merged = onset.meta["onsets"][0][0]
     assert merged.tolist() == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5]  # kick + hat at 0.25 s merge
@@ -262,17 +264,17 @@ def test_smt_drums_txt_annotations_and_errors(tmp_path: Path) -> None:
         xml.unlink()
     (tmp_path / "annotation_xml").rmdir()
     with pytest.raises(DatasetNotFoundError, match=r"RealDrum01_00#MIX\.xml"):
-        datasets.load_smt_drums(tmp_path)
+        datasets_annotated.load_smt_drums(tmp_path)
     txt = tmp_path / "annotation_txt" / "RealDrum01_00#MIX.txt"
     txt.parent.mkdir()
     lines = [f"{t:.3f}\t{inst}" for inst, times in hits.items() for t in times]
     txt.write_text("\n".join(lines + ["0.9\tTT"]) + "\n")  # a tom: ignored
-    data = datasets.load_smt_drums(tmp_path)
+    data = datasets_annotated.load_smt_drums(tmp_path)
     assert [o.tolist() for o in data.meta["onsets"][0]] == [hits["KD"], hits["SD"], hits["HH"]]
     with pytest.raises(ValueError, match="task"):
-        datasets.load_smt_drums(tmp_path, task="chord")
+        datasets_annotated.load_smt_drums(tmp_path, task="chord")
     with pytest.raises(DatasetNotFoundError, match="audio folder"):
-        datasets.load_smt_drums(tmp_path / "nope")
+        datasets_annotated.load_smt_drums(tmp_path / "nope")
 
 
 def test_load_audio_mixes_channels_and_names_missing_files(tmp_path: Path) -> None:

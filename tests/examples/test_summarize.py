@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from examples.mir import summarize
+from examples.mir import row_files, summarize, tables
 from examples.mir.models import build_model, example_input
 
 
@@ -78,8 +78,8 @@ def test_rows_are_exported_and_the_doc_is_rebuilt_from_them(tmp_path: Path, caps
     assert files == ["chord.csv", "onset.csv"]
     table = pd.read_csv(rows / "onset.csv")
     # runs of today's runner carry the cells' total cost after the columns every file has
-    later = [c for c in summarize.LATER_COLUMNS if c != "step_val_error"]
-    assert list(table.columns) == [*summarize.ROW_COLUMNS, *later]
+    later = [c for c in row_files.LATER_COLUMNS if c != "step_val_error"]
+    assert list(table.columns) == [*row_files.ROW_COLUMNS, *later]
     assert len(table) == 2 * 3  # trim and finetune: the reference's row, levels 1 and 2
     assert (table.latency_ms > 0).all() and table.settings.nunique() == 1
     text = doc.read_text()
@@ -97,13 +97,13 @@ def test_pitch_rows_keep_their_accuracy_columns(tmp_path: Path) -> None:
     accuracies = {"rpa": 0.7, "rca": 0.8, "rpa_heldout": 0.5, "rca_heldout": 0.6, "heldout_n": 2}
     _run(tmp_path / "runs", "pitch", accuracies, levels=1, methods=("trim",))
     rows = tmp_path / "rows"
-    summarize.export(tmp_path / "runs", rows, latency_runs=1)
+    row_files.export(tmp_path / "runs", rows, latency_runs=1)
     pitch = pd.read_csv(rows / "pitch.csv")
     # the other tasks' files have no accuracy columns (onset's, in the test above)
-    later = [c for c in summarize.LATER_COLUMNS if c != "step_val_error"]
-    assert list(pitch.columns) == [*summarize.ROW_COLUMNS, *summarize.PITCH_COLUMNS, *later]
+    later = [c for c in row_files.LATER_COLUMNS if c != "step_val_error"]
+    assert list(pitch.columns) == [*row_files.ROW_COLUMNS, *row_files.PITCH_COLUMNS, *later]
     assert (pitch.rca_heldout == 0.6).all() and (pitch.heldout_n == 2).all()
-    assert "| reference | reference L0 |" in summarize.render(summarize.load_rows(rows))["pitch"]
+    assert "| reference | reference L0 |" in tables.render(row_files.load_rows(rows))["pitch"]
 
 
 def _pitch_rows() -> pd.DataFrame:
@@ -138,7 +138,7 @@ def _pitch_rows() -> pd.DataFrame:
 def test_the_pitch_block_shows_accuracies_of_the_models_chosen_on_validation() -> None:
     chord = _rows({"trim": [0.2, 0.19]}, {"trim": [0.2, 0.2]}).assign(task="chord")
     results = pd.concat([chord, _pitch_rows()], ignore_index=True)
-    table = summarize.pitch_accuracy(results).set_index("model")
+    table = tables.pitch_accuracy(results).set_index("model")
     assert list(table.index) == ["reference", "optimal"]
     ref, opt = table.loc["reference"], table.loc["optimal"]
     assert opt["method, level"] == "trim L2" and opt["params"] == "490"  # 0.32 <= 1.1 x 0.30
@@ -147,16 +147,16 @@ def test_the_pitch_block_shows_accuracies_of_the_models_chosen_on_validation() -
     assert opt["held-out RPA"] == pytest.approx(0.45)
     assert opt["held-out RCA"] == pytest.approx(0.55)
     assert ref["test frames (held-out)"] == "2,100 (525)"
-    block = summarize.pitch_block(results)
+    block = tables.pitch_block(results)
     assert "| optimal | trim L2 | 490 | 0.640 | 0.700 | 0.450 | 0.550 | 2,100 (525) |" in block
 
 
 def test_the_pitch_block_without_pitch_rows_or_a_model_within_reach() -> None:
     chord = _rows({"trim": [0.2, 0.19]}, {"trim": [0.2, 0.2]}).assign(task="chord")
-    assert summarize.pitch_block(chord) == "Pitch has not run yet: no pitch rows."
+    assert tables.pitch_block(chord) == "Pitch has not run yet: no pitch rows."
     far = _pitch_rows()
     far = far[far.level.isin([0, 3])].drop(columns=["rpa", "rca", "rpa_heldout", "rca_heldout"])
-    table = summarize.pitch_accuracy(far).set_index("model")
+    table = tables.pitch_accuracy(far).set_index("model")
     assert table.loc["optimal", "method, level"] == "none within 1.1x"
     assert math.isnan(table.loc["reference", "test RPA"])  # rows from before the columns
     assert table.loc["reference", "test frames (held-out)"] == "2,100 (525)"
@@ -186,7 +186,7 @@ def test_targets_choose_on_validation_across_methods() -> None:
     # test error says trim's level 4 is fine; validation says only finetune's level 2 is
     val = {"trim": [0.2, 0.19, 0.23, 0.25, 0.3], "finetune": [0.2, 0.2, 0.21, 0.4, 0.4]}
     test = {"trim": [0.2, 0.2, 0.2, 0.2, 0.2], "finetune": [0.2, 0.3, 0.33, 0.3, 0.3]}
-    row = summarize.targets(_rows(val, test)).iloc[0]
+    row = tables.targets(_rows(val, test)).iloc[0]
     assert row["removed at the reference's error"] == pytest.approx(0.3)  # trim L1
     assert row["removed within 1.1x"] == pytest.approx(1 - 0.49)  # finetune L2 (0.21 <= 0.22)
     assert row["within 1.1x: model, test / reference"] == "finetune L2, 1.65x"
@@ -208,7 +208,7 @@ def test_per_level_shows_kept_validation_and_test_spread() -> None:
         for r, e in enumerate((0.1, 0.3))
         for lv in (0, 1)
     ]
-    table = summarize.per_level(pd.DataFrame(rows)).set_index(["task", "method", ""])
+    table = tables.per_level(pd.DataFrame(rows)).set_index(["task", "method", ""])
     assert table.loc[("t", "trim", "test error"), "L1"] == "0.200 [0.100-0.300]"
     assert table.loc[("t", "trim", "val error"), "L1"] == "0.100"
     assert table.loc[("t", "finetune", "kept"), "L1"] == "0.700"
