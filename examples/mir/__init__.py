@@ -1,8 +1,10 @@
-"""The paper's MIR reproduction for lotterytrim: six tasks, their models, data, runs and errors.
+"""The paper's MIR reproduction for lotterytrim: six tasks, their models, data, runs and errors,
+and a generative example (``ddsp``, docs/generative.md).
 
 Models:
 
 * :mod:`examples.mir.networks`: the five model families, built from plain PyTorch layers.
+* :mod:`examples.mir.ddsp`: the DDSP decoder, its differentiable synthesizer and spectral loss.
 * :mod:`examples.mir.models`: the ``TASKS`` table (sizes, inputs, losses) and ``build_model``.
 
 Data:
@@ -14,12 +16,15 @@ Data:
 * :mod:`examples.mir.synth_tones`: synthetic instrument and singing data.
 * :mod:`examples.mir.synth_chords`: synthetic chord data (CQT patches of voiced triads).
 * :mod:`examples.mir.synth_drums`: synthetic drum and onset data.
+* :mod:`examples.mir.synth_ddsp`: synthetic ddsp data (harmonic tones on a random f0 contour).
+* :mod:`examples.mir.ddsp_features`: ddsp's loudness feature and the f0 check of its audio.
 * :mod:`examples.mir.soundfont`: a General MIDI SoundFont renderer (notes to audio).
 * :mod:`examples.mir.render`: data of every task rendered from a SoundFont, cached on disk.
 * :mod:`examples.mir.render_pitch`: rendered pitch data, with held-out timbres.
 * :mod:`examples.mir.render_tones`: rendered instrument and singing data.
 * :mod:`examples.mir.render_chords`: rendered chord data.
 * :mod:`examples.mir.render_drums`: rendered drum and onset data.
+* :mod:`examples.mir.render_ddsp`: rendered ddsp phrases (violin, trumpet, flute).
 * :mod:`examples.mir.cache`: the on-disk cache of rendered splits.
 * :mod:`examples.mir.datasets`: what the real-dataset loaders share (audio reading,
   ``DatasetNotFoundError``).

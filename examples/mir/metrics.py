@@ -5,7 +5,9 @@
   accuracy (octave errors forgiven) is reported beside it;
 * drum, onset: ``1 - F-measure`` of peak-picked frame activations against reference onset
   times within a 50 ms window (``mir_eval.onset.f_measure``), micro-averaged over clips and
-  drums (hits are summed before the F-measure is taken).
+  drums (hits are summed before the F-measure is taken);
+* ddsp (generative, not in [0, 1]): the multi-scale spectral loss of the generated audio
+  (:func:`examples.mir.ddsp.spectral_loss`), averaged over phrases.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .ddsp import example_losses
 from .features import PITCH_CENTS, MIRData, cents_to_hz
 from .models import TASKS
 
@@ -231,4 +234,6 @@ def task_error(task: str, outputs: ArrayLike, data: MIRData, **kwargs: Any) -> f
         return classification_error(outputs, data.targets)
     if metric == "pitch_error":
         return pitch_error(decode_pitch(outputs, **kwargs), data.meta["f0_hz"])
+    if metric == "spectral_error":
+        return float(example_losses(torch.as_tensor(outputs), data.targets).mean())
     return onset_error(outputs, data, **kwargs)

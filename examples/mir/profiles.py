@@ -268,15 +268,27 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # the paper trains a fixed number of epochs, keeps the best-validation model and
             # rewinds to half of them: patience = the cap never stops a level early
             rewind_epochs=_per_task(
-                instrument=25, singing=25, pitch=25, chord=50, drum=25, onset=25
+                instrument=25, singing=25, pitch=25, chord=50, drum=25, onset=25, ddsp=25
             ),
-            max_epochs=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
-            patience=_per_task(instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50),
+            max_epochs=_per_task(
+                instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50, ddsp=50
+            ),
+            patience=_per_task(
+                instrument=50, singing=50, pitch=50, chord=100, drum=50, onset=50, ddsp=50
+            ),
+            # ddsp: 1,000 phrases of 4 s (about 67 minutes of audio)
             examples=_per_task(
-                instrument=8000, singing=4000, pitch=20000, chord=20000, drum=500, onset=500
+                instrument=8000,
+                singing=4000,
+                pitch=20000,
+                chord=20000,
+                drum=500,
+                onset=500,
+                ddsp=1000,
             ),
             epoch_examples=_per_task(**dict.fromkeys(TASKS)),
-            batch_size=_per_task(**dict.fromkeys(TASKS, 64)),
+            # ddsp: its synthesizer holds batch x harmonics x samples values
+            batch_size=_per_task(**{**dict.fromkeys(TASKS, 64), "ddsp": 16}),
             transpose=6,
             criterion_batches=16,
             # 15 levels of 30% go down to 0.5% of the weights: the default floor (a quarter of
@@ -301,27 +313,54 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # epochs of about 3 s; it needs a longer cap, patience and plateau patience. Pitch
             # starts on one too (error above 0.9 for 15-20 epochs): with a patience of 8 and the
             # rate halved every third flat epoch, tickets rewound to W_k stopped on it
-            max_epochs=_per_task(instrument=50, singing=50, pitch=80, chord=60, drum=100, onset=50),
-            patience=_per_task(instrument=8, singing=8, pitch=15, chord=8, drum=15, onset=8),
+            max_epochs=_per_task(
+                instrument=50, singing=50, pitch=80, chord=60, drum=100, onset=50, ddsp=40
+            ),
+            patience=_per_task(
+                instrument=8, singing=8, pitch=15, chord=8, drum=15, onset=8, ddsp=8
+            ),
             # instrument and singing: 1,200 clips (600 to train) fit the 40-minute budget on
             # two cores; their probed references still reach a third of chance, flattened
             # (results/probes/references.csv); pitch: 2,000 frames (1,000 to train) fit it, and
             # its probed reference flattens before the cap at 0.40 test error
+            # ddsp: 300 phrases of 2 s (150 to train, 10 minutes of audio); not yet measured
             examples=_per_task(
-                instrument=1200, singing=1200, pitch=2000, chord=2500, drum=150, onset=150
+                instrument=1200,
+                singing=1200,
+                pitch=2000,
+                chord=2500,
+                drum=150,
+                onset=150,
+                ddsp=300,
             ),
             epoch_examples=_per_task(
-                instrument=None, singing=None, pitch=None, chord=None, drum=2048, onset=2048
+                instrument=None,
+                singing=None,
+                pitch=None,
+                chord=None,
+                drum=2048,
+                onset=2048,
+                ddsp=None,
             ),
-            batch_size=_per_task(instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32),
+            batch_size=_per_task(
+                instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32, ddsp=16
+            ),
             fractions=(0.5, 0.15, 0.35),
             # halving the rate after 2 flat epochs left drum references on their plateau; after
             # 6 one left it (an earlier round, read on test error: docs/examples.md)
-            plateau_patience=_per_task(instrument=2, singing=2, pitch=6, chord=2, drum=6, onset=2),
+            plateau_patience=_per_task(
+                instrument=2, singing=2, pitch=6, chord=2, drum=6, onset=2, ddsp=2
+            ),
             # drum sits on a plateau (hi-hat learnt, kick and snare not) for about 45 epochs at
             # 1e-3 and 20 at 3e-3, ending lower on validation (docs/examples.md)
             lr=_per_task(
-                instrument=1e-3, singing=1e-3, pitch=5e-3, chord=1e-3, drum=3e-3, onset=1e-3
+                instrument=1e-3,
+                singing=1e-3,
+                pitch=5e-3,
+                chord=1e-3,
+                drum=3e-3,
+                onset=1e-3,
+                ddsp=1e-3,
             ),
             cap_real_data=True,
         ),
@@ -337,7 +376,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             rewind_epochs=_per_task(**dict.fromkeys(TASKS, 0)),
             max_epochs=_per_task(**dict.fromkeys(TASKS, 1)),
             patience=_per_task(**dict.fromkeys(TASKS, 1)),
-            examples=_per_task(instrument=40, singing=40, pitch=60, chord=40, drum=4, onset=4),
+            examples=_per_task(
+                instrument=40, singing=40, pitch=60, chord=40, drum=4, onset=4, ddsp=20
+            ),
             epoch_examples=_per_task(**dict.fromkeys(TASKS)),
             batch_size=_per_task(**dict.fromkeys(TASKS, 16)),
             data="synthetic",

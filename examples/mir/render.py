@@ -17,6 +17,7 @@ import numpy as np
 from .cache import cache_key, cached_splits
 from .features import MIRData, Splits, split_counts
 from .render_chords import chords
+from .render_ddsp import DDSP_PROGRAMS, DDSP_RENDER, ddsp_phrases
 from .render_drums import drums, onsets
 from .render_pitch import (
     PITCH_HELDOUT_PROGRAMS,
@@ -38,15 +39,18 @@ GENERATORS: Mapping[str, Callable[..., MIRData]] = {
     "chord": chords,
     "drum": drums,
     "onset": onsets,
+    "ddsp": ddsp_phrases,
 }
 
 
 def render_fields(task: str) -> dict[str, Any]:
     """What changes ``task``'s rendered splits beyond its task, size, counts, seed and SoundFont.
 
-    Pitch's held-out timbres and its render version; nothing for the other tasks, whose cache
-    keys (and run settings) stay as they were.
+    Pitch's held-out timbres and its render version, ddsp's programs and render version;
+    nothing for the other tasks, whose cache keys (and run settings) stay as they were.
     """
+    if task == "ddsp":
+        return {"ddsp_render": DDSP_RENDER, "programs": list(DDSP_PROGRAMS)}
     if task != "pitch":
         return {}
     return {

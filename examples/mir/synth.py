@@ -21,6 +21,7 @@ import numpy as np
 
 from .features import MIRData, Splits, split_counts
 from .synth_chords import chords
+from .synth_ddsp import ddsp_tones
 from .synth_drums import drums, onsets
 from .synth_pitch import pitch
 from .synth_tones import instrument, singing
@@ -34,6 +35,7 @@ GENERATORS: Mapping[str, Callable[..., MIRData]] = {
     "chord": chords,
     "drum": drums,
     "onset": onsets,
+    "ddsp": ddsp_tones,
 }
 
 

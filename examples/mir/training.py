@@ -21,12 +21,13 @@ from torch.nn import functional as F
 
 import lotterytrim as lt
 
-from . import metrics, render_pitch, uncertainty
+from . import ddsp, ddsp_features, metrics, render_pitch, uncertainty
 from .features import MIRData, Splits, transpose_chords
 from .models import TASKS, build_model
 from .stopping import EarlyStopping
 
-_EVAL_BATCH = 512
+# evaluation batch per task, else 512: ddsp's synthesizer holds batch x harmonics x samples
+_EVAL_BATCH = {"ddsp": 16}
 _CRITERION_BATCH = 64
 
 
@@ -108,11 +109,11 @@ def _to_cpu(model: nn.Module) -> None:
                 module.weight = module.weight_orig * module.weight_mask
 
 
-def _outputs(model: nn.Module, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Model outputs for ``inputs`` in eval mode, in batches on ``device``, on the CPU."""
+def _outputs(model: nn.Module, x: torch.Tensor, device: torch.device, task: str) -> torch.Tensor:
+    """Model outputs for inputs ``x`` in eval mode, in batches on ``device``, on the CPU."""
     model.eval()
     with torch.no_grad():
-        return torch.cat([model(x.to(device)).cpu() for x in inputs.split(_EVAL_BATCH)])
+        return torch.cat([model(b.to(device)).cpu() for b in x.split(_EVAL_BATCH.get(task, 512))])
 
 
 class TaskRun:
@@ -281,12 +282,12 @@ class TaskRun:
         Drum and onset models are peak-picked on test at the threshold that is best on the
         validation split (recorded as ``threshold``). ``error_low`` / ``error_high`` bound a
         seeded bootstrap 95 % interval over the ``test_n`` test examples (clips for onsets).
-        Pitch adds its raw pitch and chroma accuracies (see :func:`pitch_accuracies`).
+        Pitch adds raw pitch and chroma accuracies (:func:`pitch_accuracies`), ddsp an f0 check.
         """
         model.to(self.device)
         try:
-            val_out = _outputs(model, self.splits.val.inputs, self.device)
-            test_out = _outputs(model, self.splits.test.inputs, self.device)
+            val_out = _outputs(model, self.splits.val.inputs, self.device, self.task)
+            test_out = _outputs(model, self.splits.test.inputs, self.device, self.task)
         finally:
             if self.device.type != "cpu":
                 _to_cpu(model)
@@ -308,6 +309,8 @@ class TaskRun:
         result.update(error_low=low, error_high=high, test_n=float(n))
         if self.task == "pitch":
             result.update(pitch_accuracies(test_out, test))
+        if self.task == "ddsp":
+            result.update(ddsp_features.f0_metrics(test_out, test))
         if self.log is not None and self._last:
             last, self._last = self._last, {}
             self.log(
@@ -328,9 +331,13 @@ class TaskRun:
     ) -> torch.Tensor:
         """The task's training loss on logits; with a teacher, mixed with distillation from
         its outputs on the same ``inputs`` (one forward pass, no gradient)."""
+        soft = None
         if teacher is not None and inputs is not None:
             with torch.no_grad():
                 soft = teacher(inputs)
+        if self.spec.loss == "spectral":
+            return ddsp.training_loss(outputs, targets, soft, self.settings.kd_weight)
+        if soft is not None:
             kind = "softmax" if self.spec.loss == "cross_entropy" else "sigmoid"
             s = self.settings
             return lt.distillation_loss(
@@ -354,7 +361,9 @@ class TaskRun:
     def _validate(self, model: nn.Module) -> tuple[float, float]:
         """Validation error (task metric; best threshold for onsets) and validation loss."""
         val = self.splits.val
-        out = _outputs(model, val.inputs, self.device)
+        out = _outputs(model, val.inputs, self.device, self.task)
+        if self.spec.loss == "spectral":  # the loss is the error: computed once
+            return (error := metrics.task_error(self.task, out, val)), error
         loss = float(self._loss(out, val.targets))
         if self.spec.metric == "onset_error":
             return metrics.best_threshold(out, val)[1], loss

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .ddsp import example_losses
 from .features import MIRData
 from .models import TASKS
 
@@ -22,7 +23,8 @@ def _array(x: metrics.ArrayLike) -> np.ndarray:
 
 
 def example_errors(task: str, outputs: metrics.ArrayLike, data: MIRData) -> np.ndarray:
-    """Per-example 0/1 errors of a classification or pitch task (the error is their mean)."""
+    """Per-example errors of a classification or pitch task (0/1) or of ddsp (spectral
+    losses); the error is their mean."""
     out = _array(outputs)
     metric = TASKS[task].metric
     if metric == "classification_error":
@@ -31,6 +33,9 @@ def example_errors(task: str, outputs: metrics.ArrayLike, data: MIRData) -> np.n
         est = metrics.decode_pitch(out)
         ref = np.asarray(data.meta["f0_hz"], dtype=np.float64)
         return (np.abs(1200.0 * np.log2(est / ref)) > 50.0).astype(np.float64)
+    if metric == "spectral_error":
+        losses = example_losses(torch.as_tensor(outputs), data.targets)
+        return losses.numpy().astype(np.float64)
     raise ValueError(f"{task} errors are not per example; use onset_clip_counts")
 
 
