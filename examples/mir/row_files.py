@@ -16,7 +16,7 @@ import pandas as pd
 
 import lotterytrim as lt
 
-from .models import TASKS, build_model, example_input
+from .models import MIR_TASKS, build_model, example_input
 
 __all__ = ["LATER_COLUMNS", "PITCH_COLUMNS", "ROW_COLUMNS", "export", "load_rows"]
 
@@ -110,8 +110,9 @@ def _latency_ms(path: Path, task: str, size: str, runs: int) -> float:
 
 
 def load_rows(rows: Path) -> pd.DataFrame:
-    """Every committed row file under ``rows``, one frame in task order of :data:`TASKS`."""
-    files = sorted(rows.glob("*.csv"), key=lambda p: list(TASKS).index(p.stem))
+    """The row files of the paper's tasks under ``rows`` (``<task>.csv``, in the order of
+    :data:`MIR_TASKS`; the generative task's rows are not part of these tables), one frame."""
+    files = [rows / f"{task}.csv" for task in MIR_TASKS if (rows / f"{task}.csv").is_file()]
     if not files:
         raise SystemExit(f"no row files (<task>.csv) under {rows}")
     frame = pd.concat([pd.read_csv(p) for p in files], ignore_index=True)

@@ -225,3 +225,10 @@ def test_the_results_doc_is_what_the_committed_rows_give() -> None:
     repo = Path(__file__).resolve().parents[2]
     argv = ["--rows", str(repo / "results" / "quick"), "--doc", str(repo / "docs" / "results.md")]
     assert summarize.main([*argv, "--check"]) == 0
+
+
+def test_row_files_of_other_tasks_are_not_read(tmp_path: Path) -> None:
+    for task in ("chord", "ddsp"):
+        row = {column: 1 for column in row_files.ROW_COLUMNS}
+        pd.DataFrame([{**row, "task": task}]).to_csv(tmp_path / f"{task}.csv", index=False)
+    assert set(row_files.load_rows(tmp_path).task) == {"chord"}
