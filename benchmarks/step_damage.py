@@ -176,6 +176,23 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     return out.round(3).reset_index()
 
 
+def pivot(rows: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """One cell per criterion/cost and task: mean validation error after ``steps`` steps, then
+    after recalibrating the norms in brackets; ``-`` where the criterion refused the model."""
+    means = table(rows)
+    means = means[means.steps == steps]
+    cells = {
+        (r.criterion, r.cost, r.task): f"{r.val_error:.3f} ({r.recal_val_error:.3f})"
+        for r in means.itertuples()
+    }
+    tasks = list(dict.fromkeys(rows.task))
+    settings = list(dict.fromkeys(zip(rows.criterion, rows.cost, strict=True)))
+    refs = rows.groupby("task").ref_val_error.mean()
+    body = [[f"{c} / {k}", *(cells.get((c, k, t), "-") for t in tasks)] for c, k in settings]
+    body.append(["reference", *(f"{refs[t]:.3f}" for t in tasks)])
+    return pd.DataFrame(body, columns=["criterion / cost", *tasks])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="chord", help="comma-separated example tasks")
@@ -186,11 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for <task>-step-damage.csv")
     parser.add_argument("--profile", default="quick", choices=list(PROFILES))
     parser.add_argument("--table", default=None, help="print the table of this folder's rows")
+    parser.add_argument("--pivot", action="store_true", help="with --table: a task per column")
     args = parser.parse_args(argv)
     if args.table:
         files = sorted(Path(args.table).glob("*-step-damage.csv"))
         rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-        print(table(rows).to_markdown(index=False))
+        if args.pivot:
+            for steps in sorted(set(rows.steps)):
+                print(f"\nafter {steps} step(s):\n")
+                print(pivot(rows, steps).to_markdown(index=False))
+        else:
+            print(table(rows).to_markdown(index=False))
         return 0
     settings = SETTINGS
     if args.criteria:

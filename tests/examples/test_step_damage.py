@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.step_damage import main, table
+from benchmarks.step_damage import main, pivot, table
 from examples.mir.profiles import PROFILES
 from examples.mir.run import run_task
 
@@ -41,3 +41,55 @@ def test_rows_after_one_and_after_the_last_step_leave_the_reference_alone(
     printed = table(damage)
     assert list(printed.columns[:4]) == ["task", "steps", "criterion", "cost"]
     assert len(printed) == 4
+
+
+def test_the_pivot_puts_a_task_per_column_and_marks_refusals() -> None:
+    base = {"replicate": 0, "kept": 0.7, "error": 0.2, "recal_error": 0.1}
+    rows = pd.DataFrame(
+        [
+            {
+                **base,
+                "task": "chord",
+                "criterion": "magnitude",
+                "cost": "params",
+                "steps": 1,
+                "val_error": 0.22,
+                "recal_val_error": 0.12,
+                "ref_val_error": 0.07,
+            },
+            {
+                **base,
+                "task": "chord",
+                "criterion": "batchnorm",
+                "cost": "none",
+                "steps": 1,
+                "val_error": 0.33,
+                "recal_val_error": 0.14,
+                "ref_val_error": 0.07,
+            },
+            {
+                **base,
+                "task": "onset",
+                "criterion": "magnitude",
+                "cost": "params",
+                "steps": 1,
+                "val_error": 0.11,
+                "recal_val_error": 0.10,
+                "ref_val_error": 0.09,
+            },
+            {
+                "task": "onset",
+                "criterion": "batchnorm",
+                "cost": "none",
+                "steps": 1,
+                "replicate": 0,
+                "ref_val_error": 0.09,
+                "note": "criterion 'batchnorm' needs",
+            },
+        ]
+    )
+    out = pivot(rows, 1)
+    assert list(out.columns) == ["criterion / cost", "chord", "onset"]
+    assert out.iloc[0].tolist() == ["magnitude / params", "0.220 (0.120)", "0.110 (0.100)"]
+    assert out.iloc[1].tolist() == ["batchnorm / none", "0.330 (0.140)", "-"]
+    assert out.iloc[2].tolist() == ["reference", "0.070", "0.090"]
