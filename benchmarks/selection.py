@@ -336,7 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="runs",
         help="where the quick profile's own setting runs (shared with examples.mir.run)",
     )
-    parser.add_argument("--out", default="benchmarks/results/selection")
+    parser.add_argument(
+        "--out", default="benchmarks/results/selection", help="OUT.md, OUT.csv, OUT-rows.csv"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--read-only", action="store_true", help="tabulate finished rows, train nothing"
@@ -365,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
+    rows.to_csv(out.with_name(out.name + "-rows.csv"), index=False)  # one row per cell level
     text = f"Errors are `{args.by}`, mean [min-max] over replicates.\n\n" + markdown(table)
     ranking = scores(table).sort_values(["task", "trim_mean_ratio"])
     text += "\n### Scores\n\n" + ranking.to_markdown(index=False, floatfmt=".3f") + "\n"
