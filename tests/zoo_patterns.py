@@ -9,6 +9,20 @@ import torch
 from torch import nn
 
 
+class MHAOnly(nn.Module):
+    """Embedding, nn.MultiheadAttention with a residual add, classifier: no norm mixes units."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(6, 24)
+        self.mha = nn.MultiheadAttention(24, 3, batch_first=True)
+        self.head = nn.Linear(24, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        return self.head(h + self.mha(h, h, h, need_weights=False)[0])
+
+
 class ConvFlatten(nn.Module):
     """Dilated and strided Conv1d with BN, flattened into Linear layers."""
 

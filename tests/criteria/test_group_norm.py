@@ -13,7 +13,7 @@ import torch_pruning as tp
 from helpers import masked_copy, outputs, randomize_norms
 from torch import nn
 from zoo_models import ZOO, ZooCase, clone
-from zoo_patterns import PositionBuffer
+from zoo_patterns import MHAOnly, PositionBuffer
 from zoo_transformers import SpectrogramViT
 
 import lotterytrim as lt
@@ -167,20 +167,6 @@ def test_gru_unit_counts_every_gate_and_its_recurrent_column_once() -> None:
     torch.testing.assert_close(s, torch.stack(expected))
 
 
-class _MHAOnly(nn.Module):
-    """Embedding, nn.MultiheadAttention on a residual add, classifier (no norm mixes units)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embed = nn.Linear(6, 24)
-        self.mha = nn.MultiheadAttention(24, 3, batch_first=True)
-        self.head = nn.Linear(24, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x)
-        return self.head(h + self.mha(h, h, h, need_weights=False)[0])
-
-
 def _zoo(name: str) -> ZooCase:
     return next(c for c in ZOO if c.name == name)
 
@@ -196,7 +182,7 @@ def _lstm_tagger() -> tuple[nn.Module, Any]:
     [
         (_lstm_tagger, "lstm"),
         (_lstm_tagger, "emb"),
-        (lambda: (_MHAOnly(), torch.randn(2, 5, 6)), "embed"),
+        (lambda: (MHAOnly(), torch.randn(2, 5, 6)), "embed"),
         (lambda: (PositionBuffer(), torch.randn(2, 7, 10)), "embed"),
         (lambda: (SpectrogramViT(), torch.randn(2, 1, 16, 16)), "patch"),
         (lambda: (SpectrogramViT(), torch.randn(2, 1, 16, 16)), "blocks.0.attn.query"),
@@ -280,7 +266,7 @@ def test_trim_by_name_equals_the_masked_original(name: str) -> None:
 
 def test_attention_trim_equals_the_masked_original() -> None:
     torch.manual_seed(0)
-    model, x = _MHAOnly().eval(), torch.randn(2, 5, 6)
+    model, x = MHAOnly().eval(), torch.randn(2, 5, 6)
     original = copy.deepcopy(model)
     plan, _ = lt.trim(model, x, criterion="group_norm", amount=0.3)
     assert model.mha.num_heads < 3

@@ -9,25 +9,12 @@ import pytest
 import torch
 from helpers import masked_copy, randomize_norms
 from torch import nn
+from zoo_patterns import MHAOnly
 from zoo_transformers import EncoderClassifier, SelfAttention, SpectrogramViT, SpeechEncoder
 
 import lotterytrim as lt
 from lotterytrim.calls import run_model
 from lotterytrim.engine.graph import TrimGraph
-
-
-class _MHAOnly(nn.Module):
-    """Embedding, nn.MultiheadAttention with a residual add, classifier: no norm mixes units."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embed = nn.Linear(6, 24)
-        self.mha = nn.MultiheadAttention(24, 3, batch_first=True)
-        self.head = nn.Linear(24, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x)
-        return self.head(h + self.mha(h, h, h, need_weights=False)[0])
 
 
 def _group(graph: TrimGraph, name: str) -> Any:
@@ -52,7 +39,7 @@ def _eval(model: nn.Module, x: Any) -> torch.Tensor:
 def test_multihead_attention_loses_whole_heads_exactly() -> None:
     """One nn.MultiheadAttention head goes with its embedding block; outputs equal the masked."""
     torch.manual_seed(0)
-    model, x = _MHAOnly().eval(), torch.randn(2, 5, 6)
+    model, x = MHAOnly().eval(), torch.randn(2, 5, 6)
     graph = TrimGraph(model, x)
     embed = _group(graph, "embed")
     assert embed.protected is None and embed.n_units == 3  # one unit per head of 8 channels
