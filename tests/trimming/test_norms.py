@@ -91,3 +91,12 @@ def test_a_batch_that_fails_leaves_the_statistics_as_they_were() -> None:
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model[1].momentum == 0.1
+
+
+def test_batches_with_targets_are_read_like_the_criteria_read_them() -> None:
+    model, batches = _net(), _batches()
+    twin = copy.deepcopy(model)
+    lt.recalibrate_norms(model, batches)
+    lt.recalibrate_norms(twin, [(x, torch.zeros(len(x), dtype=torch.long)) for x in batches])
+    assert torch.equal(model[1].running_mean, twin[1].running_mean)
+    assert torch.equal(model[5].running_var, twin[5].running_var)

@@ -12,6 +12,7 @@ from torch import nn
 
 from lotterytrim.calls import eval_mode, run_model
 from lotterytrim.criteria.batches import model_device, to_device
+from lotterytrim.criteria.streaming import split_batch
 
 __all__ = ["recalibrate_norms"]
 
@@ -21,9 +22,9 @@ def recalibrate_norms(
 ) -> int:
     """Re-estimate the running statistics of every BatchNorm layer of ``model`` on ``data``.
 
-    ``data`` yields batches of model inputs, as the data-driven criteria take (training
-    batches are best). The statistics become the plain average over the batches read (at most
-    ``max_batches``); no gradient is taken and no weight changes. Every other layer runs in
+    ``data`` yields batches as the data-driven criteria take them, ``(inputs, targets)`` or
+    inputs alone (training batches are best). The statistics become the plain average over
+    the batches read (at most ``max_batches``); no gradient is taken and no weight changes. Every other layer runs in
     eval mode (no dropout), and every module's mode is restored after. Returns the number of
     batches read (0, reading nothing, when the model has no BatchNorm layer).
     """
@@ -45,7 +46,7 @@ def recalibrate_norms(
             for batch in data:
                 if max_batches is not None and read >= max_batches:
                     break
-                run_model(model, to_device(batch, device))
+                run_model(model, to_device(split_batch(batch)[0], device))
                 read += 1
         except BaseException:
             _restore(saved)
