@@ -24,9 +24,10 @@ def recalibrate_norms(
 
     ``data`` yields batches as the data-driven criteria take them, ``(inputs, targets)`` or
     inputs alone (training batches are best). The statistics become the plain average over
-    the batches read (at most ``max_batches``); no gradient is taken and no weight changes. Every other layer runs in
-    eval mode (no dropout), and every module's mode is restored after. Returns the number of
-    batches read (0, reading nothing, when the model has no BatchNorm layer).
+    the batches read (at most ``max_batches``); no gradient is taken and no weight changes.
+    Every other layer runs in eval mode (no dropout), and every module's mode is restored
+    after. Returns the number of batches read (0, reading nothing, when the model has no
+    BatchNorm layer).
     """
     if max_batches is not None and (isinstance(max_batches, bool) or max_batches < 1):
         raise ValueError(f"recalibrate_norms: max_batches must be >= 1, got {max_batches!r}")
