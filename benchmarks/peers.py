@@ -37,7 +37,7 @@ from torch.nn import functional as F
 import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.profiles import PROFILES
-from examples.mir.run import build_lottery
+from examples.mir.run import trained_reference
 from lotterytrim.runner.seeding import derive_seed
 
 COLUMNS = [
@@ -152,15 +152,8 @@ def run_replicate(
     task: str, root: str, replicate: int, levels: int, importance: str, profile_name: str
 ) -> list[dict[str, Any]]:
     """Prune and retrain one replicate of ``task`` level by level, from its lottery's reference."""
-    profile = PROFILES[profile_name].override(replicates=replicate + 1)
-    lottery, run = build_lottery(task, profile, root, progress=False, log=None)
-    ref_file = lottery.directory / f"replicate-{replicate}" / "reference.lt"
-    if not ref_file.is_file():
-        raise SystemExit(
-            f"{ref_file} is missing: run the lottery first "
-            f"(python -m examples.mir.run --task {task} --profile {profile_name} --root {root})"
-        )
-    model = lt.load(ref_file, run.build_model)
+    profile = PROFILES[profile_name]
+    lottery, run, model = trained_reference(task, profile_name, root, replicate)
     params0 = n_params(model)
     targets = _targets(lottery.results(), replicate, levels, params0)
     x, y = run.splits.train

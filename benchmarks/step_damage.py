@@ -23,7 +23,7 @@ import copy
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from torch import nn
 import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.profiles import PROFILES
-from examples.mir.run import build_lottery
+from examples.mir.run import trained_reference
 from lotterytrim.runner.config import unprunable_modules
 
 _RECALIBRATION_EXAMPLES = 1024  # training examples that re-estimate norm statistics
@@ -64,7 +64,7 @@ class _Reference:
     amount: float
     seed: int
     before: dict[str, Any]
-    recalibration: list[torch.Tensor] = field(default_factory=list)
+    recalibration: list[torch.Tensor]  # training batches that re-estimate norm statistics
 
 
 def damage(
@@ -76,15 +76,11 @@ def damage(
     profile_name: str = "quick",
 ) -> list[dict[str, Any]]:
     """Rows of one replicate of ``task``: the error after 1 and after ``steps`` steps."""
-    profile = PROFILES[profile_name].override(replicates=replicate + 1)
-    lottery, run = build_lottery(task, profile, root, progress=False, log=None)
-    ref_file = lottery.directory / f"replicate-{replicate}" / "reference.lt"
-    if not ref_file.is_file():
-        raise SystemExit(
-            f"{ref_file} is missing: run the lottery first "
-            f"(python -m examples.mir.run --task {task} --profile {profile_name} --root {root})"
-        )
-    model = lt.load(ref_file, run.build_model)
+    profile = PROFILES[profile_name]
+    lottery, run, model = trained_reference(task, profile_name, root, replicate)
+    train_x = run.splits.train.inputs
+    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(replicate))
+    train_x = train_x[pick[:_RECALIBRATION_EXAMPLES]]
     ref = _Reference(
         task,
         replicate,
@@ -94,12 +90,9 @@ def damage(
         profile.amount,
         profile.seed + replicate,
         run.evaluate(model),
+        [train_x[i : i + 64] for i in range(0, len(train_x), 64)],
     )
     data = run.criterion_data()
-    train_x = run.splits.train.inputs
-    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(replicate))
-    train_x = train_x[pick[:_RECALIBRATION_EXAMPLES]]
-    ref.recalibration = [train_x[i : i + 64] for i in range(0, len(train_x), 64)]
     rows: list[dict[str, Any]] = []
     for criterion, cost in settings:
         label = {"task": task, "criterion": criterion, "cost": cost, "replicate": replicate}

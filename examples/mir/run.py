@@ -42,7 +42,7 @@ from .splits import (
 )
 from .training import TaskRun
 
-__all__ = ["build_lottery", "headline", "main", "parse_args", "run_task"]
+__all__ = ["build_lottery", "headline", "main", "parse_args", "run_task", "trained_reference"]
 # ------------------------------------------------------------------------------ running
 
 
@@ -100,6 +100,22 @@ def build_lottery(
         progress=progress,
     )
     return lottery, run
+
+
+def trained_reference(
+    task: str, profile_name: str, root: str | Path, replicate: int
+) -> tuple[lt.Lottery, TaskRun, torch.nn.Module]:
+    """The lottery, the task's bundle and the trained reference of ``replicate`` of a finished
+    run of ``task`` under ``root``, for benchmarks that start from it (nothing is trained)."""
+    profile = PROFILES[profile_name].override(replicates=replicate + 1)
+    lottery, run = build_lottery(task, profile, root, progress=False, log=None)
+    ref_file = lottery.directory / f"replicate-{replicate}" / "reference.lt"
+    if not ref_file.is_file():
+        raise SystemExit(
+            f"{ref_file} is missing: run the lottery first "
+            f"(python -m examples.mir.run --task {task} --profile {profile_name} --root {root})"
+        )
+    return lottery, run, lt.load(ref_file, run.build_model)
 
 
 def run_task(
