@@ -128,3 +128,13 @@ def test_residual_option_is_checked_and_coerced() -> None:
         lt.Safeguards(residual="sometimes")
     assert lt.Safeguards.coerce({"residual": "keep"}).residual == "keep"
     assert lt.Safeguards.off().residual == "rank"
+
+
+def test_a_short_step_names_the_groups_its_step_cap_stopped() -> None:
+    # the second step may take only half of each feed-forward layer's units; the rest of the
+    # budget would need a head of the residual width, which costs more than the whole step
+    results = _steps(_build(EncoderClassifier), SEQ_X, 2)
+    why = results[1].shortfall
+    assert why is not None and results[1].achieved < AMOUNT - 0.02
+    assert "step_cap=0.5 stopped" in why
+    assert "'encoder.layers.0.linear1'" in why and "'encoder.layers.1.linear1'" in why

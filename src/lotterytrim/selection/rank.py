@@ -12,7 +12,7 @@ import torch
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.groups import UnitGroup
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.options import OptionKeywords, TrimOptions, Unpack, check_amount
+from lotterytrim.options import OptionKeywords, Safeguards, TrimOptions, Unpack, check_amount
 from lotterytrim.selection.costs import ParamCost, unit_costs
 from lotterytrim.selection.fill import fill_budget
 from lotterytrim.selection.safeguards import original_units, residual_groups, unit_limits
@@ -213,6 +213,8 @@ def select_units(
             names = ", ".join(f"'{g.name}'" for g in protected[:6])
             more = "" if len(protected) <= 6 else f" and {len(protected) - 6} more"
             why.append(f"protected groups: {names}{more}")
+        if short and not exhausted:
+            why.extend(_limited_why(graph, guard, limits, chosen))
         if skipped:
             why.append(f"groups without scores: {', '.join(skipped)}")
         if scope == "local" and not exhausted:
@@ -232,6 +234,27 @@ def select_units(
         reason=reason,
         held=held_names,
     )
+
+
+def _limited_why(
+    graph: TrimGraph,
+    guard: Safeguards,
+    limits: dict[int, tuple[int, str | None]],
+    chosen: dict[int, np.ndarray],
+) -> list[str]:
+    """Groups this step took to their step cap or floor: the cheap units a short step left."""
+    out = []
+    for rule in ("step_cap", "keep_floor"):
+        names = [
+            f"'{graph.groups[g].name}'"
+            for g, (allowed, why) in limits.items()
+            if why == rule and allowed > 0 and len(chosen.get(g, ())) >= allowed
+        ]
+        if names:
+            more = "" if len(names) <= 4 else f" and {len(names) - 4} more"
+            value = getattr(guard, rule)
+            out.append(f"{rule}={value:g} stopped {', '.join(names[:4])}{more} this step")
+    return out
 
 
 def _exhausted_why(opts: TrimOptions, residual: frozenset[int]) -> list[str]:
