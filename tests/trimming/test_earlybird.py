@@ -173,3 +173,22 @@ def test_bad_arguments_are_value_errors_naming_them(kw, bad):
     trimmer = lt.LotteryTrimmer(ConvFlatten(), torch.randn(2, 1, 32))
     with pytest.raises(ValueError, match=f"got {bad}$"):
         lt.EarlyBird(trimmer, **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_monitor_reads_a_model_that_trains_on_the_gpu():
+    # the trimmer is built on the CPU, then the model moves to the GPU to train; the monitor
+    # traces it there and agrees with the same monitor on the CPU
+    model, _, bird = _bird(keep=0.25)
+    _ordered(model)
+    twin = copy.deepcopy(model)
+    cpu_bird = lt.EarlyBird(lt.LotteryTrimmer(twin, torch.randn(2, 1, 32)), keep=0.25)
+    model.cuda()
+    for _ in range(3):
+        bird.update()
+        cpu_bird.update()
+    assert next(model.parameters()).is_cuda
+    assert bird.distances == cpu_bird.distances
+    assert {k: v.tolist() for k, v in bird.keep_set.items()} == {
+        k: v.tolist() for k, v in cpu_bird.keep_set.items()
+    }

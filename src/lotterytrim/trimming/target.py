@@ -24,6 +24,7 @@ import torch
 
 from lotterytrim.calls import eval_mode
 from lotterytrim.criteria import Criterion
+from lotterytrim.criteria.batches import model_device, to_device
 from lotterytrim.criteria.distributed import all_reduce_scores, is_distributed
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.masknames import model_tensors
@@ -120,11 +121,13 @@ def removal_for(trimmer: LotteryTrimmer, keep: float) -> tuple[int, int, float]:
 
 
 def trace_current(trimmer: LotteryTrimmer) -> TrimGraph:
-    """The trimmer's model traced as it is now, as a step would trace it (in eval mode)."""
+    """The trimmer's model traced as it is now, as a step would trace it (in eval mode), on
+    the device the model trains on (a monitor reads it between epochs, on the GPU too)."""
+    inputs = to_device(trimmer.example_inputs, model_device(trimmer.model))
     with eval_mode(trimmer.model):
         return TrimGraph(
             trimmer.model,
-            trimmer.example_inputs,
+            inputs,
             unprunable=trimmer.unprunable,
             on_unsupported=trimmer.options.on_unsupported,
         )

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lotterytrim.criteria import Criterion, get_criterion
+from lotterytrim.criteria.batches import model_device, to_device
 from lotterytrim.criteria.distributed import SyncedCriterion, is_distributed
 from lotterytrim.engine.graph import TrimGraph
 from lotterytrim.engine.guards import check_trimmable
@@ -89,9 +90,10 @@ class LotteryTrimmer:
         self._remember()
 
     def _trace(self) -> TrimGraph:
+        # the inputs follow the model: built on the CPU, a model may train and step on a GPU
         return TrimGraph(
             self.model,
-            self.example_inputs,
+            to_device(self.example_inputs, model_device(self.model)),
             unprunable=self.unprunable,
             on_unsupported=self.options.on_unsupported,
         )
