@@ -7,6 +7,7 @@ of its fields starts a new directory and running the same profile again resumes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,13 @@ from .splits import REAL_DATA
 from .training import TrainSettings
 
 __all__ = ["PROFILES", "Profile"]
+
+
+_EARLYBIRD_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(lt.EarlyBird).parameters.items()
+    if name in ("threshold", "window")
+}
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -101,6 +109,12 @@ class Profile:
     kd_weight: float = field(
         default=0.7, metadata=_doc("+kd methods: the reference's share of the loss")
     )
+    earlybird_threshold: float = field(
+        default=0.1, metadata=_doc("@earlybird: keep-set distance below which the ticket settles")
+    )
+    earlybird_window: int = field(
+        default=5, metadata=_doc("@earlybird: distances in a row below the threshold")
+    )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
@@ -164,7 +178,16 @@ class Profile:
             safeguards=lt.Safeguards(**self.safeguards),
             rewind_fraction=self.rewind_fraction(task),
             seed=self.seed,
+            earlybird=self.earlybird_options(),
         )
+
+    def earlybird_options(self) -> dict[str, float]:
+        """The monitors' threshold and window where they differ from ``lt.EarlyBird``'s
+        defaults (runs at the defaults keep their directory), and only for @earlybird runs."""
+        if not any(lt.methods.split_pacing(m)[1] == "earlybird" for m in self.methods):
+            return {}
+        options = {"threshold": self.earlybird_threshold, "window": self.earlybird_window}
+        return {k: v for k, v in options.items() if v != _EARLYBIRD_DEFAULTS[k]}
 
     def rewind_fraction(self, task: str) -> float:
         """W_k's place as a share of the cap on epochs (what the runner's config records)."""
@@ -309,16 +332,15 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
             # W_1 and patience 3 left trimmed tickets behind fine-tuning
             rewind_epochs=_per_task(**dict.fromkeys(TASKS, 4)),
-            # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) for 20-45
-            # epochs of about 3 s; it needs a longer cap, patience and plateau patience. Pitch
-            # starts on one too (error above 0.9 for 15-20 epochs): with a patience of 8 and the
-            # rate halved every third flat epoch, tickets rewound to W_k stopped on it
+            # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) before it
+            # finds the kick and the snare; batches of 64 at 5e-3 leave it by epoch 10 and flatten
+            # by epoch 60 (probes in results/probes/references.csv). Pitch starts on one too
+            # (error above 0.9 for 15-20 epochs): with a patience of 8 and the rate halved every
+            # third flat epoch, tickets rewound to W_k stopped on it
             max_epochs=_per_task(
-                instrument=50, singing=50, pitch=80, chord=60, drum=100, onset=50, ddsp=40
+                instrument=50, singing=50, pitch=80, chord=60, drum=80, onset=50, ddsp=40
             ),
-            patience=_per_task(
-                instrument=8, singing=8, pitch=15, chord=8, drum=15, onset=8, ddsp=8
-            ),
+            patience=_per_task(instrument=8, singing=8, pitch=15, chord=8, drum=8, onset=8, ddsp=8),
             # instrument and singing: 1,200 clips (600 to train) fit the 40-minute budget on
             # two cores; their probed references still reach a third of chance, flattened
             # (results/probes/references.csv); pitch: 2,000 frames (1,000 to train) fit it, and
@@ -343,22 +365,22 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 ddsp=None,
             ),
             batch_size=_per_task(
-                instrument=32, singing=32, pitch=32, chord=32, drum=32, onset=32, ddsp=16
+                instrument=32, singing=32, pitch=32, chord=32, drum=64, onset=32, ddsp=16
             ),
             fractions=(0.5, 0.15, 0.35),
-            # halving the rate after 2 flat epochs left drum references on their plateau; after
-            # 6 one left it (an earlier round, read on test error: docs/examples.md)
+            # drum: halved after 3 flat epochs, its reference is flat from about epoch 70 (0.075
+            # validation, 0.072 test); after 6 it was still falling at 100 (docs/examples.md)
             plateau_patience=_per_task(
-                instrument=2, singing=2, pitch=6, chord=2, drum=6, onset=2, ddsp=2
+                instrument=2, singing=2, pitch=6, chord=2, drum=3, onset=2, ddsp=2
             ),
-            # drum sits on a plateau (hi-hat learnt, kick and snare not) for about 45 epochs at
-            # 1e-3 and 20 at 3e-3, ending lower on validation (docs/examples.md)
+            # drum's plateau lasts about 45 epochs at 1e-3, 20 at 3e-3 and 10 at 5e-3 (batches of
+            # 64); pitch's likewise needs 5e-3 (docs/examples.md)
             lr=_per_task(
                 instrument=1e-3,
                 singing=1e-3,
                 pitch=5e-3,
                 chord=1e-3,
-                drum=3e-3,
+                drum=5e-3,
                 onset=1e-3,
                 ddsp=1e-3,
             ),

@@ -227,6 +227,16 @@ def test_set_changes_number_fields_for_the_tasks_run() -> None:
             PROFILES["quick"].with_settings([bad], ["chord"])
 
 
+def test_earlybird_settings_reach_the_monitors_and_only_change_paced_runs() -> None:
+    paced = PROFILES["quick"].override(methods=("finetune", "finetune@earlybird"))
+    assert paced.config("chord").earlybird == {}  # the monitor's defaults: the same directory
+    stricter = paced.with_settings(["earlybird_threshold=0.03", "earlybird_window=3"], ["chord"])
+    assert stricter.config("chord").earlybird == {"threshold": 0.03, "window": 3}
+    assert stricter.config("chord").record() != paced.config("chord").record()
+    unpaced = PROFILES["quick"].with_settings(["earlybird_threshold=0.03"], ["chord"])
+    assert unpaced.config("chord").earlybird == {}  # no monitor: nothing to set
+
+
 @pytest.mark.parametrize(
     ("argv", "bad"),
     [
