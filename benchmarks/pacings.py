@@ -11,7 +11,13 @@ error and cost as a ratio of the iterative lottery's at the same level:
     cp runs/pacing/chord-*/results.csv results/pacing/chord.csv
     python -m benchmarks.pacings --rows results/pacing
 
-and draws error against total training time, per pacing (``--plot-time PNG``). The early-bird
+and draws error against total training time, per pacing (``--plot-time PNG``). A run with
+another monitor threshold (``--set earlybird_threshold=0.03``) is exported with it, so that
+its early-bird rows get their own line (``earlybird 0.03``) beside the default's:
+
+    python -m benchmarks.pacings --export runs/pacing/chord-<hash> --out results/pacing/t/chord.csv
+
+The early-bird
 monitors' distance curves (``replicate-N/earlybird-curves.json`` of a run directory) are
 gathered into one CSV, then drawn against epochs:
 
@@ -25,6 +31,7 @@ matplotlib (the ``plot`` extra) is imported only when a figure is drawn.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from lotterytrim import EarlyBird
 from lotterytrim.plot.figure import PLOT_HINT
 from lotterytrim.runner.pacing import CURVES_NAME
 from lotterytrim.storage.atomic import atomic_file
@@ -57,12 +65,43 @@ CURVE_COLUMNS = (
 )
 #: the pacings in the order they are drawn, with their colours
 PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": "tab:green"}
+#: the early-bird monitor's own threshold and window, which a run without settings uses
+_EARLYBIRD_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(EarlyBird).parameters.items()
+    if name in ("threshold", "window")
+}
+
+
+def _pacings(rows: pd.DataFrame) -> list[str]:
+    """Each row's pacing; early-bird rows exported with their monitor's threshold
+    (:func:`export_rows`) are told apart by it, e.g. ``earlybird 0.03``."""
+    pacings = [split_pacing(m)[1] for m in rows["method"]]
+    if "threshold" not in rows:
+        return pacings
+    return [
+        f"{p} {t:g}" if p == "earlybird" and not pd.isna(t) else p
+        for p, t in zip(pacings, rows["threshold"], strict=True)
+    ]
+
+
+def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run directory's ``results.csv`` with its early-bird monitors' ``threshold`` and
+    ``window`` on the early-bird rows (the run's settings, else ``lt.EarlyBird``'s defaults)."""
+    run_dir = Path(run_dir)
+    rows = pd.read_csv(run_dir / "results.csv")
+    config = json.loads((run_dir / "settings.json").read_text()).get("config", {})
+    options = {**_EARLYBIRD_DEFAULTS, **config.get("earlybird", {})}
+    paced = [split_pacing(m)[1] == "earlybird" for m in rows["method"]]
+    for name in ("threshold", "window"):
+        rows[name] = [options[name] if p else None for p in paced]
+    return rows
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean errors and costs per pacing and level, with ratios to the iterative pacing."""
     rows = rows[rows.level > 0]
-    rows = rows.assign(pacing=[split_pacing(m)[1] for m in rows.method])
+    rows = rows.assign(pacing=_pacings(rows))
     mean = rows.groupby(["level", "pacing"])[
         ["kept", "val_error", "error", "total_epochs", "total_seconds"]
     ].mean()
@@ -187,7 +226,7 @@ def plot_time(
     ``"total_seconds"`` or ``"total_epochs"``. Written as PNG to ``path`` if given."""
     if x not in ("total_seconds", "total_epochs"):
         raise ValueError(f"x must be 'total_seconds' or 'total_epochs', got {x!r}")
-    rows = rows.assign(pacing=[split_pacing(m)[1] for m in rows["method"]])
+    rows = rows.assign(pacing=_pacings(rows))
     tasks = sorted(rows["task"].unique())
     figure, axes = _figure(2 * len(tasks), 2, 4.6, 3.4)
     columns = ["val_error", "error", x]
@@ -198,12 +237,14 @@ def plot_time(
         for ax, error, name in zip(
             axes[2 * t : 2 * t + 2], ("val_error", "error"), ("validation", "test"), strict=True
         ):
-            for pacing, color in PACING_COLORS.items():
-                if pacing not in mean.index.get_level_values("pacing"):
-                    continue
+            present = set(mean.index.get_level_values("pacing"))
+            for pacing in sorted(present, key=lambda p: (list(PACING_COLORS).index(
+                    p.split()[0]), p)):  # fmt: skip
+                color = PACING_COLORS[pacing.split()[0]]
+                style = "o--" if " " in pacing else "o-"  # another threshold: dashed
                 line = mean.xs(pacing, level="pacing")
                 line = line[line.index > 0].sort_index()
-                ax.plot(line[x], line[error], "o-", color=color, ms=4, lw=1.2, label=pacing)
+                ax.plot(line[x], line[error], style, color=color, ms=4, lw=1.2, label=pacing)
                 for level, point in line.iterrows():
                     ax.annotate(
                         str(level), (point[x], point[error]), xytext=(3, 3), fontsize=7,
@@ -246,10 +287,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--curves", nargs="+", metavar="RUNDIR", help="export to --out (CSV)")
     mode.add_argument("--plot-curves", metavar="CSV", help="draw a curves CSV to --out (PNG)")
+    mode.add_argument("--export", metavar="RUNDIR", help="a run's rows, thresholds added, to --out")
     parser.add_argument("--out", help="the CSV of --curves, the PNG of --plot-curves")
     args = parser.parse_args(argv)
-    if (args.curves or args.plot_curves) and not args.out:
-        parser.error("--curves and --plot-curves write to --out")
+    if (args.curves or args.plot_curves or args.export) and not args.out:
+        parser.error("--curves, --plot-curves and --export write to --out")
+    if args.export:
+        rows = export_rows(args.export)
+        with atomic_file(args.out) as temporary:
+            rows.to_csv(temporary, index=False)
+        print(f"{args.out}: {len(rows)} rows")
+        return 0
     if args.curves:
         curves = collect_curves(args.curves)
         keys = ["task", "replicate", "criterion", "level"]

@@ -15,6 +15,7 @@ import torch
 from benchmarks.pacings import (
     CURVE_COLUMNS,
     collect_curves,
+    export_rows,
     main,
     plot_curves,
     plot_time,
@@ -131,6 +132,27 @@ def test_a_tiny_earlybird_run_exports_the_curves_its_monitors_measured(tmp_path:
         meta = saved_metadata(snapshot)
         drawn = part["drawn_epoch"].iloc[0]
         assert (pd.isna(drawn) and meta["settled"] == 0) or drawn == meta["drawn_epoch"]
+
+
+def test_exported_rows_carry_their_threshold_and_tables_tell_thresholds_apart(
+    tmp_path: Path,
+) -> None:
+    tiny = PROFILES["tiny"]
+    profile = dataclasses.replace(
+        tiny, methods=("finetune", "finetune@earlybird"), levels=1, earlybird_threshold=0.03
+    )
+    _, lottery, _ = run_task("chord", profile, tmp_path, progress=False, log=None)
+    rows = export_rows(lottery.directory)
+    paced = rows["method"] == "finetune@earlybird"
+    assert (rows.loc[paced, "threshold"] == 0.03).all() and (rows.loc[paced, "window"] == 5).all()
+    assert rows.loc[~paced, "threshold"].isna().all()
+    # beside the same run at the monitor's default threshold, each keeps its own line
+    default = rows.assign(threshold=rows["threshold"].where(~paced, 0.1))
+    both = pd.concat([rows, default[paced]], ignore_index=True)
+    got = table(both)
+    assert {(1, "iterative"), (1, "earlybird 0.03"), (1, "earlybird 0.1")} == set(got.index)
+    assert main(["--export", str(lottery.directory), "--out", str(tmp_path / "chord.csv")]) == 0
+    assert pd.read_csv(tmp_path / "chord.csv")["threshold"].dropna().eq(0.03).all()
 
 
 def _curves_frame() -> pd.DataFrame:
