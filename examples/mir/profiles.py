@@ -330,8 +330,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             methods=("trim", "finetune"),
             criteria=("magnitude",),
             # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
-            # W_1 and patience 3 left trimmed tickets behind fine-tuning
-            rewind_epochs=_per_task(**dict.fromkeys(TASKS, 4)),
+            # W_1 and patience 3 left trimmed tickets behind fine-tuning. Drum: W_k after epoch
+            # 10, past its plateau, and a patience of 12; with W_4 and patience 8, two trim
+            # levels stopped on the plateau (results/probes/drum-patience8.csv)
+            rewind_epochs=_per_task(**{**dict.fromkeys(TASKS, 4), "drum": 10}),
             # drum: a reference sits on a plateau (hi-hat learnt, kick and snare not) before it
             # finds the kick and the snare; batches of 64 at 5e-3 leave it by epoch 10 and flatten
             # by epoch 60 (probes in results/probes/references.csv). Pitch starts on one too
@@ -340,7 +342,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             max_epochs=_per_task(
                 instrument=50, singing=50, pitch=80, chord=60, drum=80, onset=50, ddsp=40
             ),
-            patience=_per_task(instrument=8, singing=8, pitch=15, chord=8, drum=8, onset=8, ddsp=8),
+            patience=_per_task(
+                instrument=8, singing=8, pitch=15, chord=8, drum=12, onset=8, ddsp=8
+            ),
             # instrument and singing: 1,200 clips (600 to train) fit the 40-minute budget on
             # two cores; their probed references still reach a third of chance, flattened
             # (results/probes/references.csv); pitch: 2,000 frames (1,000 to train) fit it, and
