@@ -31,7 +31,6 @@ matplotlib (the ``plot`` extra) is imported only when a figure is drawn.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -41,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lotterytrim import EarlyBird
+from examples.mir.profiles import EARLYBIRD_DEFAULTS
 from lotterytrim.plot.figure import PLOT_HINT
 from lotterytrim.runner.pacing import CURVES_NAME
 from lotterytrim.storage.atomic import atomic_file
@@ -65,12 +64,6 @@ CURVE_COLUMNS = (
 )
 #: the pacings in the order they are drawn, with their colours
 PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": "tab:green"}
-#: the early-bird monitor's own threshold and window, which a run without settings uses
-_EARLYBIRD_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(EarlyBird).parameters.items()
-    if name in ("threshold", "window")
-}
 
 
 def _pacings(rows: pd.DataFrame) -> list[str]:
@@ -91,7 +84,7 @@ def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     run_dir = Path(run_dir)
     rows = pd.read_csv(run_dir / "results.csv")
     config = json.loads((run_dir / "settings.json").read_text()).get("config", {})
-    options = {**_EARLYBIRD_DEFAULTS, **config.get("earlybird", {})}
+    options = {**EARLYBIRD_DEFAULTS, **config.get("earlybird", {})}
     paced = [split_pacing(m)[1] == "earlybird" for m in rows["method"]]
     for name in ("threshold", "window"):
         rows[name] = [options[name] if p else None for p in paced]

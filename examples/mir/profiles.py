@@ -22,10 +22,11 @@ from .soundfont import default_soundfont, soundfont_fingerprint
 from .splits import REAL_DATA
 from .training import TrainSettings
 
-__all__ = ["PROFILES", "Profile"]
+__all__ = ["EARLYBIRD_DEFAULTS", "PROFILES", "Profile"]
 
 
-_EARLYBIRD_DEFAULTS = {
+#: the early-bird monitor's own threshold and window (what a run without settings uses)
+EARLYBIRD_DEFAULTS = {
     name: p.default
     for name, p in inspect.signature(lt.EarlyBird).parameters.items()
     if name in ("threshold", "window")
@@ -110,10 +111,12 @@ class Profile:
         default=0.7, metadata=_doc("+kd methods: the reference's share of the loss")
     )
     earlybird_threshold: float = field(
-        default=0.1, metadata=_doc("@earlybird: keep-set distance below which the ticket settles")
+        default=EARLYBIRD_DEFAULTS["threshold"],
+        metadata=_doc("@earlybird: keep-set distance below which the ticket settles"),
     )
     earlybird_window: int = field(
-        default=5, metadata=_doc("@earlybird: distances in a row below the threshold")
+        default=EARLYBIRD_DEFAULTS["window"],
+        metadata=_doc("@earlybird: distances in a row below the threshold"),
     )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
@@ -187,7 +190,7 @@ class Profile:
         if not any(lt.methods.split_pacing(m)[1] == "earlybird" for m in self.methods):
             return {}
         options = {"threshold": self.earlybird_threshold, "window": self.earlybird_window}
-        return {k: v for k, v in options.items() if v != _EARLYBIRD_DEFAULTS[k]}
+        return {k: v for k, v in options.items() if v != EARLYBIRD_DEFAULTS[k]}
 
     def rewind_fraction(self, task: str) -> float:
         """W_k's place as a share of the cap on epochs (what the runner's config records)."""

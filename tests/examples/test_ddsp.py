@@ -4,7 +4,6 @@ an end-to-end tiny lottery with resume."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,6 @@ from examples.mir.ddsp_features import a_weighting_db, f0_accuracy, frame_loudne
 from examples.mir.models import MIR_TASKS, TASKS, build_model, example_input
 from examples.mir.profiles import PROFILES
 from examples.mir.run import parse_args, run_task
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: small models gain nothing from more, and a busy CPU loses a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _peak_hz(audio: np.ndarray, lo: float = 0.0, hi: float = DDSP_SR / 2) -> float:

@@ -81,7 +81,6 @@ class _Ctx:
 
 
 def test_task_run_records_and_prints_a_reference_still_falling_at_its_cap() -> None:
-    torch.set_num_threads(1)
     lines: list[str] = []
     splits = synth.make_dataset("chord", 60, seed=0, size="tiny")
     settings = TrainSettings(max_epochs=2, patience=5, rewind_epochs=1, batch_size=16)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from benchmarks.pacings import (
     CURVE_COLUMNS,
@@ -113,12 +112,7 @@ def test_a_tiny_earlybird_run_exports_the_curves_its_monitors_measured(tmp_path:
         max_epochs={**tiny.max_epochs, "chord": 4},
         patience={**tiny.patience, "chord": 10},
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        results, lottery, _ = run_task("chord", profile, tmp_path, progress=False, log=None)
-    finally:
-        torch.set_num_threads(threads)
+    results, lottery, _ = run_task("chord", profile, tmp_path, progress=False, log=None)
     epochs = int(results.loc[results.level == 0, "train_epochs"].iloc[0])
     assert epochs == 4
     curves = collect_curves([lottery.directory])

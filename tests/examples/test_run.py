@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ from examples.mir.run import build_lottery, headline, main, parse_args, run_task
 from examples.mir.splits import split_by_group, subset
 
 TINY = PROFILES["tiny"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: tiny models gain nothing from more, and a busy CPU loses a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _file(directory: Path, path: str) -> Path:
