@@ -347,7 +347,8 @@ def _plot(df: pd.DataFrame, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.5))
-    colors = dict(zip(sorted(df.task.unique()), plt.cm.tab10.colors, strict=False))
+    palette = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]  # a ListedColormap
+    colors = dict(zip(sorted(df.task.unique()), palette, strict=False))
     for task, part in df.groupby("task"):
         trim = part[part.method == "trim"].sort_values("level")
         mask = part[part.method == "mask"].sort_values("level")

@@ -58,7 +58,7 @@ def measure(task: str, batch: int, steps: int, rounds: int) -> dict[str, float |
         for key, m in zip(seconds, (dense, ours, hooks), strict=True):
             seconds[key] += _train(m, x, y, steps)
     zeros = all(
-        bool(torch.all(mod.weight_orig[masks[n] == 0] == 0))
+        bool(torch.all(mod.get_parameter("weight_orig")[masks[n] == 0] == 0))
         for n, (mod, _) in masking.maskable(ours).items()
     )
     return {

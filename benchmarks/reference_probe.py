@@ -39,7 +39,9 @@ def set_capacity(task: str, capacity: int) -> None:
     if "capacity" not in old.model_kwargs:
         raise SystemExit(f"task {task!r} has no capacity argument")
     kwargs = MappingProxyType({**old.model_kwargs, "capacity": capacity})
-    TASKS[task].sizes["quick"] = SizeSpec(kwargs, old.input_shape, old.sample_rate)
+    sizes = TASKS[task].sizes
+    assert isinstance(sizes, dict), "the task table holds its sizes in a dict"
+    sizes["quick"] = SizeSpec(kwargs, old.input_shape, old.sample_rate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

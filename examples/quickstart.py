@@ -8,6 +8,7 @@ survivors to their values from early training, retrain. Prints error and size pe
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -58,7 +59,12 @@ class OnsetNet(nn.Module):
         return self.out(torch.relu(self.fc(self.features(x).flatten(1))))
 
 
-def train(model: nn.Module, data: tuple, epochs: int, on_epoch=None) -> None:
+def train(
+    model: nn.Module,
+    data: tuple,
+    epochs: int,
+    on_epoch: Callable[[int], object] | None = None,
+) -> None:
     x, y = data
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=2e-4)
     gen = torch.Generator().manual_seed(0)

@@ -52,7 +52,7 @@ def cached_splits(
     for name, data in zip(_SPLITS, splits, strict=True):
         arrays.update(_pack(data, name))
     partial = folder / f".{key}.{os.getpid()}.npz"
-    np.savez(partial, **arrays)
+    np.savez(partial, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
     partial.replace(path)  # atomic: a reader never sees half a file
     return splits, False
 

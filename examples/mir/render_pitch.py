@@ -80,7 +80,9 @@ def pitch(
     length = CREPE_SR + CREPE_FRAME
     hop = CREPE_FRAME // 4
     starts = np.arange(CREPE_SR // 100, length - CREPE_FRAME + 1, hop)
-    frames, f0, prog = [], [], []
+    frames: list[np.ndarray] = []
+    f0: list[float] = []
+    prog: list[int] = []
     n_heldout = 0
     while len(frames) < n:
         new = n_heldout < heldout_share * (len(frames) + 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -150,7 +150,7 @@ _SINGING_PROTOTYPES: dict[str, dict[str, tuple[float, float]]] = {
 def _sample_params(
     rng: np.random.Generator,
     labels: np.ndarray,
-    prototypes: list[Mapping[str, tuple[float, float]]],
+    prototypes: Sequence[Mapping[str, tuple[float, float]]],
 ) -> dict[str, np.ndarray]:
     """Draw every tone parameter per example, uniformly (or log-uniformly) within its class."""
     params: dict[str, np.ndarray] = {}

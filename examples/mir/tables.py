@@ -7,6 +7,8 @@ block the doc marks, by name.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 import lotterytrim as lt
@@ -79,7 +81,7 @@ def per_level(results: pd.DataFrame) -> pd.DataFrame:
     ):
         refs = results[(results.task == task) & (results.level == 0)].drop_duplicates("replicate")
         by_level = {0: refs, **{lv: g for lv, g in group.groupby("level")}}
-        rows = {"kept": {}, "val error": {}, "test error": {}}
+        rows: dict[str, dict[str, Any]] = {"kept": {}, "val error": {}, "test error": {}}
         for level, g in by_level.items():
             name = f"L{level}"
             rows["kept"][name] = f"{g.kept.mean():.3f}"
@@ -229,7 +231,7 @@ def render(results: pd.DataFrame) -> dict[str, str]:
     return {
         "references": _markdown(references(results)),
         "per-level": _markdown(per_level(results)),
-        "table1": lt.plot.table1(results).to_markdown(),
+        "table1": lt.plot.table1(results).to_markdown() or "",
         "selection": _markdown(table_one(results)),
         "paper": _markdown(against_paper(results)),
         "pitch": pitch_block(results),

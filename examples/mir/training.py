@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ def _to_cpu(model: nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, "weight_orig") and hasattr(module, "weight_mask"):
             with torch.no_grad():
-                module.weight = module.weight_orig * module.weight_mask
+                module.weight = module.weight_orig * module.weight_mask  # type: ignore[operator]
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, device: torch.device, task: str) -> torch.Tensor:
@@ -338,7 +338,9 @@ class TaskRun:
         if self.spec.loss == "spectral":
             return ddsp.training_loss(outputs, targets, soft, self.settings.kd_weight)
         if soft is not None:
-            kind = "softmax" if self.spec.loss == "cross_entropy" else "sigmoid"
+            kind: Literal["softmax", "sigmoid"] = (
+                "softmax" if self.spec.loss == "cross_entropy" else "sigmoid"
+            )
             s = self.settings
             return lt.distillation_loss(
                 outputs, soft, targets, kind=kind, temperature=s.kd_temperature, weight=s.kd_weight

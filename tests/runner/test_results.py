@@ -78,6 +78,28 @@ def test_pick_models_other_method_and_missing_models() -> None:
         lt.pick_models(_frame(), method="mask")
 
 
+def test_pick_models_near_equal_sizes_go_to_the_lower_error() -> None:
+    """Two methods' last levels 0.5% apart in size: the smaller by a few weights but worse on
+    validation loses unless sizes must match exactly (same_size=0)."""
+    rows = [
+        _row("trim", 0, 0, 0.20, 0.20, "ref"),
+        _row("trim", 0, 1, 0.215, 0.30, "trim") | dict(params=200),
+        _row("finetune", 0, 1, 0.19, 0.18, "ft") | dict(params=201),
+        _row("finetune", 0, 2, 0.19, 0.18, "big") | dict(params=300),
+    ]
+    table = lt.pick_models(pd.DataFrame(rows)).set_index("model")
+    assert table.loc["optimal", "method"] == "finetune"
+    assert table.loc["optimal", "params"] == 201
+    assert table.loc["smallest", "method"] == "finetune"
+    exact = lt.pick_models(pd.DataFrame(rows), same_size=0.0).set_index("model")
+    assert (exact.loc["optimal", "method"], exact.loc["optimal", "params"]) == ("trim", 200)
+    # a band, not a chain: 300 is more than 1% above 200 and never competes
+    wide = lt.pick_models(pd.DataFrame(rows), same_size=0.004).set_index("model")
+    assert wide.loc["optimal", "method"] == "trim"
+    with pytest.raises(ValueError, match="same_size"):
+        lt.pick_models(pd.DataFrame(rows), same_size=1.5)
+
+
 def test_pick_models_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="error"):
         lt.pick_models(_frame().drop(columns=["error"]))

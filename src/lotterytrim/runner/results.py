@@ -86,6 +86,7 @@ def pick_models(
     criterion: str | Sequence[str] | None = None,
     smallest: float = 1.5,
     optimal: float = 1.1,
+    same_size: float = 0.01,
 ) -> pd.DataFrame:
     """The paper's three models per task, next to the reference, chosen on validation error.
 
@@ -94,7 +95,10 @@ def pick_models(
     the column that chooses (default ``"val_error"`` when the rows have it, else ``"error"``;
     it may not have gaps):
     *best* has the lowest mean, *smallest* the fewest parameters with a mean at most
-    ``smallest`` x the reference's, *optimal* the fewest within ``optimal`` x. The ``error``
+    ``smallest`` x the reference's, *optimal* the fewest within ``optimal`` x. Sizes within
+    ``same_size`` (a share) of the fewest count as equal, and the lowest ``by`` among them
+    wins: two methods' last levels differ by a few weights, not by what a user would pick
+    them for. The ``error``
     column then only reports the chosen models (test error in the examples); ``chosen_by``
     names the column that chose, ``smaller`` is the reference's parameters over the model's,
     and ``path`` the file of the replicate best by ``by``. A model no level qualifies for is
@@ -110,6 +114,8 @@ def pick_models(
     for name, value in (("smallest", smallest), ("optimal", optimal)):
         if not (isinstance(value, (int, float)) and value >= 1.0):
             raise ValueError(f"{name} must be a factor >= 1, got {value!r}")
+    if not (isinstance(same_size, (int, float)) and 0.0 <= same_size < 1.0):
+        raise ValueError(f"same_size must be a share in [0, 1), got {same_size!r}")
     by = _choosing_column(results, by)
     pool_all = results[results["level"] >= 1]
     for column, wanted in (("method", method), ("criterion", criterion)):
@@ -151,7 +157,8 @@ def pick_models(
         for name, factor in (("smallest", smallest), ("optimal", optimal)):
             ok = levels[levels[by] <= factor * ref[by]]
             if not ok.empty:
-                pick = ok.sort_values(["params", by], kind="stable").iloc[0]
+                near = ok[ok["params"] <= ok["params"].min() * (1.0 + same_size)]
+                pick = near.sort_values([by, "params"], kind="stable").iloc[0]
                 out.append({"task": task, "model": name, **pick.to_dict()})
     order = ["task", "model", "method", "criterion", "level", "error", "error_std"]
     order += [by] if by != "error" else []
