@@ -20,7 +20,7 @@ from .models import SIZES, TASKS
 from .render import render_fields
 from .soundfont import default_soundfont, soundfont_fingerprint
 from .splits import REAL_DATA
-from .training import TrainSettings
+from .training import REFERENCE_FIELDS, TrainSettings
 
 __all__ = ["EARLYBIRD_DEFAULTS", "PROFILES", "Profile"]
 
@@ -118,6 +118,13 @@ class Profile:
         default=EARLYBIRD_DEFAULTS["window"],
         metadata=_doc("@earlybird: distances in a row below the threshold"),
     )
+    reference: Mapping[str, Mapping[str, int]] = field(
+        default_factory=lambda: _per_task(**{t: MappingProxyType({}) for t in TASKS}),
+        metadata=_doc(
+            "per task, what the reference alone trains with instead: max_epochs, patience, "
+            "plateau_patience (--set reference.patience=15)"
+        ),
+    )
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
@@ -140,6 +147,7 @@ class Profile:
             "batch_size",
             "plateau_patience",
             "lr",
+            "reference",
         ):
             mapping = getattr(self, name)
             if set(mapping) != set(TASKS):
@@ -165,6 +173,7 @@ class Profile:
             epoch_examples=self.epoch_examples[task],
             kd_temperature=self.kd_temperature,
             kd_weight=self.kd_weight,
+            reference=dict(self.reference[task]),
         )
 
     def config(self, task: str) -> lt.LotteryConfig:
@@ -205,6 +214,8 @@ class Profile:
             # distillation's settings change nothing without a +kd method: runs made before
             # they existed keep their directory
             del train["kd_temperature"], train["kd_weight"]
+        if not train["reference"]:  # trained like the levels: runs made before keep their hash
+            del train["reference"]
         data: dict[str, Any]
         if data_root is None:
             data = {
@@ -256,8 +267,13 @@ class Profile:
         numbers = {f.name: f for f in dataclasses.fields(self)}
         for item in items:
             name, _, text = item.partition("=")
+            if name.startswith("reference."):
+                changes["reference"] = _reference_change(
+                    changes.get("reference", self.reference), item, tasks
+                )
+                continue
             current = changes.get(name, getattr(self, name, None))
-            if name not in numbers or not text or name == "safeguards":
+            if name not in numbers or not text or name in ("safeguards", "reference"):
                 raise SystemExit(f"--set wants FIELD=VALUE with a number field, got {item!r}")
             if isinstance(current, Mapping):
                 value = _number(item, text, current[tasks[0]])
@@ -267,6 +283,20 @@ class Profile:
             else:
                 changes[name] = _number(item, text, current)
         return dataclasses.replace(self, **changes) if changes else self
+
+
+def _reference_change(
+    current: Mapping[str, Mapping[str, int]], item: str, tasks: Sequence[str]
+) -> Mapping[str, Mapping[str, int]]:
+    """``current`` with ``reference.FIELD=VALUE`` set for ``tasks``, or exit saying why."""
+    name, _, text = item.partition("=")
+    key = name.removeprefix("reference.")
+    if key not in REFERENCE_FIELDS or not text:
+        raise SystemExit(f"--set {item!r}: the reference may set {list(REFERENCE_FIELDS)}")
+    value = _number(item, text, 0)
+    return MappingProxyType(
+        {t: MappingProxyType({**v, key: value}) if t in tasks else v for t, v in current.items()}
+    )
 
 
 def _number(item: str, text: str, like: Any) -> int | float | None:
@@ -390,6 +420,17 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 drum=5e-3,
                 onset=1e-3,
                 ddsp=1e-3,
+            ),
+            # drum: the reference alone halves its rate after 4 flat epochs, stops after 15 (cap
+            # 100); with the levels' 3 and 12, two of three references stopped early (0.086 and
+            # 0.099 validation; 0.077-0.079 with these). Probes: results/probes/references.csv
+            reference=_per_task(
+                **{
+                    **{t: MappingProxyType({}) for t in TASKS},
+                    "drum": MappingProxyType(
+                        {"plateau_patience": 4, "patience": 15, "max_epochs": 100}
+                    ),
+                }
             ),
             cap_real_data=True,
         ),

@@ -9,9 +9,10 @@ from :mod:`examples.mir.splits`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -70,7 +71,8 @@ class TrainSettings:
     A level trains until ``patience`` epochs bring no lower validation error (ties: loss), at
     most ``max_epochs``, and keeps its best-validation weights. At level 0 the rewind point
     W_k is taken after ``rewind_epochs`` epochs (keep it <= ``patience``, so that it is taken
-    before early stopping can end the reference).
+    before early stopping can end the reference). ``reference`` holds settings the reference
+    (level 0) alone trains with instead, among :data:`REFERENCE_FIELDS`.
     """
 
     max_epochs: int
@@ -86,6 +88,26 @@ class TrainSettings:
     #: distillation from the reference, for methods named with ``+kd`` only
     kd_temperature: float = 2.0
     kd_weight: float = 0.7
+    #: the reference's own settings, e.g. {"patience": 15}
+    reference: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.reference) - set(REFERENCE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"TrainSettings.reference: {unknown} cannot differ for the reference "
+                f"(it may set {list(REFERENCE_FIELDS)})"
+            )
+
+    def at_level(self, level: int) -> TrainSettings:
+        """The settings ``level`` trains with: the reference's own at level 0."""
+        if level or not self.reference:
+            return self
+        return dataclasses.replace(self, **self.reference, reference={})
+
+
+#: what the reference may train with differently: how long, and how soon the rate is halved
+REFERENCE_FIELDS = ("max_epochs", "patience", "plateau_patience")
 
 
 # ------------------------------------------------------------------------------------- data
@@ -200,7 +222,7 @@ class TaskRun:
         ``epochs``, ``val_loss``, ``still_falling`` (1 when the cap came first) and, after a
         step, ``step_val_error`` (the validation error right after it, before retraining)."""
         self.train_calls += 1
-        s = self.settings
+        s = self.settings.at_level(ctx.level)
         start = time.perf_counter()
         seed = _mix_seed(ctx.seed, ctx.level)
         torch.manual_seed(seed)

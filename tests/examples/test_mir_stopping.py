@@ -95,3 +95,23 @@ def test_task_run_records_and_prints_a_reference_still_falling_at_its_cap() -> N
     ctx = _Ctx()
     stopped.train(stopped.build_model(), ctx)
     assert ctx.records["still_falling"] == 0.0 and ctx.records["epochs"] < 40
+
+
+def test_the_reference_may_train_with_its_own_patience_and_cap() -> None:
+    """TrainSettings.reference holds at level 0 only; the levels keep their own settings."""
+    settings = TrainSettings(
+        max_epochs=1, patience=1, batch_size=16, reference={"max_epochs": 3, "patience": 9}
+    )
+    assert settings.at_level(0).max_epochs == 3 and settings.at_level(0).patience == 9
+    assert settings.at_level(2) is settings
+    with pytest.raises(ValueError, match="'lr'"):
+        TrainSettings(max_epochs=1, patience=1, reference={"lr": 1})
+    splits = synth.make_dataset("chord", 60, seed=0, size="tiny")
+    run = TaskRun("chord", splits, "tiny", settings, log=lambda line: None)
+    reference = _Ctx()
+    run.train(run.build_model(), reference)
+    assert reference.records["epochs"] == 3  # its own cap, before its patience of 9
+    level = _Ctx()
+    level.level = 1
+    run.train(run.build_model(), level)
+    assert level.records["epochs"] == 1

@@ -227,6 +227,21 @@ def test_earlybird_settings_reach_the_monitors_and_only_change_paced_runs() -> N
     assert unpaced.config("chord").earlybird == {}  # no monitor: nothing to set
 
 
+def test_the_reference_may_train_with_its_own_settings_and_only_its_task() -> None:
+    quick = PROFILES["quick"]
+    # tasks without settings of their own hash as before: their run directories stay
+    assert all("reference" not in quick.settings(t)["train"] for t in ("chord", "onset"))
+    longer = quick.with_settings(["reference.patience=30", "reference.max_epochs=90"], ["chord"])
+    chord = longer.train_settings("chord")
+    assert chord.at_level(0).patience == 30 and chord.at_level(0).max_epochs == 90
+    assert chord.at_level(1) == chord and chord.patience == quick.patience["chord"]
+    assert longer.settings("chord") != quick.settings("chord")
+    assert longer.settings("onset") == quick.settings("onset")
+    for bad in ("reference.lr=1e-3", "reference.patience=", "reference=3"):
+        with pytest.raises(SystemExit, match="reference"):
+            quick.with_settings([bad], ["chord"])
+
+
 @pytest.mark.parametrize(
     ("argv", "bad"),
     [
