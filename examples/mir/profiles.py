@@ -128,8 +128,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # drum: the reference alone halves its rate after 4 flat epochs, stops after 15 (cap
             # 100); with the levels' 3 and 12, two of three references stopped early (0.086 and
             # 0.099 validation; 0.077-0.079 with these). Probes: results/probes/references.csv.
-            # The levels keep their own: a longer budget for the reference only makes trimming
-            # look worse, never better
+            # The levels keep their own schedule, inside the time budget
             reference=per_task(
                 **{
                     **{t: MappingProxyType({}) for t in TASKS},
