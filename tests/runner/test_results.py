@@ -85,17 +85,20 @@ def test_pick_models_near_equal_sizes_go_to_the_lower_error() -> None:
         _row("trim", 0, 0, 0.20, 0.20, "ref"),
         _row("trim", 0, 1, 0.215, 0.30, "trim") | dict(params=200),
         _row("finetune", 0, 1, 0.19, 0.18, "ft") | dict(params=201),
-        _row("finetune", 0, 2, 0.19, 0.18, "big") | dict(params=300),
+        # within 1% of 201 but not of 200, and the lowest error of all
+        _row("finetune", 0, 2, 0.17, 0.18, "next") | dict(params=203),
     ]
     table = lt.pick_models(pd.DataFrame(rows)).set_index("model")
     assert table.loc["optimal", "method"] == "finetune"
-    assert table.loc["optimal", "params"] == 201
-    assert table.loc["smallest", "method"] == "finetune"
+    # a band from the fewest, not a chain: 203 does not compete, though it is the best
+    assert table.loc["optimal", "params"] == 201 and table.loc["best", "params"] == 203
+    assert table.loc["smallest", "params"] == 201
     exact = lt.pick_models(pd.DataFrame(rows), same_size=0.0).set_index("model")
     assert (exact.loc["optimal", "method"], exact.loc["optimal", "params"]) == ("trim", 200)
-    # a band, not a chain: 300 is more than 1% above 200 and never competes
-    wide = lt.pick_models(pd.DataFrame(rows), same_size=0.004).set_index("model")
-    assert wide.loc["optimal", "method"] == "trim"
+    narrow = lt.pick_models(pd.DataFrame(rows), same_size=0.004).set_index("model")
+    assert narrow.loc["optimal", "params"] == 200  # 201 is 0.5% above: not the same size
+    wide = lt.pick_models(pd.DataFrame(rows), same_size=0.02).set_index("model")
+    assert wide.loc["optimal", "params"] == 203
     with pytest.raises(ValueError, match="same_size"):
         lt.pick_models(pd.DataFrame(rows), same_size=1.5)
 

@@ -98,11 +98,10 @@ def pick_models(
     ``smallest`` x the reference's, *optimal* the fewest within ``optimal`` x. Sizes within
     ``same_size`` (a share) of the fewest count as equal, and the lowest ``by`` among them
     wins: two methods' last levels differ by a few weights, not by what a user would pick
-    them for. The ``error``
-    column then only reports the chosen models (test error in the examples); ``chosen_by``
-    names the column that chose, ``smaller`` is the reference's parameters over the model's,
-    and ``path`` the file of the replicate best by ``by``. A model no level qualifies for is
-    absent.
+    them for. The ``error`` column then only reports the chosen models (test error in the
+    examples); ``chosen_by`` names the column that chose, ``smaller`` is the reference's
+    parameters over the model's, and ``path`` the file of the replicate best by ``by``. A model
+    no level qualifies for is absent.
     """
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
