@@ -69,14 +69,20 @@ def _guard(mode: str) -> lt.Safeguards:
     return dataclasses.replace(lt.Safeguards(), residual=mode)
 
 
-def run(case: ZooCase, mode: str, steps: int, amount: float) -> tuple[list[str], str]:
-    """Step rows and the summary row of one model under one ``residual`` mode."""
+def run(
+    case: ZooCase, mode: str, steps: int, amount: float, split: bool = False
+) -> tuple[list[str], str]:
+    """Step rows and the summary row of one model under one ``residual`` mode; ``split``
+    first rewrites its ``nn.MultiheadAttention`` layers with ``lt.split_attention``."""
     torch.manual_seed(0)
     model, x = randomize_norms(case.build(), 0).eval(), case.inputs()
+    if split:
+        lt.split_attention(model)
     original = clone(model)
     n0 = _params(model)
     trimmer = lt.LotteryTrimmer(model, x, amount=amount, method="lrr", safeguards=_guard(mode))
     rows, misses, exact = [], [], 0
+    name = f"{case.name} (split)" if split else case.name
     for level in range(1, steps + 1):
         res = trimmer.step()
         misses.append(res.achieved - amount)
@@ -85,14 +91,14 @@ def run(case: ZooCase, mode: str, steps: int, amount: float) -> tuple[list[str],
         cut = ", ".join(f"{g} -{n}" for g, n in res.removed_units.items() if n) or "-"
         why = (res.shortfall or "-").partition(": ")[2] or res.shortfall or "-"
         rows.append(
-            f"| {case.name} | {mode} | {level} | {amount:.0%} | {res.achieved:.1%} | "
+            f"| {name} | {mode} | {level} | {amount:.0%} | {res.achieved:.1%} | "
             f"{_params(model) / n0:.1%} | {cut} | {gap:.1e} | {why[:110]} |"
         )
     heads, width, ffn = _widths(model)
     worst = max(misses, key=abs)
     within = sum(abs(m) <= 0.02 for m in misses)
     summary = (
-        f"| {case.name} | {mode} | {_params(model) / n0:.1%} | {within} of {steps} | "
+        f"| {name} | {mode} | {_params(model) / n0:.1%} | {within} of {steps} | "
         f"{worst:+.1%} | {heads} | {width} | {ffn} | {exact} of {steps} |"
     )
     return rows, summary
@@ -105,15 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--amount", type=float, default=0.3)
     parser.add_argument("--models", default=",".join(sorted(TRANSFORMERS)))
+    parser.add_argument(
+        "--split", action="store_true", help="split nn.MultiheadAttention first (as well)"
+    )
     args = parser.parse_args(argv)
     names = args.models.split(",")
     cases = [c for c in ZOO if c.name in names]
     step_rows, summary = [], []
     for mode in args.residual.split(","):
         for case in cases:
-            rows, line = run(case, mode, args.steps, args.amount)
-            step_rows += rows
-            summary.append(line)
+            for split in (False, True) if args.split else (False,):
+                rows, line = run(case, mode, args.steps, args.amount, split)
+                step_rows += rows
+                summary.append(line)
     print(
         "| model | residual | step | asked | removed | kept | units cut per group "
         "| max abs(trimmed - masked) | why (shortfall) |"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lotterytrim import adapters, criteria, errors
 from lotterytrim.distillation import distillation_loss
 from lotterytrim.engine.plan import TrimPlan
+from lotterytrim.engine.split import SplitAttention, split_attention
 from lotterytrim.engine.tags import unprunable
 from lotterytrim.options import Safeguards, TrimOptions
 from lotterytrim.storage.io import load, save
@@ -47,6 +48,8 @@ __all__ = [
     "EarlyBird",
     "unprunable",
     "TrimPlan",
+    "split_attention",
+    "SplitAttention",
     # criteria, methods and layer adapters: the built-in ones, and registering your own
     "criteria",
     "methods",

@@ -220,10 +220,13 @@ def select_units(
         if scope == "local" and not exhausted:
             why.append("local scope removes whole units per layer, a coarse step")
         elif (not exhausted or not short) and edge_group is not None:
+            edge = graph.groups[edge_group]
             why.append(
                 f"units are too coarse to land closer: the unit at the edge of the budget costs "
                 f"{boundary / max(total, 1.0):.1%} of the parameters (group "
-                f"'{graph.groups[edge_group].name}') and no cheaper unit was left to fill the rest"
+                f"'{edge.name}') and no cheaper unit was left to fill the rest"
+                + _SPLIT_HINT
+                * any(m.layer_type == "MultiheadAttention" for m in edge.members)
             )
         reason = f"removed {achieved:.1%} of parameters instead of {amount:.1%}: " + "; ".join(why)
     return Selection(
@@ -234,6 +237,12 @@ def select_units(
         reason=reason,
         held=held_names,
     )
+
+
+_SPLIT_HINT = (
+    " (its units are whole heads of an nn.MultiheadAttention; lt.split_attention(model) before"
+    " the lottery lets this width lose one feature at a time)"
+)
 
 
 def _limited_why(
