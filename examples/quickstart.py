@@ -7,7 +7,6 @@ survivors to their values from early training, retrain. Prints error and size pe
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -15,8 +14,7 @@ import torch
 from torch import nn
 
 import lotterytrim as lt
-from lotterytrim.engine.layers import layer_units
-from lotterytrim.engine.plan import TrimPlan
+from lotterytrim.measure.layers import layer_diff
 
 
 def make_data(n: int, seed: int, length: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +95,7 @@ def main() -> None:
             rewind.update({k: v.clone() for k, v in model.state_dict().items()})
 
     train(model, train_set, epochs, capture)
-    plan = TrimPlan.identity(model)
+    plan = lt.TrimPlan.identity(model)
     params0 = sum(p.numel() for p in model.parameters())
     print(f"level 0: error {error(model, test_set):.3f}, params {params0}")
     val_batches = [val_set[0][i : i + 100] for i in range(0, 300, 100)]
@@ -111,9 +109,9 @@ def main() -> None:
             f"level {level}: error {error(model, test_set):.3f}, params {result.params_after} "
             f"({kept:.1%} of the original), removed {result.achieved:.1%} this step"
         )
-    reference = OnsetNet()
-    print("trimmed layer widths:", layer_units(model))
-    print("reference widths:    ", layer_units(copy.deepcopy(reference)))
+    widths = layer_diff(OnsetNet(), model, example)[["units_before", "units_after"]]
+    print("layer widths, before and after:")
+    print(widths.dropna().to_string())
 
 
 if __name__ == "__main__":
