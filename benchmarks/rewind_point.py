@@ -9,12 +9,20 @@ mean test error it reports:
 
 The profile's own rewind epoch reads back the runs ``python -m examples.mir.run`` wrote; the
 others train their own references, since the rewind point is part of the reference.
+
+Runs of ``examples.mir.run`` with another rewind point or patience (``--set rewind_epochs=1``,
+``--set patience=3``) are exported to committed rows, each with its ``rewind`` and ``patience``
+read from the run's settings, and the tables are printed from those rows alone:
+
+    python -m benchmarks.rewind_point --export runs/rewind/chord-<hash> --out FILE.csv
+    python -m benchmarks.rewind_point --table results/selection/chord-rewind-*.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -67,20 +75,42 @@ def run(
 
 
 def table(rows: pd.DataFrame, column: str = "val_error") -> str:
-    """Mean [min-max] of ``column`` per rewind epoch and method (rows) and level (columns)."""
+    """Mean [min-max] of ``column`` per rewind epoch and method (rows) and level (columns),
+    and per patience first when the rows have several, with the mean over levels 1 and up."""
+    if "patience" not in rows:
+        rows = rows.assign(patience="")
     levels = sorted(int(v) for v in rows.level.unique())
     lines = [
-        "| W_k after epoch | method | " + " | ".join(f"L{lv}" for lv in levels) + " |",
-        "| ---: | --- | " + " | ".join("---:" for _ in levels) + " |",
+        "| patience | W_k after epoch | method | "
+        + " | ".join(f"L{lv}" for lv in levels)
+        + " | mean L1+ |",
+        "| ---: | ---: | --- | " + " | ".join("---:" for _ in levels) + " | ---: |",
     ]
-    for (k, method), part in rows[rows.level > 0].groupby(["rewind", "method"]):
-        part = pd.concat([rows[(rows.rewind == k) & (rows.level == 0)], part])
+    keys = ["patience", "rewind", "method"]
+    for (pat, k, method), part in rows[rows.level > 0].groupby(keys):
+        same = (rows.rewind == k) & (rows.patience == pat) & (rows.level == 0)
+        part = pd.concat([rows[same], part])
         cells = []
         for lv in levels:
             err = part[part.level == lv][column]
             cells.append(f"{err.mean():.3f} [{err.min():.3f}-{err.max():.3f}]" if len(err) else "")
-        lines.append(f"| {k} | {method} | " + " | ".join(cells) + " |")
+        mean = part[part.level > 0].groupby("level")[column].mean().mean()
+        lines.append(f"| {pat} | {k} | {method} | " + " | ".join(cells) + f" | {mean:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def export(directories: Sequence[str], out: str) -> pd.DataFrame:
+    """The rows of finished run directories, each with the ``rewind`` epoch and ``patience``
+    its settings name, written to ``out`` (a committed CSV)."""
+    frames = []
+    for d in directories:
+        train = json.loads((Path(d) / "settings.json").read_text())["settings"]["train"]
+        rows = pd.read_csv(Path(d) / "results.csv")
+        frames.append(rows.assign(rewind=train["rewind_epochs"], patience=train["patience"]))
+    rows = pd.concat(frames, ignore_index=True)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False)
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default="trim", help="comma-separated methods")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--out", default="benchmarks/results/rewind_point.md")
+    parser.add_argument("--export", nargs="+", help="run directories to write as rows to --out")
+    parser.add_argument("--table", nargs="+", help="row files to print the tables of")
     args = parser.parse_args(argv)
+    if args.export:
+        export(args.export, args.out)
+        return 0
+    if args.table:
+        rows = pd.concat([pd.read_csv(f) for f in args.table], ignore_index=True)
+        print(f"### validation error (chooses)\n\n{table(rows)}")
+        print(f"### test error (reports)\n\n{table(rows, 'error')}")
+        return 0
     torch.set_num_threads(1)
     rows = run(
         args.task,
