@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
+from zoo_separators import MaskSeparator, UNet1d
 from zoo_transformers import ConformerBlock, EncoderClassifier, SpectrogramViT, SpeechEncoder
 
 
@@ -454,7 +455,24 @@ ZOO = [
         equivalent=False,
         note="LayerNorm normalises across the embedding",
     ),
+    ZooCase(
+        "conformer_position_buffer",
+        lambda: ConformerBlock(positions=True),
+        _randn(2, 10, 12),
+        ("head",),
+        equivalent=False,
+        note="LayerNorm normalises across the embedding",
+    ),
+    ZooCase("unet_1d", UNet1d, _randn(2, 1, 32), ("out",)),
+    ZooCase("mask_separator", MaskSeparator, _randn(2, 12, 9), ("fc2",)),
 ]
 TRANSFORMERS = frozenset(
-    {"encoder_fast_path", "encoder_math_path", "spectrogram_vit", "speech_encoder", "conformer"}
+    {
+        "encoder_fast_path",
+        "encoder_math_path",
+        "spectrogram_vit",
+        "speech_encoder",
+        "conformer",
+        "conformer_position_buffer",
+    }
 )

@@ -206,7 +206,7 @@ class CroppedSkipUNet(nn.Module):
         return self.out(torch.relu(self.mix(torch.cat([y + skip, skip[..., ::1]], 1))))
 
 
-def _sinusoids(length: int, width: int) -> torch.Tensor:
+def sinusoids(length: int, width: int) -> torch.Tensor:
     """The fixed sinusoidal position table of a transformer: (length, width)."""
     pos = torch.arange(length, dtype=torch.float32)[:, None]
     angle = pos / 10000 ** (torch.arange(0, width, 2, dtype=torch.float32) / width)
@@ -221,7 +221,7 @@ class PositionBuffer(nn.Module):
         super().__init__()
         self.batched, self.scale = batched, scale
         self.embed = nn.Linear(10, 16)
-        table = _sinusoids(32, 16)
+        table = sinusoids(32, 16)
         self.register_buffer("pos", table[None] if batched else table, persistent=persistent)
         self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
         self.ff1 = nn.Linear(16, 24)

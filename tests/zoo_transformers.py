@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from zoo_patterns import sinusoids
 
 
 class SelfAttention(nn.Module):
@@ -111,9 +112,13 @@ class _FeedForward(nn.Module):
 class ConformerBlock(nn.Module):
     """Macaron feed-forwards around attention and a GLU / depthwise-conv module."""
 
-    def __init__(self, n_in: int = 12, dim: int = 32, heads: int = 4, n_out: int = 5) -> None:
+    def __init__(
+        self, n_in: int = 12, dim: int = 32, heads: int = 4, n_out: int = 5, positions: bool = False
+    ) -> None:
         super().__init__()
         self.inp = nn.Linear(n_in, dim)
+        # a fixed sinusoidal position table stored as a buffer, added to every frame
+        self.register_buffer("pos", sinusoids(64, dim)[None] if positions else None)
         self.ff1 = _FeedForward(dim, 4 * dim)
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
@@ -128,6 +133,8 @@ class ConformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.inp(x)
+        if self.pos is not None:
+            h = h + self.pos[:, : h.shape[1]]
         h = h + 0.5 * self.ff1(h)
         a = self.attn_norm(h)
         h = h + self.attn(a, a, a, need_weights=False)[0]
