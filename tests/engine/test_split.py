@@ -205,3 +205,18 @@ def test_a_trimmed_split_model_saves_and_loads(tmp_path: Any) -> None:
     assert heads == [m.num_heads for m in model.modules() if isinstance(m, lt.SplitAttention)]
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_the_hint_also_names_subclasses_of_multihead_attention() -> None:
+    class Gated(nn.MultiheadAttention):  # a user's subclass: the same coarse heads
+        pass
+
+    torch.manual_seed(0)
+    model = randomize_norms(EncoderClassifier(), 0).eval()
+    for layer in model.encoder.layers:
+        plain = layer.self_attn
+        layer.self_attn = Gated(plain.embed_dim, plain.num_heads, batch_first=True)
+        layer.self_attn.load_state_dict(plain.state_dict())
+    results = _step_shares(model, torch.randn(2, 10, 16))
+    coarse = [r.shortfall for r in results if r.shortfall and "'embed'" in r.shortfall]
+    assert coarse and all("lt.split_attention" in s for s in coarse)

@@ -226,7 +226,10 @@ def select_units(
                 f"{boundary / max(total, 1.0):.1%} of the parameters (group "
                 f"'{edge.name}') and no cheaper unit was left to fill the rest"
                 + _SPLIT_HINT
-                * any(m.layer_type == "MultiheadAttention" for m in edge.members)
+                * any(
+                    isinstance(graph.model.get_submodule(m.module), torch.nn.MultiheadAttention)
+                    for m in edge.members
+                )
             )
         reason = f"removed {achieved:.1%} of parameters instead of {amount:.1%}: " + "; ".join(why)
     return Selection(
