@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shutil
 import sys
 import time
@@ -33,6 +34,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import lotterytrim as lt
 from examples.mir.profiles import PROFILES, Profile
@@ -213,6 +216,9 @@ def largest_step_loss(directory: Path) -> tuple[float, str]:
     return worst, where
 
 
+#: The safetensors metadata entry that holds the lotterytrim header of a file.
+_HEADER = "lotterytrim"
+
 #: A finished reference: its model file, then its row (written last: it marks it finished).
 _REFERENCE_FILES = ("reference.lt", "reference.json")
 
@@ -238,8 +244,20 @@ def _adopt_references(donor: Path, target: Path, replicates: int) -> None:
         if not all(f.exists() for f in files) or (dst / "reference.json").exists():
             continue
         dst.mkdir(parents=True, exist_ok=True)
-        for f in files:  # the row last: it marks the reference as finished
-            shutil.copyfile(f, dst / f.name)
+        _restamp(files[0], dst / files[0].name, target.name)
+        shutil.copyfile(files[1], dst / files[1].name)  # the row last: it marks it finished
+
+
+def _restamp(source: Path, destination: Path, run: str) -> None:
+    """Copy a reference file whose header names ``run`` as its run directory: the runner
+    trains again a level file that names another run, so a plain copy would be retrained."""
+    with safe_open(str(source), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    header = json.loads(meta[_HEADER])
+    header["metadata"] = {**header.get("metadata", {}), "run": run}
+    meta[_HEADER] = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    save_file(tensors, str(destination), metadata=meta)
 
 
 def summary(rows: pd.DataFrame, by: str = "val_error") -> pd.DataFrame:
