@@ -187,6 +187,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     ):
         lottery.run(executor=executor)
     assert "BrokenProcessPool" in str(info.value)
+    assert "ran out of memory" in str(info.value) and "__main__" in str(info.value)
     before = lottery.results()
     folder = lottery.directory / "replicate-0" / "trim-magnitude"
     assert (folder / "level-01.json").exists() and not (folder / "level-02.json").exists()

@@ -74,3 +74,19 @@ def test_a_bad_worker_count_is_refused(workers: object) -> None:
 def test_a_bad_check_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="check_every"):
         lt.process_pool(1, check_every=0)
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_add(tmp_path: Path) -> None:
+    """Spawned workers re-run an unguarded script; the pool it makes there says why it fails."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import lotterytrim as lt\n"
+        "with lt.process_pool(1) as pool:\n"
+        "    print(list(pool.map(abs, [-1])))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0
+    assert "process_pool() was called while a spawned worker" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr

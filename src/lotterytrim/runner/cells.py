@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -319,6 +320,12 @@ class _Grid:
     def _failed(self, not_run: int) -> CellFailedError:
         parts = [f"{c.name} failed: {type(e).__name__}: {e}" for c, e in self.failures.items()]
         rest = f" ({not_run} other cells not run)" if not_run > 0 else ""
+        if any(isinstance(e, BrokenProcessPool) for e in self.failures.values()):
+            rest += (
+                ". A worker process ended abruptly: it was killed or ran out of memory, or the "
+                'script that made the pool has no `if __name__ == "__main__":` guard, so each '
+                "spawned worker re-ran it"
+            )
         error = CellFailedError(
             f"lottery {'; '.join(parts)}{rest}. Every finished level is kept in "
             f"{self.lottery.directory}: run again to resume"

@@ -11,6 +11,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["process_pool"]
 
+#: Why a pool cannot be made while a spawned worker starts up.
+_UNGUARDED = (
+    "process_pool() was called while a spawned worker process was importing the main script: "
+    "each worker re-runs the script's top level, so the code that makes the pool and runs the "
+    'lottery must sit under `if __name__ == "__main__":`'
+)
+
 
 def process_pool(workers: int, *, check_every: float = 1.0) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` spawned processes for ``Lottery.run(executor=)``.
@@ -25,6 +32,8 @@ def process_pool(workers: int, *, check_every: float = 1.0) -> ProcessPoolExecut
         raise ValueError(f"process_pool: workers must be a positive int, got {workers!r}")
     if not check_every > 0:
         raise ValueError(f"process_pool: check_every must be > 0 seconds, got {check_every!r}")
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(_UNGUARDED)
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
