@@ -25,7 +25,7 @@ from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup, p
 from lotterytrim.engine.indexmap import UnionFind, Unmappable, dedupe, fix_glu, map_indices
 from lotterytrim.engine.owned import OwnedParams
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.engine.slices import fix_time_slices
+from lotterytrim.engine.slices import fix_slice_bounds, fix_time_slices
 from lotterytrim.engine.tags import is_unprunable
 from lotterytrim.errors import ExampleInputError
 from lotterytrim.options import DEFAULT_ON_UNSUPPORTED, check_on_unsupported
@@ -131,6 +131,7 @@ class TrimGraph:
         self._shapes = {id(t.grad_fn): tuple(t.shape) for t in rec.tensors}
         recurrent.fix_recurrent_states(dg)
         fix_glu(dg)
+        fix_slice_bounds(dg)
         fix_time_slices(dg)
         fix_flattens(dg, self._shapes)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
@@ -155,7 +156,7 @@ class TrimGraph:
                         if mp is not None:
                             nidx, nroot = map_indices(mp, nidx, nroot)
                 except Unmappable as exc:
-                    problem = f"index mapping {exc} is not supported"
+                    problem = f"index mapping {exc} at {dep.target.name} is not supported"
                     continue
                 if nidx.size == 0:
                     continue

@@ -16,6 +16,7 @@ __all__ = [
     "ModHidden",
     "ExpandHidden",
     "MergeDims",
+    "SizedSlice",
     "dedupe",
     "map_indices",
     "Unmappable",
@@ -64,6 +65,18 @@ class MergeDims:
         return (idx[:, None] * self.inner + cols[None, :]).ravel(), np.repeat(root, cols.size)
 
 
+class SizedSlice(_im._SliceIndexMapping):
+    """A slice with resolved bounds that knows the ``size`` of the dim it cuts.
+
+    Mapped back, an index that would land past that size is dropped: in a loop through a slice
+    (a state carried over from an earlier step), indices cannot grow without bound.
+    """
+
+    def __init__(self, dim: int, start: int, step: int, end: int, size: int, reverse: bool) -> None:
+        super().__init__(dim=dim, start=start, step=step, end=end, reverse=reverse)
+        self.size = size
+
+
 def dedupe(idx: np.ndarray, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique indices, each with the root of its first occurrence."""
     uniq, first = np.unique(idx, return_index=True)
@@ -97,8 +110,19 @@ def map_indices(mapping: Any, idx: np.ndarray, root: np.ndarray) -> tuple[np.nda
         return idx[keep] - lo, root[keep]
     if isinstance(mapping, _im._SliceIndexMapping):
         start, step, end = mapping.start, mapping.step, mapping.end
+        if not all(isinstance(v, int) and 0 <= v < 2**63 for v in (start, step, end)) or step < 1:
+            # a bound from the end (autograd saves it unsigned) or one autograd did not keep
+            shown = ":".join(
+                str(v - 2**64 if isinstance(v, int) and v >= 2**63 else v)
+                for v in (start, end, step)
+            )
+            raise Unmappable(f"of a slice [{shown}] along dim {mapping.dim} with unresolved bounds")
         if mapping.reverse:
-            return idx * step + start, root
+            full = idx * step + start
+            if not isinstance(mapping, SizedSlice):
+                return full, root
+            keep = full < mapping.size  # no index past the sliced dim
+            return full[keep], root[keep]
         keep = (idx >= start) & (idx < end) & ((idx - start) % step == 0)
         return (idx[keep] - start) // step, root[keep]
     raise Unmappable(type(mapping).__name__)

@@ -6,6 +6,11 @@ it to the decoder's length, ``skip[..., off:off + L]``, keeps every channel, and
 indices through it as if it cut channels couples the wrong units or runs off the layer. Where
 the sliced tensor comes from a layer whose channels are on dim 1, the slice maps channels to
 themselves.
+
+Autograd reports a negative saved int (``x[..., -2:]``, ``narrow(x, -1, ...)``) as its unsigned
+64-bit twin, ``2**64 - 2``, and a slice to the end as ``end = sys.maxsize``; torch-pruning takes
+those bounds as they come. :func:`fix_slice_bounds` resolves them against the sliced dim's size,
+as Python does, so channel indices map through the slice the model runs.
 """
 
 from __future__ import annotations
@@ -15,12 +20,57 @@ from typing import Any
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch_pruning.dependency.index_mapping import _SliceIndexMapping
 
 from lotterytrim.engine import layers
+from lotterytrim.engine.indexmap import SizedSlice
 
-__all__ = ["fix_time_slices"]
+__all__ = ["fix_slice_bounds", "fix_time_slices"]
 
 _PROBE = torch.empty(1, 1, 1)  # a 3-D output, to ask an adapter where its channels are
+
+
+def _signed(value: Any) -> int | None:
+    """A saved int as Python reads it: autograd stores a negative one unsigned."""
+    if value is None:
+        return None
+    value = int(value)
+    return value - 2**64 if value >= 2**63 else value
+
+
+def fix_slice_bounds(dg: tp.DependencyGraph) -> None:
+    """Resolve the bounds of every slice torch-pruning maps, against the size of its dim.
+
+    A slice along a dim other than the channels (dim 1 of 4-D, dim 2 of 3-D), read as such once
+    its dim is signed, maps channels to themselves, as torch-pruning maps it when the dim comes
+    non-negative. A slice whose input sizes autograd does not keep is left as it is.
+    """
+    for node in list(dg.module2node.values()):
+        if node.type != tp.ops.OPTYPE.SLICE:
+            continue
+        fn = node.grad_fn
+        sizes = getattr(fn, "_saved_self_sym_sizes", None)
+        dim = _signed(getattr(fn, "_saved_dim", None))
+        if sizes is None or dim is None or not -len(sizes) <= dim < len(sizes):
+            continue
+        dim %= len(sizes)
+        fwd: SizedSlice | None = None  # None: channels map to themselves
+        bwd: SizedSlice | None = None
+        if not ((len(sizes) == 4 and dim != 1) or (len(sizes) == 3 and dim != 2)):
+            bounds = slice(
+                _signed(fn._saved_start), _signed(fn._saved_end), _signed(fn._saved_step)
+            )
+            size = int(sizes[dim])
+            start, end, step = bounds.indices(size)
+            fwd = SizedSlice(dim, start, step, max(end, start), size, reverse=False)
+            bwd = SizedSlice(dim, start, step, max(end, start), size, reverse=True)
+        for src in node.inputs:
+            for dep in node.dependencies:
+                if dep.target is src and isinstance(dep.index_mapping[0], _SliceIndexMapping):
+                    dep.index_mapping[0] = bwd
+            for dep in src.dependencies:
+                if dep.target is node and isinstance(dep.index_mapping[0], _SliceIndexMapping):
+                    dep.index_mapping[0] = fwd
 
 
 def fix_time_slices(dg: tp.DependencyGraph) -> None:
@@ -30,7 +80,7 @@ def fix_time_slices(dg: tp.DependencyGraph) -> None:
             continue
         fn = node.grad_fn
         sizes = getattr(fn, "_saved_self_sym_sizes", None)
-        if sizes is None or len(sizes) != 3 or int(fn._saved_dim) % 3 != 2:
+        if sizes is None or len(sizes) != 3 or (_signed(fn._saved_dim) or 0) % 3 != 2:
             continue
         if _channel_dim_upstream(node) != 1:
             continue
