@@ -116,8 +116,10 @@ def profile_for(
     replicates: int,
     levels: int,
     methods: tuple[str, ...] = ("trim", "finetune"),
+    task: str | None = None,
 ) -> Profile:
-    """The quick profile with the setting's selection and the given methods.
+    """The quick profile with the setting's selection and the given methods (for ``task``,
+    whose scope the profile may choose on its own).
 
     The profile's own setting, with its replicates, levels and methods, is the profile itself:
     those run directories are the ones ``python -m examples.mir.run`` fills. With other methods
@@ -125,7 +127,7 @@ def profile_for(
     code of the day rather than read back from the profile's directory.
     """
     own = (
-        setting.scope == base.scope
+        setting.scope == (base.scope if task is None else base.scope_for(task))
         and setting.normalize == base.normalize
         and guard_for(setting.guard).to_dict() == dict(base.safeguards)
         and (setting.criterion,) == tuple(base.criteria)
@@ -138,6 +140,7 @@ def profile_for(
     return dataclasses.replace(
         base,
         scope=setting.scope,
+        task_scope=MappingProxyType({}),
         normalize=setting.normalize,
         safeguards=MappingProxyType(guard_for(setting.guard).to_dict()),
         criteria=(setting.criterion,),
@@ -175,7 +178,7 @@ def run(
             )
         for setting in settings:
             start = time.perf_counter()
-            profile = profile_for(base, setting, replicates, levels, methods)
+            profile = profile_for(base, setting, replicates, levels, methods, task)
             where = profile_root if profile is base else root
             lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
             if donor is not None:

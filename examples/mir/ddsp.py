@@ -108,12 +108,17 @@ def _uniform_noise(gen: torch.Generator, frames: int, hop: int) -> torch.Tensor:
     return torch.rand((1, frames, hop), generator=gen, device=gen.device) * 2 - 1
 
 
-def _noise_blocks(magnitudes: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Each frame's ``noise`` (1, T, hop) filtered by the FIR of its band ``magnitudes``
-    (B, T, M): (B, T, hop + taps - 1), the full linear convolution."""
-    hop, taps = noise.shape[-1], _noise_taps(magnitudes.shape[-1])
+def _noise_filters(magnitudes: torch.Tensor) -> torch.Tensor:
+    """Each frame's linear-phase FIR (B, T, taps) from its band ``magnitudes`` (B, T, M)."""
+    taps = _noise_taps(magnitudes.shape[-1])
     ir = torch.fft.irfft(magnitudes.to(torch.float32), n=taps)
-    ir = torch.roll(ir, taps // 2, dims=-1) * torch.hann_window(taps, device=ir.device)
+    return torch.roll(ir, taps // 2, dims=-1) * torch.hann_window(taps, device=ir.device)
+
+
+def _noise_blocks(ir: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Each frame's ``noise`` (1, T, hop) filtered by its FIR ``ir`` (B, T, taps):
+    (B, T, hop + taps - 1), the full linear convolution."""
+    hop, taps = noise.shape[-1], ir.shape[-1]
     size = hop + taps  # at least the linear convolution's length: no wrap-around
     out = torch.fft.irfft(torch.fft.rfft(noise, size) * torch.fft.rfft(ir, size), size)
     return out[..., : hop + taps - 1]
@@ -139,7 +144,8 @@ def filtered_noise(magnitudes: torch.Tensor, hop: int = DDSP_HOP) -> torch.Tenso
     """
     t, taps = magnitudes.shape[1], _noise_taps(magnitudes.shape[-1])
     gen = torch.Generator(device=magnitudes.device).manual_seed(_NOISE_SEED)
-    audio = _overlap_add(_noise_blocks(magnitudes, _uniform_noise(gen, t, hop)), hop)
+    ir = _noise_filters(magnitudes)  # before the noise: exporters meet the FFT first
+    audio = _overlap_add(_noise_blocks(ir, _uniform_noise(gen, t, hop)), hop)
     # shift by half the FIR (its delay) so the noise lines up with the frames
     return audio[:, taps // 2 : taps // 2 + t * hop].to(magnitudes.dtype)
 
@@ -244,7 +250,7 @@ class DDSPStream:
         f0_up, amps_up = (_upsample(values, hop)[..., span] for values in frames)
         self._last = (f0[..., -1:], amps[..., -1:])
         self._add_harmonic(f0_up, amps_up)
-        noise = _noise_blocks(bands, _uniform_noise(self._gen, n, hop))
+        noise = _noise_blocks(_noise_filters(bands), _uniform_noise(self._gen, n, hop))
         self._add_noise(_overlap_add(noise, hop), self._frames * hop - self.taps // 2)
         self._frames += n
         return self._take(self._frames * hop - self.delay)

@@ -129,6 +129,10 @@ class Profile:
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
+    task_scope: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata=_doc("per task, a scope that replaces `scope` there (--scope resets it)"),
+    )
     safeguards: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType(lt.Safeguards().to_dict()),
         metadata=_doc("selection safeguards: step_cap, keep_floor, cost (lt.Safeguards)"),
@@ -153,6 +157,12 @@ class Profile:
             mapping = getattr(self, name)
             if set(mapping) != set(TASKS):
                 raise ValueError(f"profile {self.name!r}: {name} must name every task")
+        for task, scope in self.task_scope.items():
+            if task not in TASKS or scope not in lt.options.SCOPES:
+                raise ValueError(
+                    f"profile {self.name!r}: task_scope wants a task of {sorted(TASKS)} and a "
+                    f"scope of {lt.options.SCOPES}, got {task!r}: {scope!r}"
+                )
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -177,6 +187,16 @@ class Profile:
             reference=dict(self.reference[task]),
         )
 
+    def scope_for(self, task: str) -> str:
+        """The scope ``task``'s units are ranked in: its own where ``task_scope`` names one."""
+        return self.task_scope.get(task, self.scope)
+
+    def with_scope(self, scope: str) -> Profile:
+        """A copy that ranks every task's units in ``scope`` (no per-task scope)."""
+        if scope not in lt.options.SCOPES:
+            raise ValueError(f"scope must be one of {lt.options.SCOPES}, got {scope!r}")
+        return dataclasses.replace(self, scope=scope, task_scope=MappingProxyType({}))
+
     def config(self, task: str) -> lt.LotteryConfig:
         """The runner's configuration of ``task``'s lottery."""
         return lt.LotteryConfig(
@@ -186,7 +206,7 @@ class Profile:
             replicates=self.replicates,
             methods=self.methods,
             criteria=self.criteria,
-            scope=self.scope,
+            scope=self.scope_for(task),
             normalize=self.normalize,
             safeguards=lt.Safeguards(**self.safeguards),
             rewind_fraction=self.rewind_fraction(task),

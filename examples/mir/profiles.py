@@ -68,6 +68,12 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             # CPU; add it with --methods trim,finetune,mask
             methods=("trim", "finetune"),
             criteria=("magnitude",),
+            # units ranked per layer where validation chose it over the global ranking: the
+            # fine-tuned tickets' mean validation error over the levels, three replicates of
+            # each scope (python -m benchmarks.scope; docs/selection.md, stage 10)
+            task_scope=MappingProxyType(
+                dict.fromkeys(("chord", "instrument", "singing", "pitch"), "local")
+            ),
             # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
             # W_1 and patience 3 left trimmed tickets behind fine-tuning. Drum: W_k after epoch
             # 10, past its plateau, and a patience of 12; with W_4 and patience 8, two trim

@@ -254,6 +254,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--device", default="cpu", help="where to train and evaluate, e.g. cuda (default: cpu)"
     )
     parser.add_argument(
+        "--scope",
+        choices=lt.options.SCOPES,
+        default=None,
+        help="rank every task's units in this scope (default: the profile's, which chooses "
+        "per task on validation; docs/selection.md)",
+    )
+    parser.add_argument(
         "--workers",
         type=_positive,
         default=1,
@@ -324,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         .override(args.replicates, args.levels, args.epochs, args.methods)
         .with_settings(args.set, tasks)
     )
+    if args.scope is not None:
+        profile = profile.with_scope(args.scope)
     log = tqdm.write
     frames: list[pd.DataFrame] = []
     with contextlib.ExitStack() as stack:

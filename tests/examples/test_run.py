@@ -486,3 +486,25 @@ def test_train_records_the_validation_error_of_the_model_it_was_handed(tmp_path:
     ctx = Ctx()
     run.train(model, ctx)
     assert ctx.records["step_val_error"] == expected
+
+
+def test_a_task_may_rank_in_its_own_scope_and_only_its_directory_changes(tmp_path: Path) -> None:
+    """``task_scope`` changes the scope (and run directory) of the tasks it names only;
+    ``--scope`` ranks every task in one scope again."""
+    own = dataclasses.replace(TINY, task_scope={"chord": "local"})
+    assert (own.config("chord").scope, own.config("onset").scope) == ("local", TINY.scope)
+    for task, moved in (("chord", True), ("onset", False)):
+        before = build_lottery(task, TINY, tmp_path, progress=False, log=None)[0].directory
+        after = build_lottery(task, own, tmp_path, progress=False, log=None)[0].directory
+        assert (before != after) is moved
+    # a per-task local scope is the run of the whole profile in that scope, for that task
+    local = build_lottery("chord", TINY.with_scope("local"), tmp_path, progress=False)[0]
+    assert local.directory == build_lottery("chord", own, tmp_path, progress=False)[0].directory
+    every = own.with_scope("global")
+    assert every.config("chord").scope == "global" and not every.task_scope
+    args = parse_args(["--task", "chord", "--scope", "global"])
+    assert args.scope == "global" and parse_args(["--task", "chord"]).scope is None
+    with pytest.raises(ValueError, match="task_scope"):
+        dataclasses.replace(TINY, task_scope={"chord": "everywhere"})
+    with pytest.raises(ValueError, match="task_scope"):
+        dataclasses.replace(TINY, task_scope={"karaoke": "local"})

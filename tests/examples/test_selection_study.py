@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -61,3 +62,18 @@ def test_adopted_references_name_their_new_run(tmp_path: Path) -> None:
         back = lt.load(copied, lambda: nn.Linear(3, 2))
         assert torch.equal(back.weight, model.weight)
         assert (target / f"replicate-{r}" / "reference.json").read_text() == '{"error": 0.1}'
+
+
+def test_a_task_with_its_own_scope_is_the_profiles_run_in_that_scope() -> None:
+    """Where the profile ranks a task per layer, the study's local setting for that task is the
+    profile's own run, and its global setting a run of the study."""
+    base = dataclasses.replace(PROFILES["quick"], task_scope={"chord": "local"})
+    guard = "params@0.25"
+    local = Setting("local", base.normalize, guard, base.criteria[0])
+    glob = Setting("global", base.normalize, guard, base.criteria[0])
+    args = (base.replicates, base.levels, base.methods)
+    assert profile_for(base, local, *args, task="chord") is base
+    assert profile_for(base, glob, *args, task="onset") is base
+    moved = profile_for(base, glob, *args, task="chord")
+    assert moved is not base and moved.config("chord").scope == "global"
+    assert profile_for(base, local, *args, task="onset").config("onset").scope == "local"
