@@ -71,11 +71,8 @@ def compare(rows: Path, quick: Path, tasks: tuple[str, ...] = MIR_TASKS) -> pd.D
     if table.empty:
         return table
     choosing = table[table.method == CHOOSING_METHOD]
-    chosen = choosing.loc[choosing.groupby("task").val_error.idxmin(), ["task", "scope"]]
-    table["chosen"] = [
-        scope == dict(zip(chosen.task, chosen.scope, strict=True)).get(task)
-        for task, scope in zip(table.task, table.scope, strict=True)
-    ]
+    best = choosing.loc[choosing.groupby("task").val_error.idxmin()].set_index("task").scope
+    table["chosen"] = table.scope == table.task.map(best)
     return table.sort_values(["task", "method", "scope"], ignore_index=True)
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import torch
 from matplotlib.figure import Figure
 
 import lotterytrim as lt
+from lotterytrim.measure.report import median_seconds
 
 from .ddsp import DDSP_FPS, DDSP_HOP, DDSP_SR, DDSPDecoder, spectral_loss, stream_synthesis
 from .ddsp_features import f0_accuracy
@@ -102,23 +101,9 @@ class _Controls(torch.nn.Module):
         return self.model.controls(x)
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup``, on one CPU thread
-    under inference mode (as ``lt.report`` times latency)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                fn()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
-    return statistics.median(times)
+def _seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``fn()`` on one thread, timed as ``lt.report`` times latency."""
+    return median_seconds(fn, threads=1, runs=repeats, warmup=2)[0]
 
 
 def _measure(
@@ -155,8 +140,8 @@ def _measure(
         "phrase_loss": float(spectral_loss(audio, target)),
         "phrase_f0_cents": cents,
         "phrase_f0_within_50": within,
-        "rtf_stream": _median_seconds(lambda: stream_synthesis(model, x, chunk), repeats) / seconds,
-        "rtf_phrase": _median_seconds(lambda: model(x), repeats) / seconds,
+        "rtf_stream": _seconds(lambda: stream_synthesis(model, x, chunk), repeats) / seconds,
+        "rtf_phrase": _seconds(lambda: model(x), repeats) / seconds,
     }
     for device in DEVICES:
         measured[f"fits_{device.key}"] = bound(device, param_bytes, macs_per_second)

@@ -8,6 +8,7 @@ import math
 import os
 import struct
 import tempfile
+import time
 import warnings
 
 import pandas as pd
@@ -21,7 +22,7 @@ from zoo_transformers import EncoderClassifier, SpectrogramViT
 import lotterytrim as lt
 import lotterytrim.storage.io
 from lotterytrim.measure.layers import REST, layer_diff, layer_table
-from lotterytrim.measure.report import Report, _disk_bytes, compare, report
+from lotterytrim.measure.report import Report, _disk_bytes, compare, median_seconds, report
 from lotterytrim.measure.tables import ReportTable
 
 
@@ -560,3 +561,19 @@ def test_layer_diff_columns_add_up_to_the_model_totals() -> None:
     block = layer_table(model, x).loc["blocks.0"]  # holds only the layer-scale vector
     assert block["params"] == model.blocks[0].gamma.numel()
     assert 0 < block["macs"] < diff.loc["blocks.0.fc1", "macs_after"]
+
+
+def test_median_seconds_times_any_callable_as_report_times_latency() -> None:
+    """Warm-up calls untimed, ``runs`` timed ones, on the threads asked, threads restored."""
+    calls, threads = [], []
+
+    def work() -> None:
+        calls.append(torch.is_inference_mode_enabled())
+        threads.append(torch.get_num_threads())
+        time.sleep(0.002 if len(calls) > 3 else 0.05)  # slow warm-up, excluded from timing
+
+    before = torch.get_num_threads()
+    median, iqr = median_seconds(work, threads=1, runs=5, warmup=3)
+    assert len(calls) == 8 and all(calls) and set(threads) == {1}
+    assert 0.002 <= median < 0.05 and iqr >= 0
+    assert torch.get_num_threads() == before

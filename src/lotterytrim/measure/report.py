@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from lotterytrim.measure.tables import (
 )
 from lotterytrim.storage import io as storage_io
 
-__all__ = ["Report", "report", "compare"]
+__all__ = ["Report", "report", "compare", "median_seconds"]
 
 _METRICS: tuple[tuple[str, str], ...] = (
     ("params", "count"),
@@ -273,16 +273,25 @@ def _latency(
     """Median and interquartile range (seconds) of ``runs`` timed forwards after warm-up."""
     if any(p.device.type != "cpu" for p in [*model.parameters(), *model.buffers()]):
         raise ValueError("latency is measured on the CPU: move the model there or latency=False")
+    return median_seconds(lambda: model(*args, **kwargs), threads, runs, warmup)
+
+
+def median_seconds(
+    fn: Callable[[], object], threads: int = 1, runs: int = 50, warmup: int = 10
+) -> tuple[float, float]:
+    """Median and interquartile range (seconds) of ``runs`` timed calls of ``fn()`` after
+    ``warmup`` untimed ones, on ``threads`` torch threads under inference mode: how
+    :func:`report` times latency, for any callable (e.g. a streaming synthesis loop)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
             for _ in range(warmup):
-                model(*args, **kwargs)
+                fn()
             timings = []
             for _ in range(runs):
                 start = time.perf_counter()
-                model(*args, **kwargs)
+                fn()
                 timings.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous)
