@@ -226,6 +226,38 @@ def comparison(ours: pd.DataFrame, peers: pd.DataFrame) -> pd.DataFrame:
     return wide[[c for c in columns if c in wide.columns]].round(3)
 
 
+def gaps(
+    ours: pd.DataFrame, peers: pd.DataFrame, method: str = "finetune", first_level: int = 2
+) -> pd.DataFrame:
+    """Per level from ``first_level``: ``method``'s mean error minus torch-pruning's (over
+    replicates, unrounded), on validation (``val_gap``, what the verdict reads) and on test."""
+    mean = (
+        pd.concat([ours[ours.method == method], peers], ignore_index=True)
+        .groupby(["level", "method"])[["val_error", "error"]]
+        .mean()
+        .unstack("method")
+    )
+    mean = mean[mean.index >= first_level]
+    return pd.DataFrame(
+        {
+            "val_gap": mean["val_error"][method] - mean["val_error"]["torch-pruning"],
+            "test_gap": mean["error"][method] - mean["error"]["torch-pruning"],
+        }
+    ).dropna()
+
+
+def verdict(gap: pd.DataFrame, margin: float = 0.005) -> str:
+    """One line: whether the validation gap stays within ``margin`` at every level."""
+    worst_val, worst_test = gap.val_gap.idxmax(), gap.test_gap.idxmax()
+    met = bool((gap.val_gap <= margin).all())
+    return (
+        f"finetune against torch-pruning from level {gap.index.min()} on: worst validation gap "
+        f"{gap.val_gap.max():+.4f} (level {worst_val}), worst test gap "
+        f"{gap.test_gap.max():+.4f} (level {worst_test}); within {margin} on validation at every "
+        f"level: {'yes' if met else 'no'}"
+    )
+
+
 def markdown(ours_dir: Path, peers_dir: Path, tasks: Sequence[str]) -> str:
     """The comparison of each task with committed rows in both folders, as markdown tables."""
     out = []
@@ -243,6 +275,7 @@ def markdown(ours_dir: Path, peers_dir: Path, tasks: Sequence[str]) -> str:
             cells = [str(level)] + [f"{v:.3f}" for v in row.to_numpy()]
             lines.append("| " + " | ".join(cells) + " |")
         n = peers.replicate.nunique()
+        lines += ["", verdict(gaps(ours, peers))]
         out.append(f"**{task}** ({n} replicate{'s' if n > 1 else ''})\n\n" + "\n".join(lines))
     return "\n\n".join(out) + "\n"
 

@@ -19,6 +19,7 @@ __all__ = [
     "estimate_f0",
     "f0_accuracy",
     "f0_metrics",
+    "frame_classes",
     "frame_loudness",
 ]
 
@@ -28,6 +29,7 @@ _LOUD_FFT = 1024  # 64 ms analysis window of the loudness
 _F0_FRAME = 1024  # 64 ms analysis window of the f0 estimator
 _F0_RANGE = (50.0, 2000.0)  # Hz searched by the f0 estimator
 _F0_STRIDE = 4  # estimate every 4th frame (16 ms) to keep the check cheap
+_PITCH_EDGES = (60.0, 66.0, 72.0, 78.0, 84.0)  # MIDI keys between the pitch bands of a class
 
 
 def a_weighting_db(freqs: np.ndarray) -> np.ndarray:
@@ -130,3 +132,16 @@ def f0_metrics(outputs: torch.Tensor, data: MIRData) -> dict[str, float]:
     f0 = data.inputs[:, 0].numpy().astype(np.float64)
     cents, within = f0_accuracy(audio, f0, np.asarray(data.meta["voiced"], dtype=bool))
     return {"f0_cents": cents, "f0_within_50": within}
+
+
+def frame_classes(inputs: torch.Tensor, loudness_bands: int = 3) -> torch.Tensor:
+    """A class per frame of ddsp inputs ``(B, 2, T)``, for the ``information`` criterion ranked
+    per position: the frame's pitch band (six bands of half an octave from MIDI 60 up, the
+    lowest taking everything below) times its loudness band (``loudness_bands`` bands between
+    the quantiles of these frames' loudness), ``(B, T)`` integers."""
+    f0, loud = inputs[:, 0].double(), inputs[:, 1].double()
+    midi = 12 * torch.log2(f0.clamp_min(1e-3) / 440) + 69
+    pitch = torch.bucketize(midi, torch.tensor(_PITCH_EDGES, dtype=midi.dtype))
+    quantiles = torch.linspace(0, 1, loudness_bands + 1, dtype=loud.dtype)[1:-1]
+    edges = torch.quantile(loud.reshape(-1), quantiles)
+    return (pitch * loudness_bands + torch.bucketize(loud, edges)).long()

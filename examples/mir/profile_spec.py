@@ -23,7 +23,10 @@ from .soundfont import default_soundfont, soundfont_fingerprint
 from .splits import REAL_DATA
 from .training import REFERENCE_FIELDS, TrainSettings
 
-__all__ = ["EARLYBIRD_DEFAULTS", "Profile", "per_task"]
+__all__ = ["EARLYBIRD_DEFAULTS", "TASK_CONFIG_FIELDS", "Profile", "per_task"]
+
+#: the runner settings a task may set for itself in :attr:`Profile.task_config`
+TASK_CONFIG_FIELDS = ("amount", "levels", "methods", "criteria", "criterion_options")
 
 
 #: the early-bird monitor's own threshold and window (what a run without settings uses)
@@ -133,6 +136,13 @@ class Profile:
         default_factory=lambda: MappingProxyType({}),
         metadata=_doc("per task, a scope that replaces `scope` there (--scope resets it)"),
     )
+    task_config: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}),
+        metadata=_doc(
+            "runner settings a task sets for itself (amount, levels, methods, criteria, "
+            "criterion_options), e.g. the generative example's deeper levels"
+        ),
+    )
     safeguards: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType(lt.Safeguards().to_dict()),
         metadata=_doc("selection safeguards: step_cap, keep_floor, cost (lt.Safeguards)"),
@@ -162,6 +172,14 @@ class Profile:
                 raise ValueError(
                     f"profile {self.name!r}: task_scope wants a task of {sorted(TASKS)} and a "
                     f"scope of {lt.options.SCOPES}, got {task!r}: {scope!r}"
+                )
+
+        for task, own in self.task_config.items():
+            unknown = set(own) - set(TASK_CONFIG_FIELDS)
+            if task not in TASKS or unknown:
+                raise ValueError(
+                    f"profile {self.name!r}: task_config wants a task of {sorted(TASKS)} and "
+                    f"fields of {list(TASK_CONFIG_FIELDS)}, got {task!r}: {sorted(own)}"
                 )
 
     @classmethod
@@ -198,20 +216,24 @@ class Profile:
         return dataclasses.replace(self, scope=scope, task_scope=MappingProxyType({}))
 
     def config(self, task: str) -> lt.LotteryConfig:
-        """The runner's configuration of ``task``'s lottery."""
+        """The runner's configuration of ``task``'s lottery (with ``task_config``'s own fields)."""
+        fields: dict[str, Any] = {
+            "levels": self.levels,
+            "amount": self.amount,
+            "methods": self.methods,
+            "criteria": self.criteria,
+            **self.task_config.get(task, {}),
+        }
         return lt.LotteryConfig(
             task=task,
-            levels=self.levels,
-            amount=self.amount,
             replicates=self.replicates,
-            methods=self.methods,
-            criteria=self.criteria,
             scope=self.scope_for(task),
             normalize=self.normalize,
             safeguards=lt.Safeguards(**self.safeguards),
             rewind_fraction=self.rewind_fraction(task),
             seed=self.seed,
             earlybird=self.earlybird_options(),
+            **fields,
         )
 
     def earlybird_options(self) -> dict[str, float]:
@@ -271,6 +293,15 @@ class Profile:
     ) -> Profile:
         """A copy with the command line's overrides (``epochs``: the cap, for every task)."""
         changes: dict[str, Any] = {}
+        dropped = {"methods"} if methods is not None else set()
+        dropped |= {"levels"} if levels is not None else set()
+        if dropped:  # the command line's methods and levels hold for every task
+            changes["task_config"] = MappingProxyType(
+                {
+                    t: {k: v for k, v in c.items() if k not in dropped}
+                    for t, c in self.task_config.items()
+                }
+            )
         if methods is not None:
             changes["methods"] = tuple(methods)
         if replicates is not None:

@@ -203,13 +203,19 @@ class TaskRun:
         """A small real input batch, for tracing and size reports."""
         return self.splits.val.inputs[:2].clone()
 
-    def criterion_data(self) -> list[torch.Tensor]:
-        """``criterion_batches`` random validation batches of 64, for data-driven criteria."""
+    def criterion_data(self) -> list[torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]:
+        """``criterion_batches`` random validation batches of 64, for data-driven criteria; ddsp's
+        with a class per frame as targets (:func:`examples.mir.ddsp_features.frame_classes`)."""
         val = self.splits.val
         gen = torch.Generator().manual_seed(self.seed)
         n = min(val.n, self.criterion_batches * _CRITERION_BATCH)
         rows = torch.randperm(val.n, generator=gen)[:n]
-        return list(val.inputs[rows].split(_CRITERION_BATCH))
+        inputs = list(val.inputs[rows].split(_CRITERION_BATCH))
+        if self.task != "ddsp":
+            return inputs
+        # the decoder's units act per frame: each frame gets a class (pitch and loudness band)
+        # for the information criterion ranked per position
+        return [(x, ddsp_features.frame_classes(x)) for x in inputs]
 
     def train(self, model: nn.Module, ctx: LevelContextLike) -> None:
         """Train ``model`` in place for one level, early-stopped, with its best-validation state.

@@ -117,6 +117,31 @@ def test_information_prefers_informative_units():
         Information().score(graph, data=nan)
 
 
+def test_information_per_position_pairs_each_frame_with_its_class():
+    # a sequence model: unit 0 copies the frame's class, unit 1 is noise; per example the class
+    # averages out over frames, so only the per-position estimate can tell them apart
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+        model[0].bias.zero_()
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (8, 50), generator=gen)
+    noise = torch.randn(8, 50, generator=gen)
+    x = torch.stack([y.float() * 2 + 0.1 * torch.randn(8, 50, generator=gen), noise], -1)
+    graph = TrimGraph(model, x[:2])
+    batches = [(x[i : i + 2], y[i : i + 2]) for i in range(0, 8, 2)]
+    gid = _group(graph, "0").id
+    s = Information(positions=True).score(graph, data=batches)[gid]
+    assert s[0] > 0.5 and s[1] < 0.05
+    # the per-example estimate cannot use frame classes at all
+    with pytest.raises(lt.errors.CriterionError, match=r"integer targets of shape \(batch"):
+        Information(positions=True).score(graph, data=[(x, y.float())])
+    # a layer with another number of positions than the target is named
+    short = [(xb, yb[:, :10]) for xb, yb in batches]
+    with pytest.raises(lt.errors.CriterionError, match="layer '0' has 50 positions"):
+        Information(positions=True).score(graph, data=short)
+
+
 def test_random_is_seeded():
     graph = TrimGraph(_mlp(), torch.randn(2, 4))
     a = Random(seed=3).score(graph)

@@ -216,6 +216,8 @@ def test_tiny_ddsp_lottery_runs_and_resumes(tmp_path: Path) -> None:
     config = tiny.config("ddsp")
     assert len(results) == len(config.runs()) * (config.levels + 1) * config.replicates
     assert set(results.method) == set(tiny.methods)
+    # the decoder is also ranked by its units' information on each frame's pitch and loudness
+    assert {"magnitude", "information"} <= set(results.criterion)
     for column in ("error", "val_error", "error_low", "error_high"):
         assert np.isfinite(results[column]).all() and (results[column] > 0).all(), column
     assert ((results.error_low <= results.error) & (results.error <= results.error_high)).all()
@@ -226,3 +228,30 @@ def test_tiny_ddsp_lottery_runs_and_resumes(tmp_path: Path) -> None:
     again, _, rerun = run_task("ddsp", tiny, tmp_path, progress=False, log=None)
     assert rerun.train_calls == 0 and len(again) == len(results)
     assert lt.pick_models(again).model.isin(["reference"]).any()
+
+
+def test_information_ranks_the_decoder_per_frame_on_pitch_and_loudness(tmp_path: Path) -> None:
+    """ddsp's criterion batches carry a class per frame, and ``information`` ranked per
+    position scores every prunable group of the decoder from them."""
+    from examples.mir.ddsp_features import frame_classes
+    from examples.mir.run import build_lottery
+    from lotterytrim.engine.graph import TrimGraph
+
+    lottery, run = build_lottery("ddsp", PROFILES["tiny"], tmp_path, progress=False, log=None)
+    batches = run.criterion_data()
+    assert batches and all(isinstance(b, tuple) for b in batches)
+    x, classes = batches[0]
+    assert classes.shape == (x.shape[0], x.shape[-1]) and not classes.is_floating_point()
+    # pitch band (below MIDI 60, then half an octave each) x 3 + loudness band; the bands'
+    # edges are these frames' terciles (-60 and -30 dB), each edge in the band below it
+    f0 = torch.tensor([[200.0, 262.0, 300.0, 1200.0]])  # MIDI 55.3, 60.0, 62.3, 86.4
+    loud = torch.tensor([[-90.0, -60.0, -30.0, -10.0]])
+    assert frame_classes(torch.stack([f0, loud], 1)).tolist() == [[0, 3, 4, 17]]
+    torch.manual_seed(0)
+    model = run.build_model()
+    graph = TrimGraph(model, run.example_inputs)
+    scores = lt.criteria.Information(positions=True).score(graph, data=batches)
+    prunable = {g.id for g in graph.prunable_groups}
+    assert prunable and set(scores) == prunable
+    assert all(torch.isfinite(s).all() and (s >= 0).all() for s in scores.values())
+    assert any(s.max() > 0 for s in scores.values())

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.peers import comparison, main, n_params, output_layer, prune_to
+from benchmarks.peers import comparison, gaps, main, n_params, output_layer, prune_to, verdict
 from examples.mir.profiles import PROFILES
 from examples.mir.run import run_task
 
@@ -86,3 +86,21 @@ def test_the_comparison_averages_replicates_per_method_and_level() -> None:
     row = table.loc[("onset", 1)]
     assert row[("finetune", "val_error")] == 0.2 and row[("finetune", "error")] == 0.3
     assert row[("torch-pruning", "kept")] == 0.68
+
+
+def test_the_verdict_reads_the_worst_validation_gap_from_level_two() -> None:
+    def rows(method: str, val: list[float], test: list[float]) -> list[dict]:
+        return [
+            {"method": method, "level": level, "replicate": 0, "val_error": v, "error": e}
+            for level, (v, e) in enumerate(zip(val, test, strict=True), start=1)
+        ]
+
+    # level 1 is far behind and does not count; from level 2 the worst gap is 0.004 (level 3)
+    ours = pd.DataFrame(rows("finetune", [0.9, 0.10, 0.124], [0.9, 0.2, 0.2]))
+    peers = pd.DataFrame(rows("torch-pruning", [0.1, 0.11, 0.120], [0.1, 0.1, 0.25]))
+    gap = gaps(ours, peers)
+    assert list(gap.index) == [2, 3]
+    assert abs(gap.val_gap[3] - 0.004) < 1e-9 and abs(gap.test_gap[2] - 0.1) < 1e-9
+    line = verdict(gap)
+    assert "level 3" in line and line.endswith("yes")
+    assert verdict(gap, margin=0.003).endswith("no")

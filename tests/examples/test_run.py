@@ -508,3 +508,34 @@ def test_a_task_may_rank_in_its_own_scope_and_only_its_directory_changes(tmp_pat
         dataclasses.replace(TINY, task_scope={"chord": "everywhere"})
     with pytest.raises(ValueError, match="task_scope"):
         dataclasses.replace(TINY, task_scope={"karaoke": "local"})
+
+
+def test_a_task_may_set_its_own_levels_methods_and_criteria() -> None:
+    """``task_config`` changes the runner settings of the task it names only; the command
+    line's methods and levels hold for every task; unknown tasks or fields are refused."""
+    own = dataclasses.replace(
+        TINY,
+        task_config={
+            "ddsp": {
+                "amount": 0.4,
+                "methods": ("finetune",),
+                "criteria": ("magnitude", "information"),
+                "criterion_options": {"information": {"positions": True}},
+            }
+        },
+    )
+    ddsp, chord = own.config("ddsp"), own.config("chord")
+    assert (ddsp.amount, ddsp.methods, ddsp.criteria) == (
+        0.4,
+        ("finetune",),
+        ("magnitude", "information"),
+    )
+    assert ddsp.criterion_options == {"information": {"positions": True}}
+    assert chord == TINY.config("chord")
+    cli = own.override(methods=("trim",), levels=3)
+    assert cli.config("ddsp").methods == ("trim",) and cli.config("ddsp").levels == 3
+    assert cli.config("ddsp").amount == 0.4  # what the command line did not name stays
+    with pytest.raises(ValueError, match="task_config"):
+        dataclasses.replace(TINY, task_config={"ddsp": {"scope": "local"}})
+    with pytest.raises(ValueError, match="task_config"):
+        dataclasses.replace(TINY, task_config={"karaoke": {"amount": 0.4}})

@@ -31,6 +31,11 @@ class Information(Streaming):
     plug-in estimate of I(A; Y) from the joint histogram (second pass) is corrected for bias
     with the Miller-Madow term. Memory is one histogram of units x bins x classes, whatever the
     amount of data. Targets become one class per example through ``target_fn``.
+
+    With ``positions=True`` every position is a sample of its own: targets are integer classes
+    of shape (batch, positions), e.g. a class per frame of a sequence model, and each layer's
+    activation at a position is paired with that position's class. Every ranked layer must then
+    have as many positions as the target; one that has not is named.
     """
 
     name = "information"
@@ -41,12 +46,14 @@ class Information(Streaming):
         max_batches: int | None = None,
         bins: int = 16,
         target_fn: Callable[[Any], torch.Tensor] | None = None,
+        positions: bool = False,
     ) -> None:
         super().__init__(reduction, max_batches)
         if bins < 2:
             raise ValueError(f"bins must be >= 2, got {bins}")
         self.bins = bins
-        self.target_fn = target_fn or default_target
+        self.positions = positions
+        self.target_fn = target_fn or (_position_target if positions else default_target)
 
     def _summaries(
         self, graph: TrimGraph, data: Iterable[Any]
@@ -56,7 +63,7 @@ class Information(Streaming):
         def record(name: str, output: torch.Tensor, dim: int) -> None:
             y = output.detach().double()
             y = y.movedim(dim, -1).reshape(y.shape[0], -1, y.shape[dim])
-            cur[name] = y.mean(dim=1)
+            cur[name] = y if self.positions else y.mean(dim=1)
 
         with self._outputs(graph, record), eval_mode(graph.model), torch.no_grad():
             for i, batch in self._batches(data, graph):
@@ -65,8 +72,20 @@ class Information(Streaming):
                     raise CriterionError("criterion 'information' needs (inputs, targets) batches")
                 cur.clear()
                 self._run(graph, i, inputs)
-                acts = {k: v.cpu() for k, v in cur.items()}
-                yield acts, self.target_fn(target).long().reshape(-1).cpu()
+                y = self.target_fn(target).long().cpu()
+                if not self.positions:
+                    yield {k: v.cpu() for k, v in cur.items()}, y.reshape(-1)
+                    continue
+                acts = {}
+                for k, v in cur.items():
+                    if tuple(v.shape[:2]) != tuple(y.shape):
+                        raise CriterionError(
+                            f"criterion 'information' with positions=True: layer '{k}' has "
+                            f"{v.shape[1]} positions per example but the targets have shape "
+                            f"{tuple(y.shape)}; give one class per example and position"
+                        )
+                    acts[k] = v.reshape(-1, v.shape[-1]).cpu()
+                yield acts, y.reshape(-1)
 
     def prepare(self, graph: TrimGraph, data: Iterable[Any] | None) -> None:
         assert data is not None
@@ -100,6 +119,16 @@ class Information(Streaming):
             k: _mutual_information(c.reshape(c.shape[0], self.bins, n_classes))
             for k, c in counts.items()
         }
+
+
+def _position_target(target: torch.Tensor) -> torch.Tensor:
+    """Classes per example and position, (batch, positions): integer targets only."""
+    if target.is_floating_point() or target.dim() != 2:
+        raise CriterionError(
+            "criterion 'information' with positions=True wants integer targets of shape "
+            f"(batch, positions), got {target.dtype} of shape {tuple(target.shape)}"
+        )
+    return target
 
 
 def _entropy(p_counts: torch.Tensor, n: torch.Tensor, dim: int) -> torch.Tensor:
