@@ -224,6 +224,8 @@ class Profile:
             "criteria": self.criteria,
             **self.task_config.get(task, {}),
         }
+        options = fields.get("criterion_options", {})  # only for the criteria the run ranks by
+        fields["criterion_options"] = {k: v for k, v in options.items() if k in fields["criteria"]}
         return lt.LotteryConfig(
             task=task,
             replicates=self.replicates,
@@ -290,11 +292,12 @@ class Profile:
         levels: int | None = None,
         epochs: int | None = None,
         methods: Sequence[str] | None = None,
+        criteria: Sequence[str] | None = None,
     ) -> Profile:
         """A copy with the command line's overrides (``epochs``: the cap, for every task)."""
         changes: dict[str, Any] = {}
-        dropped = {"methods"} if methods is not None else set()
-        dropped |= {"levels"} if levels is not None else set()
+        given = {"methods": methods, "levels": levels, "criteria": criteria}
+        dropped = {name for name, value in given.items() if value is not None}
         if dropped:  # the command line's methods and levels hold for every task
             changes["task_config"] = MappingProxyType(
                 {
@@ -304,6 +307,8 @@ class Profile:
             )
         if methods is not None:
             changes["methods"] = tuple(methods)
+        if criteria is not None:
+            changes["criteria"] = tuple(criteria)
         if replicates is not None:
             changes["replicates"] = replicates
         if levels is not None:

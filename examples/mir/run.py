@@ -234,6 +234,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="override the profile's methods, comma-separated (e.g. trim,lrr,lrr@oneshot)",
     )
     parser.add_argument(
+        "--criteria",
+        type=_criteria,
+        default=None,
+        help="override the profile's criteria, comma-separated (e.g. magnitude,information)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -311,6 +317,18 @@ def _methods(text: str) -> tuple[str, ...]:
     return names
 
 
+def _criteria(text: str) -> tuple[str, ...]:
+    """Comma-separated criterion names the library knows, for argparse."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in lt.criteria.CRITERIA]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown criterion(s) {unknown or text!r}; "
+            f"criteria: {', '.join(sorted(lt.criteria.CRITERIA))}"
+        )
+    return names
+
+
 def _worker_devices(device: str, workers: int) -> list[str] | None:
     """One device slot per worker: ``cuda`` spreads them over the visible GPUs; else None."""
     if device != "cuda":
@@ -328,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = list(MIR_TASKS) if args.task == "all" else [args.task]
     profile = (
         PROFILES[args.profile]
-        .override(args.replicates, args.levels, args.epochs, args.methods)
+        .override(args.replicates, args.levels, args.epochs, args.methods, args.criteria)
         .with_settings(args.set, tasks)
     )
     if args.scope is not None:

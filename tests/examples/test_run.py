@@ -535,6 +535,15 @@ def test_a_task_may_set_its_own_levels_methods_and_criteria() -> None:
     cli = own.override(methods=("trim",), levels=3)
     assert cli.config("ddsp").methods == ("trim",) and cli.config("ddsp").levels == 3
     assert cli.config("ddsp").amount == 0.4  # what the command line did not name stays
+    # --criteria too; options of a criterion the run does not rank by are left out
+    one = own.override(criteria=("magnitude",)).config("ddsp")
+    assert one.criteria == ("magnitude",) and one.criterion_options == {}
+    assert parse_args(["--task", "ddsp", "--criteria", "magnitude,information"]).criteria == (
+        "magnitude",
+        "information",
+    )
+    with pytest.raises(SystemExit):
+        parse_args(["--task", "ddsp", "--criteria", "loudest"])
     with pytest.raises(ValueError, match="task_config"):
         dataclasses.replace(TINY, task_config={"ddsp": {"scope": "local"}})
     with pytest.raises(ValueError, match="task_config"):
