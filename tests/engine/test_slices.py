@@ -53,9 +53,55 @@ def test_a_slice_couples_the_head_with_the_features_python_picks(take: slice) ->
 
 
 def test_the_report_counts_a_model_that_slices_from_the_end() -> None:
+    # the slice is resolved (the report runs), and its group is protected: nothing is prunable
     model = _SlicedFeatures(slice(-2, None))
     report = lt.report(model, X, latency=False)
-    assert report.prunable_params == 6 * (4 + 1) + 2 * 3  # fc's rows and the head's columns
+    assert report.params == 6 * (4 + 1) + 3 * (2 + 1) and report.prunable_params == 0
+
+
+@pytest.mark.parametrize(
+    "take", [slice(-2, None), slice(1, 3), slice(None, -4), slice(0, 6, 2)], ids=str
+)
+def test_a_slice_of_part_of_the_channels_protects_its_group(take: slice) -> None:
+    """Bounds written in forward cannot follow a trim: removing a unit before or inside the
+    slice would make it pick other channels, and the model could still run, wrongly."""
+    graph = TrimGraph(_SlicedFeatures(take), X)
+    fc = next(g for g in graph.groups if g.name == "fc")
+    assert fc.protected is not None and "bounds fixed in forward" in fc.protected
+    model = _SlicedFeatures(take)
+    _, result = lt.trim(model, X, amount=0.3)
+    assert model.fc.out_features == 6 and result.params_after == result.params_before
+    assert "protected groups: 'fc'" in result.shortfall
+
+
+class _TwoPaths(nn.Module):
+    """A slice of part of one layer's features beside a layer read whole: only the sliced
+    layer's group is held, and the other still trims."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 8)
+        self.out_a, self.out_b = nn.Linear(3, 2), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sliced = torch.relu(self.a(x))[..., 2:5]
+        return self.out_a(sliced) + self.out_b(torch.relu(self.b(x)))
+
+
+def test_only_the_sliced_group_is_held_and_the_rest_trims_exactly() -> None:
+    torch.manual_seed(0)
+    model = _TwoPaths()
+    before = model(X)
+    _, result = lt.trim(model, X, amount=0.2)
+    assert "bounds fixed in forward" in result.protected["a"]
+    assert model.a.out_features == 8 and model.b.out_features < 8
+    assert model(X).shape == before.shape
+
+
+@pytest.mark.parametrize("take", [slice(None), slice(0, 100), slice(0, None, 1)], ids=str)
+def test_a_slice_that_keeps_every_channel_protects_nothing(take: slice) -> None:
+    graph = TrimGraph(_SlicedFeatures(take), X)
+    assert next(g for g in graph.groups if g.name == "fc").protected is None
 
 
 def test_a_negative_dim_off_the_channels_keeps_every_channel() -> None:

@@ -1,9 +1,8 @@
 """The dependency graph: which units are coupled, what one unit costs, and how to remove them.
 
-torch-pruning's ``DependencyGraph`` traces the model and links layers; lotterytrim walks those
-links itself with vectorised index arrays (one numpy array per layer, not one Python object per
-flattened element), merges units that the model couples (gated halves, recurrent directions),
-and turns a removal into a :class:`~lotterytrim.plan.TrimPlan`.
+torch-pruning's ``DependencyGraph`` links layers; we walk the links with one index array per
+layer, merge units the model couples (gated halves, recurrent directions), protect groups that
+cannot be trimmed safely (saying why) and turn a removal into a :class:`~lotterytrim.plan.TrimPlan`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from lotterytrim.engine.groups import Entry, Member, TensorAliases, UnitGroup, p
 from lotterytrim.engine.indexmap import UnionFind, Unmappable, dedupe, fix_glu, map_indices
 from lotterytrim.engine.owned import OwnedParams
 from lotterytrim.engine.plan import TrimPlan
-from lotterytrim.engine.slices import fix_slice_bounds, fix_time_slices
+from lotterytrim.engine.slices import channel_slices, fix_slice_bounds, fix_time_slices
 from lotterytrim.engine.tags import is_unprunable
 from lotterytrim.errors import ExampleInputError
 from lotterytrim.options import DEFAULT_ON_UNSUPPORTED, check_on_unsupported
@@ -133,6 +132,7 @@ class TrimGraph:
         fix_glu(dg)
         fix_slice_bounds(dg)
         fix_time_slices(dg)
+        self._channel_slices = channel_slices(dg)
         fix_flattens(dg, self._shapes)
         out_fns = {id(t.grad_fn) for t in outputs if t.grad_fn is not None}
         self._output_nodes = {id(n) for n in dg.module2node.values() if id(n.grad_fn) in out_fns}
@@ -255,6 +255,8 @@ class TrimGraph:
                     tensor, dim, owner = piece
                     pieces.append((tensor, dim, idx, root, OWNED, owner))
                 continue
+            if id(node) in self._channel_slices:
+                reasons.append(self._channel_slices[id(node)])
             if not isinstance(m, nn.Module) or m not in self._names:
                 continue  # an operation (add, cat, reshape ...) with no tensors of its own
             mod_name = self._names[m]

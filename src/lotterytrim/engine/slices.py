@@ -25,9 +25,10 @@ from torch_pruning.dependency.index_mapping import _SliceIndexMapping
 from lotterytrim.engine import layers
 from lotterytrim.engine.indexmap import SizedSlice
 
-__all__ = ["fix_slice_bounds", "fix_time_slices"]
+__all__ = ["channel_slices", "fix_slice_bounds", "fix_time_slices"]
 
 _PROBE = torch.empty(1, 1, 1)  # a 3-D output, to ask an adapter where its channels are
+_CHANNEL_DIM = {2: 1, 3: 2, 4: 1}  # where torch-pruning reads channels, by a tensor's rank
 
 
 def _signed(value: Any) -> int | None:
@@ -91,6 +92,42 @@ def fix_time_slices(dg: tp.DependencyGraph) -> None:
             for dep in src.dependencies:
                 if dep.target is node:
                     dep.index_mapping[0] = None
+
+
+def channel_slices(dg: tp.DependencyGraph) -> dict[int, str]:
+    """Slices that take part of a tensor's channels, by node id, each with why it protects.
+
+    Their bounds are numbers in ``forward`` (``h[..., 4:12]``): once units are removed before or
+    inside them, the same bounds pick other channels, and the model may still run, wrongly. The
+    groups whose units pass through one are protected (``TrimGraph``). A slice that keeps every
+    channel, or one along time (mapped to identity above), is not listed.
+    """
+    found: dict[int, str] = {}
+    for node in list(dg.module2node.values()):
+        if node.type != tp.ops.OPTYPE.SLICE:
+            continue
+        maps = [
+            dep.index_mapping[0]
+            for src in node.inputs
+            for dep in src.dependencies
+            if dep.target is node and isinstance(dep.index_mapping[0], SizedSlice)
+        ]
+        sizes = getattr(node.grad_fn, "_saved_self_sym_sizes", None)
+        if not maps or sizes is None:
+            continue
+        m = maps[0]
+        # channels: the features of (N, F) and (N, T, F), dim 1 of (N, C, H, W); a slice of
+        # positions (a position table cut to the input's length) keeps every channel
+        if m.dim % len(sizes) != _CHANNEL_DIM.get(len(sizes)):
+            continue
+        if m.start == 0 and m.step == 1 and m.end >= m.size:
+            continue
+        found[id(node)] = (
+            f"its channels pass through a slice [{m.start}:{m.end}:{m.step}] of {m.size} along "
+            f"dim {m.dim} with bounds fixed in forward, which would pick other channels once "
+            "units are removed"
+        )
+    return found
 
 
 def _channel_dim_upstream(node: Any) -> int | None:
