@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+import lotterytrim as lt
+
 __all__ = ["WITHIN", "choose_level", "level_table", "main", "plot_levels"]
 
 #: a trimmed level qualifies when its mean validation loss is at most this times the reference's
@@ -118,7 +120,7 @@ def _into_doc(doc: Path, text: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.mir.ddsp_levels", description=__doc__)
-    parser.add_argument("--run", type=Path, default=None, help="a finished ddsp run directory")
+    parser.add_argument("--run", type=Path, default=None, help="a ddsp run directory")
     parser.add_argument("--rows", type=Path, required=True, help="the rows' CSV (written or read)")
     parser.add_argument("--from-rows", action="store_true", help="read --rows, not the run")
     parser.add_argument("--figure", type=Path, default=None, help="write the figure here")
@@ -127,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_rows:
         rows = pd.read_csv(args.rows)
     else:
-        if args.run is None or not (args.run / "results.csv").is_file():
-            raise SystemExit(f"{args.run}/results.csv is missing: pass a finished ddsp run")
-        rows = pd.read_csv(args.run / "results.csv")
+        if args.run is None or not (args.run / "settings.json").is_file():
+            raise SystemExit(f"{args.run} is not a run directory (no settings.json)")
+        rows = lt.load_results(args.run)  # every finished level, also while the run goes on
         args.rows.parent.mkdir(parents=True, exist_ok=True)
         rows.to_csv(args.rows, index=False, float_format="%.6g")
     if set(rows.task) != {"ddsp"}:

@@ -196,7 +196,7 @@ def _draw(path: Path, panels: Sequence[tuple[str, np.ndarray]]) -> None:
     if image is not None:
         figure.colorbar(image, ax=list(axes), label="dB")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=80)
 
 
 def _title(row: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -67,7 +68,11 @@ def test_validation_chooses_the_smallest_level_within_the_margin() -> None:
 def test_the_command_writes_rows_figure_and_doc(tmp_path: Path) -> None:
     run = tmp_path / "ddsp-run"
     run.mkdir()
-    _rows().to_csv(run / "results.csv", index=False)
+    (run / "settings.json").write_text("{}")
+    for row in _rows().to_dict("records"):  # each finished level in its file, as the runner
+        chain = run / f"replicate-{row['replicate']}" / f"{row['method']}-{row['criterion']}"
+        chain.mkdir(parents=True, exist_ok=True)
+        (chain / f"level-{row['level']:02d}.json").write_text(json.dumps(row))
     doc = tmp_path / "doc.md"
     doc.write_text("before\n<!-- ddsp:levels -->\nold\n<!-- /ddsp:levels -->\nafter\n")
     rows, figure = tmp_path / "rows.csv", tmp_path / "levels.png"
