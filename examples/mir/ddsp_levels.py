@@ -95,9 +95,9 @@ def markdown(table: pd.DataFrame, within: float = WITHIN) -> str:
     shown["f0_within_50"] = (100 * shown.f0_within_50).round(1)
     text = shown.to_markdown(index=False, floatfmt=".3f") + "\n\n"
     best = choose_level(table, within)
-    n = int(table.replicates.max())
     if best is None:
         return text + f"No trimmed level is within {within}x of the reference on validation.\n"
+    n = int(best.replicates)
     return text + (
         f"Chosen on validation (mean of {n} replicate{'s' if n > 1 else ''}): the fewest "
         f"parameters within {within}x of the reference's validation loss is "
