@@ -62,8 +62,8 @@ def choose_level(table: pd.DataFrame, within: float = WITHIN) -> pd.Series | Non
 
 
 def plot_levels(table: pd.DataFrame, path: Path) -> None:
-    """Spectral loss (test, as a ratio to the reference) and f0 within 50 cents against the
-    share of weights kept, one line per criterion."""
+    """Spectral loss (test, as a ratio to the reference) and the median f0 error of the
+    resynthesis in cents against the share of weights kept, one line per criterion."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,12 +74,16 @@ def plot_levels(table: pd.DataFrame, path: Path) -> None:
     for criterion, rows in table[table.criterion != "reference"].groupby("criterion"):
         rows = pd.concat([ref.to_frame().T, rows]).astype({"kept": float})
         axes[0].plot(rows.kept, rows.test_x.astype(float), "o-", label=criterion)
-        axes[1].plot(rows.kept, 100 * rows.f0_within_50.astype(float), "o-", label=criterion)
+        axes[1].plot(rows.kept, rows.f0_cents.astype(float), "o-", label=criterion)
     axes[0].axhline(WITHIN, color="grey", lw=0.8, ls="--", label=f"{WITHIN}x the reference")
     axes[0].set_ylabel("test spectral loss / reference's")
-    axes[1].set_ylabel("voiced frames within 50 cents (%)")
+    axes[1].set_ylabel("median f0 error on voiced frames (cents)")
+    axes[1].set_ylim(bottom=0)
+    ticks = [1.0, 0.5, 0.25, 0.1, 0.05]
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:.0%}" for t in ticks])
+        ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("share of the reference's weights kept")
         ax.legend(fontsize=8)
