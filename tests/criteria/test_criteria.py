@@ -96,11 +96,17 @@ def test_gradient_and_taylor_match_autograd_and_leave_grads():
     assert model[0].weight.grad is None
 
 
-def test_information_prefers_informative_units():
+def _passthrough_mlp() -> nn.Module:
+    """Two inputs, two hidden units that copy them (then ReLU), two outputs."""
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
     with torch.no_grad():
         model[0].weight.copy_(torch.eye(2))
         model[0].bias.zero_()
+    return model
+
+
+def test_information_prefers_informative_units():
+    model = _passthrough_mlp()
     gen = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (400,), generator=gen)
     x = torch.stack(
@@ -120,10 +126,7 @@ def test_information_prefers_informative_units():
 def test_information_per_position_pairs_each_frame_with_its_class():
     # a sequence model: unit 0 copies the frame's class, unit 1 is noise; per example the class
     # averages out over frames, so only the per-position estimate can tell them apart
-    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
-    with torch.no_grad():
-        model[0].weight.copy_(torch.eye(2))
-        model[0].bias.zero_()
+    model = _passthrough_mlp()
     gen = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (8, 50), generator=gen)
     noise = torch.randn(8, 50, generator=gen)
