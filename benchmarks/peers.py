@@ -246,12 +246,12 @@ def gaps(
     ).dropna()
 
 
-def verdict(gap: pd.DataFrame, margin: float = 0.005) -> str:
-    """One line: whether the validation gap stays within ``margin`` at every level."""
+def verdict(gap: pd.DataFrame, margin: float = 0.005, method: str = "finetune") -> str:
+    """One line: whether ``method``'s validation gap stays within ``margin`` at every level."""
     worst_val, worst_test = gap.val_gap.idxmax(), gap.test_gap.idxmax()
     met = bool((gap.val_gap <= margin).all())
     return (
-        f"finetune against torch-pruning from level {gap.index.min()} on: worst validation gap "
+        f"{method} against torch-pruning from level {gap.index.min()} on: worst validation gap "
         f"{gap.val_gap.max():+.4f} (level {worst_val}), worst test gap "
         f"{gap.test_gap.max():+.4f} (level {worst_test}); within {margin} on validation at every "
         f"level: {'yes' if met else 'no'}"

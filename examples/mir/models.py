@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .ddsp import DDSP_FPS, DDSP_HOP, DDSP_SR, ddsp_decoder
+from .ddsp_features import frame_classes
 from .networks import chord_cnn, crepe, drum_transcriber, onset_detector, waveform_classifier
 
 __all__ = [
@@ -66,6 +67,9 @@ class TaskSpec:
     metric: str = "classification_error"  # name of the error in :mod:`examples.mir.metrics`
     sizes: Mapping[str, SizeSpec] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
+    # targets the data-driven criteria read, made from a batch of inputs (None: inputs alone);
+    # ddsp: a class per frame, for the information criterion ranked per position
+    criterion_targets: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def size(self, size: str) -> SizeSpec:
         """The :class:`SizeSpec` for ``size``, with a clear error for unknown sizes."""
@@ -230,6 +234,7 @@ TASKS: Mapping[str, TaskSpec] = _table(
         loss="spectral",
         metric="spectral_error",
         sizes=_ddsp_sizes(),
+        criterion_targets=frame_classes,
     ),
 )
 

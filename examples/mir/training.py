@@ -204,18 +204,15 @@ class TaskRun:
         return self.splits.val.inputs[:2].clone()
 
     def criterion_data(self) -> list[torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]:
-        """``criterion_batches`` random validation batches of 64, for data-driven criteria; ddsp's
-        with a class per frame as targets (:func:`examples.mir.ddsp_features.frame_classes`)."""
+        """``criterion_batches`` random validation batches of 64, for data-driven criteria, with
+        the task's ``criterion_targets`` where it has them (ddsp: a class per frame)."""
         val = self.splits.val
         gen = torch.Generator().manual_seed(self.seed)
         n = min(val.n, self.criterion_batches * _CRITERION_BATCH)
         rows = torch.randperm(val.n, generator=gen)[:n]
         inputs = list(val.inputs[rows].split(_CRITERION_BATCH))
-        if self.task != "ddsp":
-            return inputs
-        # the decoder's units act per frame: each frame gets a class (pitch and loudness band)
-        # for the information criterion ranked per position
-        return [(x, ddsp_features.frame_classes(x)) for x in inputs]
+        targets = self.spec.criterion_targets
+        return inputs if targets is None else [(x, targets(x)) for x in inputs]
 
     def train(self, model: nn.Module, ctx: LevelContextLike) -> None:
         """Train ``model`` in place for one level, early-stopped, with its best-validation state.
