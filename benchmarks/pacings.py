@@ -106,6 +106,58 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     return mean.round(3)
 
 
+#: the shares of the weights kept at which the pacings are held to the target (about a half,
+#: a quarter and an eighth: the levels nearest them)
+TARGET_SIZES = (0.5, 0.25, 0.12)
+
+
+def targets(
+    rows: pd.DataFrame,
+    sizes: Sequence[float] = TARGET_SIZES,
+    error_bound: float = 1.05,
+    time_bound: float = 0.35,
+) -> pd.DataFrame:
+    """Per task, paced method and size: its validation error, test error and total seconds as
+    ratios of the iterative lottery's at the level nearest the size, and whether it meets the
+    target there (validation error at most ``error_bound``x for at most ``time_bound``x the
+    time). ``rows`` may hold several tasks (a ``task`` column)."""
+    rows = rows[rows.level > 0]
+    rows = rows.assign(pacing=_pacings(rows))
+    keys = ["task", "level", "pacing"]
+    mean = rows.groupby(keys, as_index=False)[["kept", "val_error", "error", "total_seconds"]]
+    mean = mean.mean().merge(rows.groupby(keys, as_index=False).replicate.nunique(), on=keys)
+    iterative = mean[mean.pacing == "iterative"].drop(columns=["pacing", "replicate"])
+    both = mean[mean.pacing != "iterative"].merge(
+        iterative, on=["task", "level"], suffixes=("", "_it")
+    )
+    out = []
+    for task, group in both.groupby("task", sort=True):
+        kept = iterative[iterative.task == task].set_index("level").kept
+        for size in sizes:
+            level = (kept - size).abs().idxmin()
+            out.append(group[group.level == level].assign(size=size))
+    if not out:
+        raise ValueError("no paced rows beside an iterative lottery's at the same level")
+    got = pd.concat(out, ignore_index=True)
+    got["val x"] = got.val_error / got.val_error_it
+    got["test x"] = got.error / got.error_it
+    got["time x"] = got.total_seconds / got.total_seconds_it
+    got["met"] = (got["val x"] <= error_bound + 1e-9) & (got["time x"] <= time_bound + 1e-9)
+    columns = ["task", "pacing", "size", "level", "kept", "val x", "test x", "time x", "met"]
+    got = got.sort_values(["task", "pacing", "size"], ascending=[True, True, False])
+    return got[[*columns, "replicate"]].rename(columns={"replicate": "replicates"})
+
+
+def target_verdict(got: pd.DataFrame, pacing: str) -> str:
+    """One line: the tasks where ``pacing`` meets the target at every size of :func:`targets`."""
+    rows = got[got.pacing == pacing]
+    if rows.empty:
+        raise ValueError(f"no rows of pacing {pacing!r}; have {sorted(set(got.pacing))}")
+    met = rows.groupby("task").met.all()
+    names = ", ".join(met.index[met]) or "none"
+    return f"{pacing}: target met on {int(met.sum())} of {len(met)} tasks ({names})"
+
+
 # ------------------------------------------------------------------------ curves
 def _task(run_dir: Path) -> str:
     """The task of a run directory: its settings' task, else its name before the hash."""
@@ -281,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--curves", nargs="+", metavar="RUNDIR", help="export to --out (CSV)")
     mode.add_argument("--plot-curves", metavar="CSV", help="draw a curves CSV to --out (PNG)")
     mode.add_argument("--export", metavar="RUNDIR", help="a run's rows, thresholds added, to --out")
+    mode.add_argument(
+        "--targets", action="store_true",
+        help="every task's rows in --rows held to the target at about 50%%, 25%% and 12%% kept",
+    )  # fmt: skip
     parser.add_argument("--out", help="the CSV of --curves, the PNG of --plot-curves")
     args = parser.parse_args(argv)
     if (args.curves or args.plot_curves or args.export) and not args.out:
@@ -300,6 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.plot_curves:
         plot_curves(pd.read_csv(args.plot_curves), args.out)
+        return 0
+    if args.targets:
+        got = targets(_rows(args.rows))
+        print(got.round(3).to_markdown(index=False), end="\n\n")
+        for pacing in sorted(set(got.pacing)):
+            print(target_verdict(got, pacing))
         return 0
     for path in sorted(Path(args.rows).glob("*.csv")):
         if not path.stem.endswith("-curves"):

@@ -19,6 +19,8 @@ from benchmarks.pacings import (
     plot_curves,
     plot_time,
     table,
+    target_verdict,
+    targets,
 )
 from examples.mir.profiles import PROFILES
 from examples.mir.run import run_task
@@ -227,3 +229,35 @@ def test_the_rows_folder_may_hold_curve_files_beside_the_rows(
     printed = capsys.readouterr().out
     assert printed.startswith("chord\n") and "chord-curves" not in printed
     assert png.stat().st_size > 0
+
+
+def _task_rows(task: str, eb_val: list[float], eb_seconds: list[float]) -> pd.DataFrame:
+    """Six levels of 30% of one task: iterative at validation error 0.2 for 100 s a level,
+    early-bird at ``eb_val`` and ``eb_seconds`` per level."""
+    kept = [0.7**level for level in range(1, 7)]
+    iterative = {"method": "lrr", "val_error": 0.2, "error": 0.25, "total_seconds": 100.0}
+    frames = [pd.DataFrame({"level": range(1, 7), "kept": kept, **iterative})]
+    frames.append(
+        pd.DataFrame(
+            {"level": range(1, 7), "kept": kept, "method": "lrr@earlybird", "val_error": eb_val}
+        ).assign(error=0.25, total_seconds=eb_seconds)
+    )
+    return pd.concat(frames).assign(task=task, replicate=0)
+
+
+def test_targets_hold_each_pacing_at_the_levels_nearest_half_a_quarter_and_an_eighth() -> None:
+    good = _task_rows("onset", [0.2, 0.21, 0.3, 0.21, 0.3, 0.2], [30.0] * 6)
+    slow = _task_rows("chord", [0.2] * 6, [30.0, 30.0, 30.0, 30.0, 30.0, 40.0])
+    got = targets(pd.concat([good, slow]))
+    onset = got[got.task == "onset"].set_index("size")
+    # 0.7**2 = 0.49, 0.7**4 = 0.24, 0.7**6 = 0.118: levels 2, 4 and 6; levels 3 and 5 ignored
+    assert list(onset.level) == [2, 4, 6]
+    assert onset.loc[0.5, "val x"] == pytest.approx(1.05)
+    assert onset.loc[0.25, "time x"] == pytest.approx(0.3)
+    assert onset.met.all()
+    chord = got[got.task == "chord"].set_index("size")
+    assert chord.loc[0.12, "time x"] == pytest.approx(0.4)
+    assert list(chord.met) == [True, True, False]
+    assert target_verdict(got, "earlybird") == "earlybird: target met on 1 of 2 tasks (onset)"
+    with pytest.raises(ValueError, match="'oneshot'"):
+        target_verdict(got, "oneshot")
