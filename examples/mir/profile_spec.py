@@ -26,7 +26,7 @@ from .training import REFERENCE_FIELDS, TrainSettings
 __all__ = ["EARLYBIRD_DEFAULTS", "TASK_CONFIG_FIELDS", "Profile", "per_task"]
 
 #: the runner settings a task may set for itself in :attr:`Profile.task_config`
-TASK_CONFIG_FIELDS = ("amount", "levels", "methods", "criteria", "criterion_options")
+TASK_CONFIG_FIELDS = ("amount", "levels", "methods", "criteria", "criterion_options", "safeguards")
 
 
 #: the early-bird monitor's own threshold and window (what a run without settings uses)
@@ -140,7 +140,8 @@ class Profile:
         default_factory=lambda: MappingProxyType({}),
         metadata=_doc(
             "runner settings a task sets for itself (amount, levels, methods, criteria, "
-            "criterion_options), e.g. the generative example's deeper levels"
+            "criterion_options, safeguards: the fields it changes), e.g. the generative "
+            "example's deeper levels"
         ),
     )
     safeguards: Mapping[str, Any] = field(
@@ -226,12 +227,13 @@ class Profile:
         }
         options = fields.get("criterion_options", {})  # only for the criteria the run ranks by
         fields["criterion_options"] = {k: v for k, v in options.items() if k in fields["criteria"]}
+        safeguards = {**self.safeguards, **fields.pop("safeguards", {})}  # the fields it names
         return lt.LotteryConfig(
             task=task,
             replicates=self.replicates,
             scope=self.scope_for(task),
             normalize=self.normalize,
-            safeguards=lt.Safeguards(**self.safeguards),
+            safeguards=lt.Safeguards(**safeguards),
             rewind_fraction=self.rewind_fraction(task),
             seed=self.seed,
             earlybird=self.earlybird_options(),

@@ -521,10 +521,13 @@ def test_a_task_may_set_its_own_levels_methods_and_criteria() -> None:
                 "methods": ("finetune",),
                 "criteria": ("magnitude", "information"),
                 "criterion_options": {"information": {"positions": True}},
+                "safeguards": {"keep_floor": 0.1},
             }
         },
     )
     ddsp, chord = own.config("ddsp"), own.config("chord")
+    assert ddsp.safeguards == lt.Safeguards(keep_floor=0.1)  # the fields it names, else the
+    assert chord.safeguards == lt.Safeguards()  # profile's
     assert (ddsp.amount, ddsp.methods, ddsp.criteria) == (
         0.4,
         ("finetune",),
