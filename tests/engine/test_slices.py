@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+from helpers import masked_copy
 from torch import nn
 from torch_pruning.dependency.index_mapping import _SliceIndexMapping
 
@@ -109,6 +112,29 @@ def test_a_negative_dim_off_the_channels_keeps_every_channel() -> None:
     group = next(g for g in graph.groups if g.name == "a")
     b = next(m for m in group.members if (m.module, m.side) == ("b", "in"))
     assert b.channels.tolist() == b.units.tolist() == [0, 1, 2, 3]
+
+
+class _FirstExample(nn.Module):
+    """Features of 2-D (N, F) batches, of which only the first example is read on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x))[:1])
+
+
+def test_a_slice_of_the_batch_keeps_every_channel_and_the_model_trims_exactly() -> None:
+    torch.manual_seed(0)
+    model, x = _FirstExample().eval(), torch.randn(3, 8)
+    group = next(g for g in TrimGraph(model, x).groups if g.name == "a")
+    b = next(m for m in group.members if (m.module, m.side) == ("b", "in"))
+    assert group.protected is None and b.channels.tolist() == b.units.tolist() == list(range(16))
+    original = copy.deepcopy(model)
+    plan, _ = lt.trim(model, x, amount=0.5)
+    assert model.a.out_features == model.b.in_features == 8
+    torch.testing.assert_close(model(x), masked_copy(original, plan)(x))
 
 
 def test_a_slice_maps_back_no_index_past_the_dim_it_cuts() -> None:

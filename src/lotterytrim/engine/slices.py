@@ -28,7 +28,9 @@ from lotterytrim.engine.indexmap import SizedSlice
 __all__ = ["channel_slices", "fix_slice_bounds", "fix_time_slices"]
 
 _PROBE = torch.empty(1, 1, 1)  # a 3-D output, to ask an adapter where its channels are
-_CHANNEL_DIM = {2: 1, 3: 2, 4: 1}  # where torch-pruning reads channels, by a tensor's rank
+#: where torch-pruning reads channels, by a tensor's rank: the features of (N, F) and
+#: (N, T, F), dim 1 of (N, C, H, W); along any other dim of these ranks a slice keeps them all
+_CHANNEL_DIM = {2: 1, 3: 2, 4: 1}
 
 
 def _signed(value: Any) -> int | None:
@@ -42,9 +44,9 @@ def _signed(value: Any) -> int | None:
 def fix_slice_bounds(dg: tp.DependencyGraph) -> None:
     """Resolve the bounds of every slice torch-pruning maps, against the size of its dim.
 
-    A slice along a dim other than the channels (dim 1 of 4-D, dim 2 of 3-D), read as such once
-    its dim is signed, maps channels to themselves, as torch-pruning maps it when the dim comes
-    non-negative. A slice whose input sizes autograd does not keep is left as it is.
+    A slice along a dim other than the channels (``_CHANNEL_DIM``: a batch of 2-D features, the
+    time of 3-D ones), read as such once its dim is signed, maps channels to themselves. A
+    slice whose input sizes autograd does not keep is left as it is.
     """
     for node in list(dg.module2node.values()):
         if node.type != tp.ops.OPTYPE.SLICE:
@@ -57,7 +59,7 @@ def fix_slice_bounds(dg: tp.DependencyGraph) -> None:
         dim %= len(sizes)
         fwd: SizedSlice | None = None  # None: channels map to themselves
         bwd: SizedSlice | None = None
-        if not ((len(sizes) == 4 and dim != 1) or (len(sizes) == 3 and dim != 2)):
+        if _CHANNEL_DIM.get(len(sizes), dim) == dim:
             bounds = slice(
                 _signed(fn._saved_start), _signed(fn._saved_end), _signed(fn._saved_step)
             )
@@ -116,8 +118,7 @@ def channel_slices(dg: tp.DependencyGraph) -> dict[int, str]:
         if not maps or sizes is None:
             continue
         m = maps[0]
-        # channels: the features of (N, F) and (N, T, F), dim 1 of (N, C, H, W); a slice of
-        # positions (a position table cut to the input's length) keeps every channel
+        # a slice of positions (a position table cut to the input's length) keeps every channel
         if m.dim % len(sizes) != _CHANNEL_DIM.get(len(sizes)):
             continue
         if m.start == 0 and m.step == 1 and m.end >= m.size:
