@@ -331,6 +331,11 @@ class Profile:
                     changes.get("reference", self.reference), item, tasks
                 )
                 continue
+            if name.startswith("safeguards."):
+                changes["task_config"] = _safeguard_change(
+                    changes.get("task_config", self.task_config), item, tasks
+                )
+                continue
             current = changes.get(name, getattr(self, name, None))
             if name not in numbers or not text or name in ("safeguards", "reference"):
                 raise SystemExit(f"--set wants FIELD=VALUE with a number field, got {item!r}")
@@ -358,6 +363,28 @@ def _reference_change(
     return MappingProxyType(
         {t: MappingProxyType({**v, key: value}) if t in tasks else v for t, v in current.items()}
     )
+
+
+def _safeguard_change(
+    current: Mapping[str, Mapping[str, Any]], item: str, tasks: Sequence[str]
+) -> Mapping[str, Mapping[str, Any]]:
+    """``current`` task_config with ``safeguards.FIELD=VALUE`` set for ``tasks`` (over what a
+    task sets itself), or exit saying why."""
+    name, _, text = item.partition("=")
+    key = name.removeprefix("safeguards.")
+    numeric = [k for k, v in lt.Safeguards().to_dict().items() if isinstance(v, float)]
+    if key not in numeric or not text:
+        raise SystemExit(f"--set {item!r}: the safeguards may set {numeric}")
+    value = _number(item, text, 0.0)
+    try:
+        lt.Safeguards(**{key: value})
+    except ValueError as err:
+        raise SystemExit(f"--set {item!r}: {err}") from None
+    changed = {t: dict(c) for t, c in current.items()}
+    for task in tasks:
+        own = changed.setdefault(task, {})
+        own["safeguards"] = {**own.get("safeguards", {}), key: value}
+    return MappingProxyType(changed)
 
 
 def _number(item: str, text: str, like: Any) -> int | float | None:

@@ -242,6 +242,27 @@ def test_the_reference_may_train_with_its_own_settings_and_only_its_task() -> No
             quick.with_settings([bad], ["chord"])
 
 
+def test_the_command_line_may_change_the_safeguards_of_the_tasks_it_runs() -> None:
+    quick = dataclasses.replace(
+        PROFILES["quick"], task_config={"ddsp": {"safeguards": {"step_cap": 0.4}}}
+    )
+    lower = quick.with_settings(["safeguards.keep_floor=0.1"], ["ddsp"])
+    # over what the task sets itself, field by field; other tasks keep the profile's
+    assert lower.config("ddsp").safeguards == lt.Safeguards(step_cap=0.4, keep_floor=0.1)
+    assert lower.config("chord") == quick.config("chord")
+    both = quick.with_settings(["safeguards.step_cap=0.3", "safeguards.keep_floor=0.2"], ["chord"])
+    assert both.config("chord").safeguards == lt.Safeguards(step_cap=0.3, keep_floor=0.2)
+    assert both.config("ddsp") == quick.config("ddsp")
+    for bad, why in (
+        ("safeguards.cost=1", "may set"),
+        ("safeguards.keep_floor=1.5", "keep_floor must lie"),
+        ("safeguards.keep_floor=", "may set"),
+        ("safeguards=0.1", "number field"),
+    ):
+        with pytest.raises(SystemExit, match=why):
+            quick.with_settings([bad], ["ddsp"])
+
+
 @pytest.mark.parametrize(
     ("argv", "bad"),
     [
