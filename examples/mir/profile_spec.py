@@ -376,8 +376,9 @@ def _safeguard_change(
     if key not in numeric or not text:
         raise SystemExit(f"--set {item!r}: the safeguards may set {numeric}")
     value = _number(item, text, 0.0)
+    fields: dict[str, Any] = {key: value}
     try:
-        lt.Safeguards(**{key: value})
+        lt.Safeguards(**fields)
     except ValueError as err:
         raise SystemExit(f"--set {item!r}: {err}") from None
     changed = {t: dict(c) for t, c in current.items()}
