@@ -94,19 +94,29 @@ def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return rows
 
 
-def table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean errors and costs per pacing and level, with ratios to the iterative pacing."""
+def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Mean errors and costs per ``by`` (e.g. task), level and pacing, with the validation
+    error, test error and seconds as ratios of the iterative pacing's at the same level, and
+    the number of replicates (one row each, unrounded)."""
     rows = rows[rows.level > 0]
     rows = rows.assign(pacing=_pacings(rows))
-    mean = rows.groupby(["level", "pacing"])[
-        ["kept", "val_error", "error", "total_epochs", "total_seconds"]
-    ].mean()
-    iterative = mean.xs("iterative", level="pacing")
-    ratio = mean.div(iterative, level="level")
-    mean["val x"] = ratio.val_error
-    mean["time x"] = ratio.total_seconds
-    mean["replicates"] = rows.groupby(["level", "pacing"]).replicate.nunique()
-    return mean.round(3)
+    keys = [*by, "level", "pacing"]
+    columns = ["kept", "val_error", "error", "total_epochs", "total_seconds"]
+    mean = rows.groupby(keys, as_index=False)[columns].mean()
+    replicates = rows.groupby(keys, as_index=False).replicate.nunique()
+    mean = mean.merge(replicates.rename(columns={"replicate": "replicates"}), on=keys)
+    iterative = mean[mean.pacing == "iterative"][[*by, "level", *columns]]
+    both = mean.merge(iterative, on=[*by, "level"], suffixes=("", "_it"))
+    both["val x"] = both.val_error / both.val_error_it
+    both["test x"] = both.error / both.error_it
+    both["time x"] = both.total_seconds / both.total_seconds_it
+    return both[[*keys, *columns, "val x", "test x", "time x", "replicates"]]
+
+
+def table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean errors and costs per pacing and level, with ratios to the iterative pacing."""
+    got = _ratios(rows).set_index(["level", "pacing"]).sort_index()
+    return got.drop(columns="test x").round(3)
 
 
 #: the shares of the weights kept at which the pacings are held to the target (about a half,
@@ -124,31 +134,21 @@ def targets(
     ratios of the iterative lottery's at the level nearest the size, and whether it meets the
     target there (validation error at most ``error_bound``x for at most ``time_bound``x the
     time). ``rows`` may hold several tasks (a ``task`` column)."""
-    rows = rows[rows.level > 0]
-    rows = rows.assign(pacing=_pacings(rows))
-    keys = ["task", "level", "pacing"]
-    mean = rows.groupby(keys, as_index=False)[["kept", "val_error", "error", "total_seconds"]]
-    mean = mean.mean().merge(rows.groupby(keys, as_index=False).replicate.nunique(), on=keys)
-    iterative = mean[mean.pacing == "iterative"].drop(columns=["pacing", "replicate"])
-    both = mean[mean.pacing != "iterative"].merge(
-        iterative, on=["task", "level"], suffixes=("", "_it")
-    )
+    ratios = _ratios(rows, ["task"])
     out = []
-    for task, group in both.groupby("task", sort=True):
-        kept = iterative[iterative.task == task].set_index("level").kept
+    for _, group in ratios.groupby("task", sort=True):
+        kept = group[group.pacing == "iterative"].set_index("level").kept
+        paced = group[group.pacing != "iterative"]
         for size in sizes:
             level = (kept - size).abs().idxmin()
-            out.append(group[group.level == level].assign(size=size))
-    if not out:
+            out.append(paced[paced.level == level].assign(size=size))
+    got = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    if got.empty:
         raise ValueError("no paced rows beside an iterative lottery's at the same level")
-    got = pd.concat(out, ignore_index=True)
-    got["val x"] = got.val_error / got.val_error_it
-    got["test x"] = got.error / got.error_it
-    got["time x"] = got.total_seconds / got.total_seconds_it
     got["met"] = (got["val x"] <= error_bound + 1e-9) & (got["time x"] <= time_bound + 1e-9)
     columns = ["task", "pacing", "size", "level", "kept", "val x", "test x", "time x", "met"]
     got = got.sort_values(["task", "pacing", "size"], ascending=[True, True, False])
-    return got[[*columns, "replicate"]].rename(columns={"replicate": "replicates"})
+    return got[[*columns, "replicates"]].reset_index(drop=True)
 
 
 def target_verdict(got: pd.DataFrame, pacing: str) -> str:

@@ -240,7 +240,7 @@ def _task_rows(task: str, eb_val: list[float], eb_seconds: list[float]) -> pd.Da
     frames.append(
         pd.DataFrame(
             {"level": range(1, 7), "kept": kept, "method": "lrr@earlybird", "val_error": eb_val}
-        ).assign(error=0.25, total_seconds=eb_seconds)
+        ).assign(error=0.3, total_seconds=eb_seconds)
     )
     return pd.concat(frames).assign(task=task, replicate=0)
 
@@ -253,6 +253,7 @@ def test_targets_hold_each_pacing_at_the_levels_nearest_half_a_quarter_and_an_ei
     # 0.7**2 = 0.49, 0.7**4 = 0.24, 0.7**6 = 0.118: levels 2, 4 and 6; levels 3 and 5 ignored
     assert list(onset.level) == [2, 4, 6]
     assert onset.loc[0.5, "val x"] == pytest.approx(1.05)
+    assert onset.loc[0.5, "test x"] == pytest.approx(1.2)  # reported, not what is held
     assert onset.loc[0.25, "time x"] == pytest.approx(0.3)
     assert onset.met.all()
     chord = got[got.task == "chord"].set_index("size")
