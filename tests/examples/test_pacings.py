@@ -242,7 +242,7 @@ def _task_rows(task: str, eb_val: list[float], eb_seconds: list[float]) -> pd.Da
             {"level": range(1, 7), "kept": kept, "method": "lrr@earlybird", "val_error": eb_val}
         ).assign(error=0.3, total_seconds=eb_seconds)
     )
-    return pd.concat(frames).assign(task=task, replicate=0)
+    return pd.concat(frames).assign(task=task, replicate=0, total_epochs=10)
 
 
 def test_targets_hold_each_pacing_at_the_levels_nearest_half_a_quarter_and_an_eighth() -> None:
