@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -34,11 +32,10 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 import lotterytrim as lt
 from examples.mir.profiles import PROFILES, Profile
+from examples.mir.references import adopt_references, finished_references
 from examples.mir.run import build_lottery
 from lotterytrim.trimming.state import load_trimmer_state
 
@@ -169,12 +166,12 @@ def run(
         donor: Path | None = build_lottery(task, base, root=profile_root, progress=False, log=None)[
             0
         ].directory
-        if donor is not None and _references(donor, replicates) < replicates:
+        if donor is not None and finished_references(donor, replicates) < replicates:
             # or from the setting's run of this task in the study that has the most of them
             # (level 0 does not depend on the selection)
             donor = max(
                 [donor, *sorted(Path(root).glob(f"{task}-*"))],
-                key=lambda d: _references(d, replicates),
+                key=lambda d: finished_references(d, replicates),
             )
         for setting in settings:
             start = time.perf_counter()
@@ -182,7 +179,7 @@ def run(
             where = profile_root if profile is base else root
             lottery, _ = build_lottery(task, profile, root=where, progress=False, log=None)
             if donor is not None:
-                _adopt_references(donor, lottery.directory, replicates)
+                adopt_references(donor, lottery.directory, replicates)
             results = lottery.results() if read_only else lottery.run()
             if results.empty:
                 continue
@@ -217,50 +214,6 @@ def largest_step_loss(directory: Path) -> tuple[float, str]:
                 if before and (before - after) / before > worst:
                     worst, where = (before - after) / before, f"{layer} at level {step['level']}"
     return worst, where
-
-
-#: The safetensors metadata entry that holds the lotterytrim header of a file.
-_HEADER = "lotterytrim"
-
-#: A finished reference: its model file, then its row (written last: it marks it finished).
-_REFERENCE_FILES = ("reference.lt", "reference.json")
-
-
-def _references(directory: Path, replicates: int) -> int:
-    """How many of the first ``replicates`` replicates of a run directory have a finished
-    reference."""
-    return sum(
-        all((directory / f"replicate-{r}" / name).exists() for name in _REFERENCE_FILES)
-        for r in range(replicates)
-    )
-
-
-def _adopt_references(donor: Path, target: Path, replicates: int) -> None:
-    """Copy each replicate's trained reference into another setting's run directory.
-
-    Level 0 (training, W_k) does not depend on the selection, so every setting of a task starts
-    from the same references; the runner then reads them back instead of training them again.
-    """
-    for r in range(replicates):
-        src, dst = donor / f"replicate-{r}", target / f"replicate-{r}"
-        files = [src / name for name in _REFERENCE_FILES]
-        if not all(f.exists() for f in files) or (dst / "reference.json").exists():
-            continue
-        dst.mkdir(parents=True, exist_ok=True)
-        _restamp(files[0], dst / files[0].name, target.name)
-        shutil.copyfile(files[1], dst / files[1].name)  # the row last: it marks it finished
-
-
-def _restamp(source: Path, destination: Path, run: str) -> None:
-    """Copy a reference file whose header names ``run`` as its run directory: the runner
-    trains again a level file that names another run, so a plain copy would be retrained."""
-    with safe_open(str(source), framework="pt") as handle:
-        meta = dict(handle.metadata() or {})
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    header = json.loads(meta[_HEADER])
-    header["metadata"] = {**header.get("metadata", {}), "run": run}
-    meta[_HEADER] = json.dumps(header, separators=(",", ":"), allow_nan=False)
-    save_file(tensors, str(destination), metadata=meta)
 
 
 def summary(rows: pd.DataFrame, by: str = "val_error") -> pd.DataFrame:

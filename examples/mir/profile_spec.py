@@ -132,6 +132,13 @@ class Profile:
     seed: int = field(default=0, metadata=_doc("seed of the data and of replicate 0"))
     scope: str = field(default="global", metadata=_doc("rank units globally or per layer"))
     normalize: str = field(default="max", metadata=_doc("per-layer score normalisation"))
+    min_units: Mapping[str, int] = field(
+        default_factory=lambda: per_task(**dict.fromkeys(TASKS, 1)),
+        metadata=_doc(
+            "per task, the units every layer keeps whatever the floor says "
+            "(lt.TrimOptions.min_units; --set min_units=3)"
+        ),
+    )
     task_scope: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({}),
         metadata=_doc("per task, a scope that replaces `scope` there (--scope resets it)"),
@@ -233,6 +240,7 @@ class Profile:
             replicates=self.replicates,
             scope=self.scope_for(task),
             normalize=self.normalize,
+            min_units=self.min_units[task],
             safeguards=lt.Safeguards(**safeguards),
             rewind_fraction=self.rewind_fraction(task),
             seed=self.seed,

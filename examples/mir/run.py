@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ import lotterytrim as lt
 from .features import Splits
 from .models import MIR_TASKS, TASKS
 from .profiles import PROFILES, Profile
+from .references import adopt_references
 from .splits import (
     REAL_DATA,
     describe_splits,
@@ -130,11 +132,13 @@ def run_task(
     executor: Executor | None = None,
     devices: Sequence[str] | None = None,
     threads: int = 1,
+    references_from: Path | None = None,
 ) -> tuple[pd.DataFrame, lt.Lottery, TaskRun]:
     """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle.
 
     With ``executor`` (e.g. a process pool) its cells run there, on ``devices`` if given, with
-    ``threads`` torch threads per worker process.
+    ``threads`` torch threads per worker process; ``references_from`` (a run directory of the
+    same task) gives the replicates' trained references, copied instead of trained again.
     """
     say = log or (lambda _: None)
     start = time.perf_counter()
@@ -144,6 +148,9 @@ def run_task(
         f"data {describe_splits(run.splits)} (train/val/test) ready in "
         f"{time.perf_counter() - start:.1f} s; run directory {lottery.directory}"
     )
+    if references_from is not None:
+        copied = _adopt(references_from, lottery, profile.replicates)
+        say(f"{task}: {copied} trained reference(s) copied from {references_from}")
     before = len(lottery.results()) if lottery.directory.is_dir() else 0
     results = lottery.run(executor, devices=devices, threads=threads)
     say(
@@ -151,6 +158,49 @@ def run_task(
         f"{time.perf_counter() - start:.1f} s in all"
     )
     return results, lottery, run
+
+
+def _adopt(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
+    """Copy ``donor``'s references into ``lottery``'s run directory, or exit naming why the
+    donor's level 0 would not be the one this run trains (its task, seed, rewind point, data
+    or training settings differ)."""
+    record = donor / "settings.json"
+    if not record.is_file():
+        raise SystemExit(f"--references-from {donor}: not a run directory (no settings.json)")
+    theirs = json.loads(record.read_text())
+    config = lottery.config
+    ours = {
+        "task": config.task,
+        "seed": config.seed,
+        "rewind_fraction": config.rewind_fraction,
+        "settings": _level0(lottery.settings),
+    }
+    given = {
+        "task": theirs.get("config", {}).get("task"),
+        "seed": theirs.get("config", {}).get("seed"),
+        "rewind_fraction": theirs.get("config", {}).get("rewind_fraction"),
+        "settings": _level0(theirs.get("settings", {})),
+    }
+    differ = [
+        key
+        for key in ours
+        if json.dumps(ours[key], sort_keys=True, default=str)
+        != json.dumps(given[key], sort_keys=True, default=str)
+    ]
+    if differ:
+        raise SystemExit(
+            f"--references-from {donor}: its level 0 differs from this run's in "
+            f"{', '.join(differ)}; nothing copied"
+        )
+    if donor.resolve() == lottery.directory.resolve():
+        return 0
+    return adopt_references(donor, lottery.directory, replicates)
+
+
+def _level0(settings: Any) -> Any:
+    """The settings that shape a reference: all but the distillation's (levels only)."""
+    train = {k: v for k, v in settings.get("train", {}).items() if not k.startswith("kd_")}
+    return {**settings, "train": train}
 
 
 def _table(results: pd.DataFrame) -> str:
@@ -267,6 +317,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "per task on validation; docs/selection.md)",
     )
     parser.add_argument(
+        "--references-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a run directory of the same task whose trained references this run starts from "
+        "(copied, not trained again: level 0 does not depend on the levels' settings)",
+    )
+    parser.add_argument(
         "--workers",
         type=_positive,
         default=1,
@@ -372,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 executor,
                 devices,
                 args.threads,
+                args.references_from,
             )
             frames.append(results)
             synthetic_splits.cache_clear()  # each task's data is used once here; free it

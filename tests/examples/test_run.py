@@ -263,6 +263,21 @@ def test_the_command_line_may_change_the_safeguards_of_the_tasks_it_runs() -> No
             quick.with_settings([bad], ["ddsp"])
 
 
+def test_the_command_line_may_set_the_units_every_layer_keeps(tmp_path: Path) -> None:
+    quick = PROFILES["quick"]
+    assert quick.config("pitch").options.min_units == 1
+    three = quick.with_settings(["min_units=3"], ["pitch"])
+    assert three.config("pitch").options.min_units == 3
+    assert three.config("pitch").safeguards == quick.config("pitch").safeguards
+    runs = {
+        build_lottery("pitch", p, tmp_path, progress=False)[0].directory for p in (quick, three)
+    }
+    assert len(runs) == 2  # it changes the levels, so it has a run directory of its own
+    for bad in ("min_units=0", "min_units=1.5"):
+        with pytest.raises((SystemExit, ValueError), match="min_units"):
+            quick.with_settings([bad], ["pitch"]).config("pitch")
+
+
 @pytest.mark.parametrize(
     ("argv", "bad"),
     [

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-import torch
-from torch import nn
-
-import lotterytrim as lt
-from benchmarks.selection import Setting, _adopt_references, guard_for, profile_for
+from benchmarks.selection import Setting, guard_for, profile_for
 from examples.mir.profiles import PROFILES
-from lotterytrim.runner.rundir import file_owner, foreign_file
 
 
 def _default() -> Setting:
@@ -41,27 +35,6 @@ def test_another_setting_changes_only_the_selection() -> None:
     assert dict(profile.safeguards) == guard_for("on").to_dict()
     assert dict(profile.safeguards) != dict(base.safeguards)
     assert profile.lr == base.lr and profile.patience == base.patience
-
-
-def test_adopted_references_name_their_new_run(tmp_path: Path) -> None:
-    """A reference copied into another setting's run is read back there, not trained again:
-    its header names the run it now belongs to, and its tensors and row are the donor's."""
-    donor, target = tmp_path / "chord-aaaa", tmp_path / "chord-bbbb"
-    model = nn.Linear(3, 2)
-    for r in range(2):
-        folder = donor / f"replicate-{r}"
-        folder.mkdir(parents=True)
-        owner = file_owner(donor, "chord", r, "reference", "-", 0)
-        lt.save(model, folder / "reference.lt", metadata=owner)
-        (folder / "reference.json").write_text('{"error": 0.1}')
-    _adopt_references(donor, target, 2)
-    for r in range(2):
-        copied = target / f"replicate-{r}" / "reference.lt"
-        assert foreign_file(copied, file_owner(target, "chord", r, "reference", "-", 0)) is None
-        assert foreign_file(copied, file_owner(donor, "chord", r, "reference", "-", 0))
-        back = lt.load(copied, lambda: nn.Linear(3, 2))
-        assert torch.equal(back.weight, model.weight)
-        assert (target / f"replicate-{r}" / "reference.json").read_text() == '{"error": 0.1}'
 
 
 def test_a_task_with_its_own_scope_is_the_profiles_run_in_that_scope() -> None:
