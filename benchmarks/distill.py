@@ -31,6 +31,7 @@ import torch
 import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.profiles import PROFILES, Profile
+from examples.mir.references import adopt_from
 from examples.mir.run import build_lottery
 
 KEYS = ["task", "method", "kd_temperature", "kd_weight", "replicate", "level"]
@@ -64,6 +65,12 @@ def run(args: argparse.Namespace) -> None:
     for temperature, weight in settings_of(args.settings):
         profile = profile_for(methods, temperature, weight, args.replicates, args.profile)
         lottery, _ = build_lottery(args.task, profile, args.root, progress=False)
+        if args.references_from is not None:
+            try:
+                copied = adopt_from(args.references_from, lottery, args.replicates)
+            except ValueError as err:
+                raise SystemExit(f"--references-from {err}") from None
+            print(f"{copied} trained reference(s) copied from {args.references_from}")
         with contextlib.ExitStack() as stack:
             executor = None
             if args.workers > 1:
@@ -124,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     parser.add_argument("--root", default="runs/kd")
     parser.add_argument("--out", default="results/retraining")
+    parser.add_argument(
+        "--references-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a run directory of the task whose trained references every setting starts from",
+    )
     parser.add_argument("--table", default=None, help="print the tables of this rows folder")
     parser.add_argument("--rows", default="results/quick", help="the quick lottery's rows")
     args = parser.parse_args(argv)

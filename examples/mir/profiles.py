@@ -91,7 +91,17 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             ),
             # ddsp: five levels of 45% reach 5% of the weights, as Diet did, retrained by
             # learning-rate rewinding (the recipe of docs/retraining.md)
-            task_config=MappingProxyType({"ddsp": _DDSP_LOTTERY}),
+            # pitch: the quick CREPE's middle layers have 4 channels, and a quarter of them is
+            # one; at least 3 units per layer (and a floor of 5%, so the wide first and last
+            # layers go on shrinking) kept its deep levels near the reference's error on the
+            # screen where the default floor lost most of it (docs/retraining.md)
+            min_units=per_task(**{**dict.fromkeys(TASKS, 1), "pitch": 3}),
+            task_config=MappingProxyType(
+                {
+                    "ddsp": _DDSP_LOTTERY,
+                    "pitch": MappingProxyType({"safeguards": {"keep_floor": 0.05}}),
+                }
+            ),
             # W_k a few epochs in and a patience of 8: measured on chord (docs/selection.md),
             # W_1 and patience 3 left trimmed tickets behind fine-tuning. Drum: W_k after epoch
             # 10, past its plateau, and a patience of 12; with W_4 and patience 8, two trim

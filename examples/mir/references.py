@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-__all__ = ["REFERENCE_FILES", "adopt_references", "finished_references"]
+import lotterytrim as lt
+
+__all__ = ["REFERENCE_FILES", "adopt_from", "adopt_references", "finished_references"]
 
 #: A finished reference: its model file, then its row (written last: it marks it finished).
 REFERENCE_FILES: tuple[str, str] = ("reference.lt", "reference.json")
@@ -51,6 +54,52 @@ def adopt_references(donor: Path, target: Path, replicates: int) -> int:
         shutil.copyfile(files[1], dst / files[1].name)
         copied += 1
     return copied
+
+
+def adopt_from(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
+    """Copy ``donor``'s references into ``lottery``'s run directory; returns how many.
+
+    Raises ValueError, naming the donor and what differs, where its level 0 is not the one
+    ``lottery`` would train (task, seed, rewind point, data or training settings), and copies
+    nothing then.
+    """
+    record = donor / "settings.json"
+    if not record.is_file():
+        raise ValueError(f"{donor}: not a run directory (no settings.json)")
+    theirs = json.loads(record.read_text())
+    given = theirs.get("config", {})
+    config = lottery.config
+    ours = {
+        "task": config.task,
+        "seed": config.seed,
+        "rewind_fraction": config.rewind_fraction,
+        "settings": _level0(lottery.settings),
+    }
+    given = {
+        "task": given.get("task"),
+        "seed": given.get("seed"),
+        "rewind_fraction": given.get("rewind_fraction"),
+        "settings": _level0(theirs.get("settings", {})),
+    }
+    differ = [key for key in ours if _canonical(ours[key]) != _canonical(given[key])]
+    if differ:
+        raise ValueError(
+            f"{donor}: its level 0 differs from this run's in {', '.join(differ)}; nothing copied"
+        )
+    if donor.resolve() == lottery.directory.resolve():
+        return 0
+    return adopt_references(donor, lottery.directory, replicates)
+
+
+def _level0(settings: Any) -> Any:
+    """The settings that shape a reference: all but the distillation's (levels only)."""
+    train = {k: v for k, v in settings.get("train", {}).items() if not k.startswith("kd_")}
+    return {**settings, "train": train}
+
+
+def _canonical(value: Any) -> str:
+    """``value`` as JSON with sorted keys (tuples and lists alike), for comparing records."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _restamp(source: Path, destination: Path, run: str) -> None:

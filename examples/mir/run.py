@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ import lotterytrim as lt
 from .features import Splits
 from .models import MIR_TASKS, TASKS
 from .profiles import PROFILES, Profile
-from .references import adopt_references
+from .references import adopt_from
 from .splits import (
     REAL_DATA,
     describe_splits,
@@ -149,7 +148,10 @@ def run_task(
         f"{time.perf_counter() - start:.1f} s; run directory {lottery.directory}"
     )
     if references_from is not None:
-        copied = _adopt(references_from, lottery, profile.replicates)
+        try:
+            copied = adopt_from(references_from, lottery, profile.replicates)
+        except ValueError as err:
+            raise SystemExit(f"--references-from {err}") from None
         say(f"{task}: {copied} trained reference(s) copied from {references_from}")
     before = len(lottery.results()) if lottery.directory.is_dir() else 0
     results = lottery.run(executor, devices=devices, threads=threads)
@@ -158,49 +160,6 @@ def run_task(
         f"{time.perf_counter() - start:.1f} s in all"
     )
     return results, lottery, run
-
-
-def _adopt(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
-    """Copy ``donor``'s references into ``lottery``'s run directory, or exit naming why the
-    donor's level 0 would not be the one this run trains (its task, seed, rewind point, data
-    or training settings differ)."""
-    record = donor / "settings.json"
-    if not record.is_file():
-        raise SystemExit(f"--references-from {donor}: not a run directory (no settings.json)")
-    theirs = json.loads(record.read_text())
-    config = lottery.config
-    ours = {
-        "task": config.task,
-        "seed": config.seed,
-        "rewind_fraction": config.rewind_fraction,
-        "settings": _level0(lottery.settings),
-    }
-    given = {
-        "task": theirs.get("config", {}).get("task"),
-        "seed": theirs.get("config", {}).get("seed"),
-        "rewind_fraction": theirs.get("config", {}).get("rewind_fraction"),
-        "settings": _level0(theirs.get("settings", {})),
-    }
-    differ = [
-        key
-        for key in ours
-        if json.dumps(ours[key], sort_keys=True, default=str)
-        != json.dumps(given[key], sort_keys=True, default=str)
-    ]
-    if differ:
-        raise SystemExit(
-            f"--references-from {donor}: its level 0 differs from this run's in "
-            f"{', '.join(differ)}; nothing copied"
-        )
-    if donor.resolve() == lottery.directory.resolve():
-        return 0
-    return adopt_references(donor, lottery.directory, replicates)
-
-
-def _level0(settings: Any) -> Any:
-    """The settings that shape a reference: all but the distillation's (levels only)."""
-    train = {k: v for k, v in settings.get("train", {}).items() if not k.startswith("kd_")}
-    return {**settings, "train": train}
 
 
 def _table(results: pd.DataFrame) -> str:
