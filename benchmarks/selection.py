@@ -261,6 +261,23 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def screen_table(rows: pd.DataFrame) -> str:
+    """Per setting of a one-method screen (whose settings may reach different sizes): each
+    level's mean validation error with its share of the weights kept, and the means over the
+    trimmed levels of the validation (which ranks) and test errors, best first."""
+    cut = rows[rows.level > 0]
+    val = cut.pivot_table(index="setting", columns="level", values="val_error")
+    kept = cut.pivot_table(index="setting", columns="level", values="kept")
+    out = pd.DataFrame(index=val.index)
+    for level in val.columns:
+        out[f"L{level}"] = [
+            f"{v:.3f} ({k:.0%})" for v, k in zip(val[level], kept[level], strict=True)
+        ]
+    out["mean val"] = val.mean(axis=1).round(3)
+    out["mean test"] = cut.groupby("setting").error.mean().round(3)
+    return out.sort_values("mean val").reset_index().to_markdown(index=False, floatfmt=".3f") + "\n"
+
+
 def _cell(row: object) -> str:
     if row is None:
         return ""
@@ -318,9 +335,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--read-only", action="store_true", help="tabulate finished rows, train nothing"
     )
     parser.add_argument(
+        "--screen",
+        type=Path,
+        default=None,
+        metavar="ROWS",
+        help="print the table of a screen's committed rows (a setting column) and run nothing",
+    )
+    parser.add_argument(
         "--by", default="val_error", help="column that ranks settings (default: validation)"
     )
     args = parser.parse_args(argv)
+    if args.screen is not None:
+        print(screen_table(pd.read_csv(args.screen)), end="")
+        return 0
     torch.set_num_threads(args.threads)
     settings = {"full": full_grid(), "confirm": list(CONFIRM), "none": []}[args.grid]
     if args.criteria:

@@ -50,3 +50,26 @@ def test_a_task_with_its_own_scope_is_the_profiles_run_in_that_scope() -> None:
     moved = profile_for(base, glob, *args, task="chord")
     assert moved is not base and moved.config("chord").scope == "global"
     assert profile_for(base, local, *args, task="onset").config("onset").scope == "local"
+
+
+def test_a_screen_table_ranks_settings_on_validation_and_shows_their_sizes() -> None:
+    import pandas as pd
+
+    from benchmarks.selection import screen_table
+
+    rows = pd.DataFrame(
+        [
+            # setting, level, kept, val_error, error: "b" is lower on validation, "a" on test
+            ("a", 0, 1.0, 0.3, 0.3),
+            ("a", 1, 0.7, 0.5, 0.1),
+            ("a", 2, 0.5, 0.3, 0.1),
+            ("b", 0, 1.0, 0.3, 0.3),
+            ("b", 1, 0.6, 0.2, 0.4),
+            ("b", 2, 0.4, 0.4, 0.4),
+        ],
+        columns=["setting", "level", "kept", "val_error", "error"],
+    )
+    text = screen_table(rows)
+    first, second = (line for line in text.splitlines()[2:])
+    assert first.startswith("| b ") and "0.200 (60%)" in first and "0.300" in first
+    assert second.startswith("| a ") and "0.500 (70%)" in second and "0.100 |" in second
