@@ -123,10 +123,13 @@ def profile_for(
     (e.g. trim alone) the default setting is a run of the study like any other, trained by the
     code of the day rather than read back from the profile's directory.
     """
+    mine = None if task is None else base.config(task)
     own = (
-        setting.scope == (base.scope if task is None else base.scope_for(task))
+        setting.scope == (base.scope if mine is None else mine.scope)
         and setting.normalize == base.normalize
-        and guard_for(setting.guard).to_dict() == dict(base.safeguards)
+        and guard_for(setting.guard)
+        == (lt.Safeguards(**base.safeguards) if mine is None else mine.safeguards)
+        and (mine is None or mine.options.min_units == 1)
         and (setting.criterion,) == tuple(base.criteria)
         and replicates == base.replicates
         and levels == base.levels
@@ -134,12 +137,19 @@ def profile_for(
     )
     if own:
         return base
+    # the setting names the whole selection: a task's own safeguards and minimum give way
+    task_config = {
+        t: MappingProxyType({k: v for k, v in c.items() if k != "safeguards"})
+        for t, c in base.task_config.items()
+    }
     return dataclasses.replace(
         base,
         scope=setting.scope,
         task_scope=MappingProxyType({}),
         normalize=setting.normalize,
         safeguards=MappingProxyType(guard_for(setting.guard).to_dict()),
+        min_units=MappingProxyType(dict.fromkeys(base.min_units, 1)),
+        task_config=MappingProxyType(task_config),
         criteria=(setting.criterion,),
         methods=methods,
         replicates=replicates,

@@ -73,3 +73,16 @@ def test_a_screen_table_ranks_settings_on_validation_and_shows_their_sizes() -> 
     first, second = (line for line in text.splitlines()[2:])
     assert first.startswith("| b ") and "0.200 (60%)" in first and "0.300" in first
     assert second.startswith("| a ") and "0.500 (70%)" in second and "0.100 |" in second
+
+
+def test_a_setting_names_the_whole_selection_over_a_tasks_own() -> None:
+    """Where the profile gives a task its own floor and minimum, a study's setting for that
+    task ranks with the setting's safeguards and no minimum, and is not the profile's run."""
+    base = PROFILES["quick"]
+    assert base.config("pitch").options.min_units > 1  # the profile's own for pitch
+    setting = Setting.parse("local/none/params@0.25/magnitude")
+    profile = profile_for(base, setting, 3, 6, ("finetune",), task="pitch")
+    assert profile is not base
+    config = profile.config("pitch")
+    assert config.safeguards == guard_for("params@0.25")
+    assert config.options.min_units == 1 and config.scope == "local"
