@@ -265,17 +265,27 @@ def test_the_command_line_may_change_the_safeguards_of_the_tasks_it_runs() -> No
 
 def test_the_command_line_may_set_the_units_every_layer_keeps(tmp_path: Path) -> None:
     quick = PROFILES["quick"]
-    assert quick.config("pitch").options.min_units == 1
-    three = quick.with_settings(["min_units=3"], ["pitch"])
-    assert three.config("pitch").options.min_units == 3
-    assert three.config("pitch").safeguards == quick.config("pitch").safeguards
+    assert quick.config("chord").options.min_units == 1
+    three = quick.with_settings(["min_units=3"], ["chord"])
+    assert three.config("chord").options.min_units == 3
+    assert three.config("chord").safeguards == quick.config("chord").safeguards
+    assert three.config("pitch") == quick.config("pitch")  # only the tasks run change
     runs = {
-        build_lottery("pitch", p, tmp_path, progress=False)[0].directory for p in (quick, three)
+        build_lottery("chord", p, tmp_path, progress=False)[0].directory for p in (quick, three)
     }
     assert len(runs) == 2  # it changes the levels, so it has a run directory of its own
     for bad in ("min_units=0", "min_units=1.5"):
         with pytest.raises((SystemExit, ValueError), match="min_units"):
-            quick.with_settings([bad], ["pitch"]).config("pitch")
+            quick.with_settings([bad], ["chord"]).config("chord")
+
+
+def test_pitch_keeps_three_units_per_layer_over_a_lower_floor() -> None:
+    """The quick profile's own selection for pitch, whose middle layers have 4 channels: the
+    minimum and the floor reach the lottery's configuration, and only pitch's."""
+    quick = PROFILES["quick"]
+    pitch = quick.config("pitch")
+    assert pitch.options.min_units == 3 and pitch.safeguards.keep_floor == 0.05
+    assert quick.config("chord").safeguards == lt.Safeguards()
 
 
 @pytest.mark.parametrize(
