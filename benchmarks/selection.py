@@ -125,10 +125,10 @@ def profile_for(
     """
     mine = None if task is None else base.config(task)
     own = (
-        setting.scope == (base.scope if mine is None else mine.scope)
+        setting.scope == (base.scope if mine is None else mine.options.scope)
         and setting.normalize == base.normalize
         and guard_for(setting.guard)
-        == (lt.Safeguards(**base.safeguards) if mine is None else mine.safeguards)
+        == (lt.Safeguards(**base.safeguards) if mine is None else mine.options.safeguards)
         and (mine is None or mine.options.min_units == 1)
         and (setting.criterion,) == tuple(base.criteria)
         and replicates == base.replicates
