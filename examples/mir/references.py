@@ -60,9 +60,15 @@ def adopt_from(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
     """Copy ``donor``'s references into ``lottery``'s run directory; returns how many.
 
     Raises ValueError, naming the donor and what differs, where its level 0 is not the one
-    ``lottery`` would train (task, seed, rewind point, data or training settings), and copies
-    nothing then.
+    ``lottery`` would train (task, seed, rewind point, data or training settings) or where an
+    ``@earlybird`` method needs the reference trained in this run, and copies nothing then.
     """
+    drawn = [m for m in lottery.config.methods if lt.methods.split_pacing(m)[1] == "earlybird"]
+    if drawn:
+        raise ValueError(
+            f"{donor}: {', '.join(drawn)} draws its tickets while the reference trains, so "
+            "this run must train its own references; nothing copied"
+        )
     record = donor / "settings.json"
     if not record.is_file():
         raise ValueError(f"{donor}: not a run directory (no settings.json)")

@@ -77,4 +77,6 @@ def test_references_of_another_training_or_task_are_refused(tmp_path: Path) -> N
         main(["--task", "drum", *base, str(donor)])
     with pytest.raises(SystemExit, match="not a run directory"):
         main(["--task", "onset", *base, str(tmp_path)])
+    with pytest.raises(SystemExit, match="finetune@earlybird draws its tickets"):
+        main(["--task", "onset", "--methods", "finetune@earlybird", *base, str(donor)])
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*.json"))
