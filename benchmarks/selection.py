@@ -15,13 +15,16 @@ settings (``--by error`` ranks on test error instead, which only reports).
 one normalisation, since a per-layer scaling does not change a per-layer ranking);
 ``--grid confirm`` the few settings picked from it (see docs/selection.md);
 ``--setting scope/normalize/guard[@floor]/criterion`` adds any other (``params@0.25``: ranked
-per parameter, a floor of 25% of each layer's units).
+per parameter, a floor of 25% of each layer's units). ``--gather RUNDIR... --out ROWS.csv``
+collects finished run directories' rows, each named by the setting it ran, and ``--screen
+ROWS.csv`` prints their table, each level's error beside its size.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -271,6 +274,43 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+#: the columns of a gathered screen's rows
+SCREEN_COLUMNS = [
+    "task", "setting", "method", "criterion", "replicate", "level", "params", "kept",
+    "val_error", "error", "epochs", "best_epoch", "train_seconds",
+]  # fmt: skip
+
+
+def setting_name(config: dict[str, object]) -> str:
+    """The setting a run directory's configuration (its ``settings.json`` "config") ran, in the
+    study's ``scope/normalize/guard@floor/criterion`` form, with ``/min_units=N`` where a
+    layer keeps more than one unit (local scope ranks per layer: its normalisation is none)."""
+    guard = lt.Safeguards(**config["safeguards"])  # type: ignore[arg-type]
+    if guard == lt.Safeguards.off():
+        key = "off"
+    else:
+        key = {"none": "on", "params": "params", "macs": "macs"}[guard.cost]
+        key += f"@{guard.keep_floor:g}"
+    scope = str(config["scope"])
+    norm = "none" if scope == "local" else str(config["normalize"])
+    name = f"{scope}/{norm}/{key}/{config['criteria'][0]}"  # type: ignore[index]
+    units = int(config.get("min_units", 1))  # type: ignore[call-overload]
+    return name + (f"/min_units={units}" if units != 1 else "")
+
+
+def gather(directories: Sequence[Path], methods: Sequence[str], replicates: int) -> pd.DataFrame:
+    """The rows of ``methods`` (and the references) of the first ``replicates`` replicates of
+    each run directory, named by the setting it ran: a screen's rows, for ``--screen``."""
+    frames = []
+    for directory in directories:
+        config = json.loads((directory / "settings.json").read_text())["config"]
+        rows = lt.load_results(directory)
+        rows = rows[rows.method.isin(methods) & (rows.replicate < replicates)]
+        frames.append(rows.assign(setting=setting_name(config)))
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[SCREEN_COLUMNS].sort_values(["setting", "replicate", "level"], kind="stable")
+
+
 def screen_table(rows: pd.DataFrame) -> str:
     """Per setting of a one-method screen (whose settings may reach different sizes): each
     level's mean validation error with its share of the weights kept, and the means over the
@@ -345,6 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--read-only", action="store_true", help="tabulate finished rows, train nothing"
     )
     parser.add_argument(
+        "--gather",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="RUNDIR",
+        help="write the --methods rows of the first --replicates replicates of these run "
+        "directories, named by their settings, to --out (a CSV) and run nothing",
+    )
+    parser.add_argument(
         "--screen",
         type=Path,
         default=None,
@@ -355,6 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--by", default="val_error", help="column that ranks settings (default: validation)"
     )
     args = parser.parse_args(argv)
+    if args.gather is not None:
+        rows = gather(args.gather, args.methods.split(","), args.replicates)
+        rows.to_csv(args.out, index=False, float_format="%.6g")
+        print(f"{args.out}: {len(rows)} rows of {rows.setting.nunique()} settings")
+        return 0
     if args.screen is not None:
         print(screen_table(pd.read_csv(args.screen)), end="")
         return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 from benchmarks.selection import Setting, guard_for, profile_for
 from examples.mir.profiles import PROFILES
@@ -86,3 +88,42 @@ def test_a_setting_names_the_whole_selection_over_a_tasks_own() -> None:
     config = profile.config("pitch")
     assert config.safeguards == guard_for("params@0.25")
     assert config.options.min_units == 1 and config.scope == "local"
+
+
+def test_a_run_directory_is_named_by_the_setting_it_ran() -> None:
+    from benchmarks.selection import setting_name
+
+    base = PROFILES["quick"]
+    local = json.loads(json.dumps(base.config("chord").record()))
+    assert setting_name(local) == "local/none/params@0.25/magnitude"
+    pitch = json.loads(json.dumps(base.config("pitch").record()))
+    assert setting_name(pitch) == "local/none/params@0.05/magnitude/min_units=3"
+    glob = json.loads(json.dumps(base.config("onset").record()))
+    assert setting_name(glob) == "global/max/params@0.25/magnitude"
+    for text in ("global/mean/on@0.25/group_norm", "global/l2/off/activation"):
+        profile = profile_for(base, Setting.parse(text), 1, 6, ("finetune",), task="onset")
+        record = json.loads(json.dumps(profile.config("onset").record()))
+        assert setting_name(record) == text
+
+
+def test_gathered_rows_keep_the_methods_and_replicates_asked_for(tmp_path: Path) -> None:
+    from benchmarks.selection import SCREEN_COLUMNS, gather
+
+    config = json.loads(json.dumps(PROFILES["quick"].config("chord").record()))
+    run = tmp_path / "chord-aaaa"
+    run.mkdir()
+    (run / "settings.json").write_text(json.dumps({"config": config}))
+    for method in ("trim", "finetune"):
+        for replicate in (0, 1):
+            cell = run / f"replicate-{replicate}" / f"{method}-magnitude"
+            cell.mkdir(parents=True)
+            for level in (0, 1):
+                row = {c: 0.0 for c in SCREEN_COLUMNS if c != "setting"}
+                row |= {"task": "chord", "method": method, "criterion": "magnitude"}
+                row |= {"replicate": replicate, "level": level, "val_error": 0.1 * level}
+                (cell / f"level-{level:02d}.json").write_text(json.dumps(row))
+    got = gather([run], ["finetune"], replicates=1)
+    assert list(got.columns) == SCREEN_COLUMNS
+    assert set(got.method) == {"finetune"} and set(got.replicate) == {0} and len(got) == 2
+    assert set(got.setting) == {"local/none/params@0.25/magnitude"}
+    assert list(got.val_error) == [0.0, 0.1]  # each level's own row
