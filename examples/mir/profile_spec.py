@@ -33,7 +33,7 @@ TASK_CONFIG_FIELDS = ("amount", "levels", "methods", "criteria", "criterion_opti
 EARLYBIRD_DEFAULTS = {
     name: p.default
     for name, p in inspect.signature(lt.EarlyBird).parameters.items()
-    if name in ("threshold", "window")
+    if name in ("threshold", "window", "min_drop")
 }
 
 
@@ -121,6 +121,10 @@ class Profile:
     earlybird_window: int = field(
         default=EARLYBIRD_DEFAULTS["window"],
         metadata=_doc("@earlybird: distances in a row below the threshold"),
+    )
+    earlybird_min_drop: float = field(
+        default=EARLYBIRD_DEFAULTS["min_drop"],
+        metadata=_doc("@earlybird: no draw before the validation loss fell by this share"),
     )
     reference: Mapping[str, Mapping[str, int]] = field(
         default_factory=lambda: per_task(**{t: MappingProxyType({}) for t in TASKS}),
@@ -249,11 +253,15 @@ class Profile:
         )
 
     def earlybird_options(self) -> dict[str, float]:
-        """The monitors' threshold and window where they differ from ``lt.EarlyBird``'s
+        """The monitors' threshold, window and guard where they differ from ``lt.EarlyBird``'s
         defaults (runs at the defaults keep their directory), and only for @earlybird runs."""
         if not any(lt.methods.split_pacing(m)[1] == "earlybird" for m in self.methods):
             return {}
-        options = {"threshold": self.earlybird_threshold, "window": self.earlybird_window}
+        options = {
+            "threshold": self.earlybird_threshold,
+            "window": self.earlybird_window,
+            "min_drop": self.earlybird_min_drop,
+        }
         return {k: v for k, v in options.items() if v != EARLYBIRD_DEFAULTS[k]}
 
     def rewind_fraction(self, task: str) -> float:

@@ -63,6 +63,10 @@ class LevelContextLike(Protocol):
         """Add float columns to the level's result row."""
         ...
 
+    def report_loss(self, loss: float) -> None:
+        """This epoch's validation loss (the reference's early-bird monitors read it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -260,6 +264,7 @@ class TaskRun:
                     self._loss(model(xb), yb, teacher, xb).backward()
                     optimizer.step()
                 val_error, val_loss = self._validate(model)
+                ctx.report_loss(val_loss)
                 scheduler.step(val_loss)
                 stopper.update((val_error, val_loss), model)
                 if epoch + 1 == capture_at:

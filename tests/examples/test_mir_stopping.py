@@ -69,6 +69,7 @@ class _Ctx:
     def __init__(self) -> None:
         self.records: dict[str, float] = {}
         self.captured = 0
+        self.losses: list[float] = []
 
     def epochs(self, n: int) -> Iterator[int]:
         yield from range(n)
@@ -78,6 +79,9 @@ class _Ctx:
 
     def record(self, **values: float) -> None:
         self.records.update(values)
+
+    def report_loss(self, loss: float) -> None:
+        self.losses.append(loss)
 
 
 def test_task_run_records_and_prints_a_reference_still_falling_at_its_cap() -> None:
@@ -89,6 +93,7 @@ def test_task_run_records_and_prints_a_reference_still_falling_at_its_cap() -> N
     run.train(run.build_model(), ctx)
     assert ctx.records["epochs"] == 2 and ctx.records["still_falling"] == 1.0
     assert ctx.captured == 1  # W_k after rewind_epochs, at level 0
+    assert len(ctx.losses) == 2 and all(loss > 0 for loss in ctx.losses)  # one per epoch
     assert any("validation error per epoch:" in line for line in lines)
     assert any("STILL FALLING at the cap of 2 epochs" in line for line in lines)
     stopped = TaskRun("chord", splits, "tiny", TrainSettings(40, 1, 1, 16), log=lines.append)

@@ -225,6 +225,9 @@ def test_earlybird_settings_reach_the_monitors_and_only_change_paced_runs() -> N
     assert stricter.config("chord").record() != paced.config("chord").record()
     unpaced = PROFILES["quick"].with_settings(["earlybird_threshold=0.03"], ["chord"])
     assert unpaced.config("chord").earlybird == {}  # no monitor: nothing to set
+    guarded = stricter.with_settings(["earlybird_min_drop=0.2"], ["chord"])
+    assert guarded.config("chord").earlybird == {"threshold": 0.03, "window": 3, "min_drop": 0.2}
+    assert guarded.config("chord").record() != stricter.config("chord").record()
 
 
 def test_the_reference_may_train_with_its_own_settings_and_only_its_task() -> None:
@@ -528,6 +531,9 @@ def test_train_records_the_validation_error_of_the_model_it_was_handed(tmp_path:
 
         def record(self, **values: float) -> None:
             self.records.update(values)
+
+        def report_loss(self, loss: float) -> None:
+            pass
 
     ctx = Ctx()
     run.train(model, ctx)

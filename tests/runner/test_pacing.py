@@ -41,9 +41,17 @@ class Settling(Recorder):
     it runs its own monitors (one per level) and keeps its state after every epoch. Later
     levels train for 2 epochs, as ``Recorder`` does."""
 
-    def __init__(self, epochs: int = 6, moving: int = 2, window: int = 2, levels: int = 2):
+    def __init__(
+        self,
+        epochs: int = 6,
+        moving: int = 2,
+        window: int = 2,
+        levels: int = 2,
+        losses: list[float] | None = None,
+    ):
         super().__init__(2)
         self.ref_epochs = epochs
+        self.losses = losses  # reported to the runner after each reference epoch when given
         self.moving, self.window, self.levels = moving, window, levels
         self.settled_at: dict[int, int | None] = {}
         self.distances: dict[int, list[float]] = {}
@@ -67,6 +75,8 @@ class Settling(Recorder):
                     opt.step()
             for bird in birds.values():
                 bird.update()
+            if self.losses is not None:
+                ctx.report_loss(self.losses[epoch])
             self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         self.settled_at = {level: bird.settled_at for level, bird in birds.items()}
         self.distances = {level: bird.distances for level, bird in birds.items()}
@@ -225,6 +235,32 @@ def test_measuring_after_the_draw_changes_neither_the_reference_nor_the_snapshot
         assert not all(torch.equal(v, b[k]) for k, v in snap.items() if k in b)
 
 
+def test_min_drop_draws_no_ticket_before_the_reported_loss_has_fallen(tmp_path: Path) -> None:
+    # the keep-sets hold still from epoch 2 on; the loss falls by a third only at epoch 5
+    losses = [1.0, 0.98, 0.99, 0.97, 0.6, 0.5, 0.45, 0.4, 0.4]
+    train = Settling(epochs=9, moving=1, window=2, levels=1, losses=losses)
+    options = {"window": 2, "min_drop": 0.3}
+    lottery = _lottery(tmp_path, train, methods=("lrr@earlybird",), levels=1, earlybird=options)
+    rows = _rows(lottery.run(), "lrr@earlybird")
+    curves, monitors = _curves(lottery)
+    got = monitors["magnitude", 1]
+    assert curves["losses"] == losses
+    assert train.settled_at[1] == 2  # unguarded, the same keep-sets draw after epoch 3
+    assert got["min_drop"] == 0.3 and got["opened_epoch"] == 5
+    assert got["drawn_epoch"] == rows["drawn_epoch"][1] == 5 + 2
+    folder = lottery.directory / "replicate-0"
+    assert saved_metadata(folder / "earlybird-magnitude-level-01.lt")["drawn_epoch"] == 7
+
+
+def test_min_drop_without_a_reported_loss_names_the_call(tmp_path: Path) -> None:
+    train = Settling(epochs=4, moving=1, window=2, levels=1)
+    options = {"window": 2, "min_drop": 0.3}
+    lottery = _lottery(tmp_path, train, methods=("lrr@earlybird",), levels=1, earlybird=options)
+    with pytest.raises(lt.errors.LotteryError, match=r"ctx\.report_loss\(val_loss\)"):
+        lottery.run()
+    assert not (lottery.directory / "replicate-0" / "reference.lt").exists()
+
+
 def test_an_unsettled_monitor_draws_the_trained_reference(tmp_path: Path) -> None:
     lottery = _lottery(
         tmp_path, Recorder(epochs=3), methods=("lrr@earlybird",), levels=1, earlybird={"window": 9}
@@ -315,8 +351,11 @@ def test_earlybird_settings_are_checked_and_hashed_only_when_used(tmp_path: Path
         lt.LotteryConfig(methods=("lrr",), earlybird={"window": 2})
     with pytest.raises(ValueError, match="window must be an integer"):
         lt.LotteryConfig(methods=("lrr@earlybird",), earlybird={"window": 0})
-    with pytest.raises(ValueError, match="takes 'threshold' and 'window'"):
+    with pytest.raises(ValueError, match="takes 'threshold', 'window' and 'min_drop'"):
         lt.LotteryConfig(methods=("lrr@earlybird",), earlybird={"patience": 2})
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match=f"min_drop must be a share in \\[0, 1\\), got {bad}"):
+            lt.LotteryConfig(methods=("lrr@earlybird",), earlybird={"min_drop": bad})
     assert "earlybird" not in lt.LotteryConfig(methods=("lrr@earlybird",)).record()
     a = _lottery(tmp_path, methods=("lrr@earlybird",)).directory
     assert _lottery(tmp_path, methods=("lrr@earlybird",), earlybird={"window": 2}).directory != a

@@ -85,6 +85,46 @@ def test_the_window_counts_consecutive_updates_only():
     assert bird.settled_at == 2 + bird.window
 
 
+def test_min_drop_holds_the_draw_until_the_loss_has_fallen():
+    # a ranking fixed from the start, as on a plateau: unguarded it would draw at update 5
+    model, _, bird = _bird(keep=0.25, window=3, min_drop=0.1)
+    _ordered(model)
+    losses = [2.0, 1.99, 2.01, 1.95, 1.85, 1.7, 1.6, 1.5, 1.4, 1.3]
+    drawn = [bird.update(loss=value) for value in losses]
+    assert bird.opened_at == 5  # 1.7 is the first loss 10% below 2.0 (1.85 is 7.5%)
+    assert bird.distances == [0.0] * 9  # measured all along
+    assert bird.settled_at == 5 + bird.window == drawn.index(True)
+    assert bird.losses == losses
+
+
+def test_min_drop_zero_draws_as_before_and_loss_is_optional():
+    model, _, bird = _bird(keep=0.25, window=3)
+    _ordered(model)
+    for value in [1.0, None, 1.0, 1.0]:
+        bird.update(loss=value)
+    assert bird.opened_at == 0 and bird.settled_at == 3
+    assert bird.losses == [1.0, None, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("loss", [None, float("nan"), "1.0", True])
+def test_a_guarded_update_without_a_finite_loss_is_refused_and_counts_nothing(loss):
+    model, _, bird = _bird(keep=0.25, min_drop=0.1)
+    _ordered(model)
+    bird.update(loss=1.0)
+    with pytest.raises(ValueError, match="loss"):
+        bird.update(loss=loss)
+    assert bird.updates == 1 and bird.losses == [1.0] and bird.distances == []
+
+
+def test_a_tensor_loss_is_read_as_a_number():
+    model, _, bird = _bird(keep=0.25, min_drop=0.5)
+    _ordered(model)
+    bird.update(loss=torch.tensor(2.0))
+    bird.update(loss=torch.tensor([0.5]))
+    assert bird.losses == [2.0, 0.5] and bird.opened_at == 1
+    assert "min_drop=0.5" in repr(bird)
+
+
 def test_distances_are_shares_of_flipped_units_overall_and_per_layer():
     model, _, bird = _bird(keep=0.25)
     _ordered(model)
@@ -166,6 +206,9 @@ def test_a_new_architecture_starts_the_watch_over():
         ({"window": 0}, "0"),
         ({"window": 2.5}, "2.5"),
         ({"window": True}, "True"),
+        ({"min_drop": -0.1}, "-0.1"),
+        ({"min_drop": 1.0}, "1.0"),
+        ({"min_drop": True}, "True"),
     ],
 )
 def test_bad_arguments_are_value_errors_naming_them(kw, bad):

@@ -76,7 +76,9 @@ class LotteryConfig:
     )
     earlybird: Mapping[str, float] = field(
         default_factory=dict,
-        metadata=_describe("threshold and window of the @earlybird monitors (default 0.1, 5)"),
+        metadata=_describe(
+            "threshold, window and min_drop of the @earlybird monitors (default 0.1, 5, 0)"
+        ),
     )
 
     if TYPE_CHECKING:  # the __init__ option_keywords makes, for type checkers (defaults above)
@@ -200,15 +202,16 @@ def _check_names(
 
 
 def _check_earlybird(options: Mapping[str, Any], pacings: set[str]) -> None:
-    """The early-bird monitors' settings: ``threshold`` in (0, 1], ``window`` >= 1, and only
-    with an ``@earlybird`` method (they would change the run directory for nothing)."""
+    """The early-bird monitors' settings: ``threshold`` in (0, 1], ``window`` >= 1,
+    ``min_drop`` in [0, 1), and only with an ``@earlybird`` method (they would change the run
+    directory for nothing)."""
     if not options:
         return
     if "earlybird" not in pacings:
         raise ValueError(f"earlybird={dict(options)!r} is set but no method is paced @earlybird")
-    unknown = sorted(set(options) - {"threshold", "window"})
+    unknown = sorted(set(options) - {"threshold", "window", "min_drop"})
     if unknown:
-        raise ValueError(f"earlybird takes 'threshold' and 'window', got {unknown}")
+        raise ValueError(f"earlybird takes 'threshold', 'window' and 'min_drop', got {unknown}")
     threshold, window = options.get("threshold", 0.1), options.get("window", 5)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise ValueError(f"earlybird threshold must be a number in (0, 1], got {threshold!r}")
@@ -216,6 +219,9 @@ def _check_earlybird(options: Mapping[str, Any], pacings: set[str]) -> None:
         raise ValueError(f"earlybird threshold must lie in (0, 1], got {threshold!r}")
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"earlybird window must be an integer >= 1, got {window!r}")
+    drop = options.get("min_drop", 0.0)
+    if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0.0 <= drop < 1.0:
+        raise ValueError(f"earlybird min_drop must be a share in [0, 1), got {drop!r}")
 
 
 def unprunable_modules(model: nn.Module, names: Sequence[str]) -> list[nn.Module]:

@@ -38,7 +38,7 @@ class LevelContext:
         progress: bool,
         device: str | None = None,
         reference: Callable[[], nn.Module] | None = None,
-        on_epoch: Callable[[int], None] | None = None,
+        on_epoch: Callable[[int, float | None], None] | None = None,
     ) -> None:
         self.task, self.method, self.criterion = task, method, criterion
         self.replicate, self.level, self.seed = replicate, level, seed
@@ -53,6 +53,7 @@ class LevelContext:
         self._reference = reference
         self._teacher: nn.Module | None = None
         self._on_epoch = on_epoch
+        self._loss: float | None = None  # the loss reported for the epoch running now
         self.captured = False
         #: epochs ``ctx.epochs`` has handed out so far, over all its loops (a row's train_epochs)
         self.epochs_run = 0
@@ -104,11 +105,21 @@ class LevelContext:
             if at == epoch and not self.captured:
                 self.capture_rewind()
             self.epochs_run += 1
+            self._loss = None
             yield epoch
             if self._on_epoch is not None:
-                self._on_epoch(self.epochs_run)
+                self._on_epoch(self.epochs_run, self._loss)
         if at == n and not self.captured:
             self.capture_rewind()
+
+    def report_loss(self, loss: float) -> None:
+        """Tell the runner this epoch's validation loss (call it inside a ``ctx.epochs`` loop).
+
+        The reference's early-bird monitors read it: with an ``earlybird`` ``min_drop`` they
+        draw no ticket before the loss has fallen by that share (a plateau holds the keep-set
+        still before anything is learnt). Elsewhere it is kept for nothing and costs nothing.
+        """
+        self._loss = as_number(loss, "ctx.report_loss(loss)")
 
     def record(self, **values: float) -> None:
         """Add extra numeric columns to this level's row (e.g. ``best_epoch=7``)."""

@@ -338,10 +338,10 @@ class Lottery:
         seed: int,
         trimmer: LotteryTrimmer | None,
         capture: Callable[[], object] | None,
-        on_epoch: Callable[[int], None] | None = None,
+        on_epoch: Callable[[int, float | None], None] | None = None,
     ) -> LevelContext:
         """What ``train`` gets for one level; levels after the reference get its teacher;
-        ``on_epoch(epochs_run)`` runs after each epoch of ``ctx.epochs``."""
+        ``on_epoch(epochs_run, loss)`` runs after each epoch of ``ctx.epochs``."""
         return LevelContext(
             task=self.config.task,
             method=method,

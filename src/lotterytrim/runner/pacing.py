@@ -136,6 +136,7 @@ class ReferenceWatch:
         self.data = lottery.data() if callable(lottery.data) else lottery.data
         self.epochs = 0
         self.updated: list[int] = []  # the epochs after which the monitors were updated
+        self.losses: list[float | None] = []  # the validation loss reported at each update
         self.birds: dict[tuple[str, int], EarlyBird] = {}
         #: per monitor whose snapshot is written: its epoch and whether the monitor had settled
         self.drawn: dict[tuple[str, int], tuple[int, bool]] = {}
@@ -162,13 +163,20 @@ class ReferenceWatch:
             return None
         return cls(lottery, replicate, trimmer, sorted(set(criteria)))
 
-    def after_epoch(self, epochs: int) -> None:
-        """Update every monitor after ``epochs`` epochs; snapshot those that settle now."""
+    def after_epoch(self, epochs: int, loss: float | None = None) -> None:
+        """Update every monitor after ``epochs`` epochs, with the validation ``loss`` the
+        training reported for it (``ctx.report_loss``); snapshot those that settle now."""
+        if loss is None and any(bird.min_drop for bird in self.birds.values()):
+            raise LotteryError(
+                "the @earlybird monitors have a min_drop and need each epoch's validation loss: "
+                "call ctx.report_loss(val_loss) in every epoch of the reference's training"
+            )
         self.epochs = epochs
         self.updated.append(epochs)
+        self.losses.append(loss)
         for key, bird in self.birds.items():
             with torch.random.fork_rng(devices=[]):
-                bird.update(self.data)
+                bird.update(self.data, loss=loss)
             if bird.settled and key not in self.drawn:
                 self._snapshot(*key, epochs, True)
 
@@ -182,7 +190,7 @@ class ReferenceWatch:
                 "through ctx.epochs(n): loop over ctx.epochs(n) in the reference training"
             )
         if self.epochs < epochs:
-            self.after_epoch(epochs)
+            self.after_epoch(epochs, self.losses[-1] if self.losses else None)
         for key in self.birds:
             if key not in self.drawn:
                 self._snapshot(*key, epochs, False)
@@ -191,8 +199,10 @@ class ReferenceWatch:
     def curves(self) -> dict[str, Any]:
         """Every monitor's record, as :data:`CURVES_NAME` holds it: ``epochs`` (the reference's
         epochs), ``distance_epochs`` and ``monitors``, one per (criterion, level) with its
-        ``keep`` share, ``threshold``, ``window``, ``drawn_epoch`` (None when it never settled),
-        ``settled``, ``distances`` and ``layer_distances`` (per prunable group).
+        ``keep`` share, ``threshold``, ``window``, ``min_drop``, ``opened_epoch`` (the epoch
+        its guard opened; None while the loss had not fallen), ``drawn_epoch`` (None when it
+        never settled), ``settled``, ``distances`` and ``layer_distances`` (per prunable group);
+        ``losses`` holds the validation loss reported at each update (None where none was).
 
         The monitors are updated after every epoch, so distance ``i`` compares the keep-sets
         after epochs ``i + 1`` and ``i + 2``: a curve holds ``epochs - 1`` distances, measured
@@ -207,6 +217,10 @@ class ReferenceWatch:
                     "keep": bird.keep,
                     "threshold": bird.threshold,
                     "window": bird.window,
+                    "min_drop": bird.min_drop,
+                    "opened_epoch": None
+                    if bird.opened_at is None
+                    else self.updated[bird.opened_at],
                     "drawn_epoch": drawn if settled else None,
                     "settled": int(settled),
                     "distances": list(bird.distances),
@@ -217,6 +231,7 @@ class ReferenceWatch:
             "replicate": self.replicate,
             "epochs": self.epochs,
             "distance_epochs": self.updated[1:],
+            "losses": list(self.losses),
             "monitors": monitors,
         }
 

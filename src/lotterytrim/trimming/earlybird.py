@@ -10,6 +10,7 @@ criterion, scope, normalisation and safeguards, without removing anything.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -80,6 +81,12 @@ class EarlyBird:
     architecture; parameters, buffers, gradients and train flags are left as they were.
     If the model's architecture changes between updates (the trimmer stepped, or loaded a
     state), keep-sets are no longer comparable and the monitor starts over (:meth:`reset`).
+
+    ``min_drop`` guards against a training that starts on a plateau: while nothing moves, the
+    keep-set holds still without having settled. With ``min_drop > 0`` every update takes the
+    validation ``loss``, the guard opens (:attr:`opened_at`) at the first update whose loss is
+    at least ``min_drop`` (a share) below the first update's, and a ticket is drawn only from
+    distances between keep-sets taken since then. Distances are measured all along.
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class EarlyBird:
         keep: float = 0.25,
         threshold: float = 0.1,
         window: int = 5,
+        min_drop: float = 0.0,
     ) -> None:
         if not isinstance(trimmer, LotteryTrimmer):
             raise TypeError(f"trimmer must be a LotteryTrimmer, got {type(trimmer).__name__}")
@@ -101,6 +109,13 @@ class EarlyBird:
             raise ValueError(f"threshold must be a share in (0, 1], got {threshold!r}")
         if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        if (
+            isinstance(min_drop, bool)
+            or not isinstance(min_drop, numbers.Real)
+            or not 0.0 <= float(min_drop) < 1.0
+        ):
+            raise ValueError(f"min_drop must be a share in [0, 1), got {min_drop!r}")
+        self.min_drop: float = float(min_drop)
         self.trimmer: LotteryTrimmer = trimmer
         self.threshold: float = float(threshold)
         self.window: int = int(window)
@@ -114,6 +129,10 @@ class EarlyBird:
         self.distances: list[float] = []
         self.layer_distances: dict[str, list[float]] = {}
         self.settled_at: int | None = None
+        #: the loss passed to each update (None where none was passed)
+        self.losses: list[float | None] = []
+        #: the first update from which keep-sets count towards a draw (0 without ``min_drop``)
+        self.opened_at: int | None = None if self.min_drop else 0
         self._last: dict[str, np.ndarray] | None = None
 
     @property
@@ -127,9 +146,11 @@ class EarlyBird:
         coordinates of the model); empty before the first update."""
         return {name: np.flatnonzero(m) for name, m in (self._last or {}).items()}
 
-    def update(self, data: Iterable[Any] | None = None) -> bool:
+    def update(self, data: Iterable[Any] | None = None, loss: float | None = None) -> bool:
         """Compute the keep-set now and its distance to the previous one; return
-        :attr:`settled`. Data-driven criteria need ``data`` (validation batches)."""
+        :attr:`settled`. Data-driven criteria need ``data`` (validation batches); a monitor
+        with ``min_drop`` needs the validation ``loss`` of this epoch."""
+        value = _check_loss(loss, self.min_drop)
         trimmer = self.trimmer
         trimmer.check_model()
         moved = self._plan is not None and self._plan is not trimmer.plan
@@ -143,11 +164,18 @@ class EarlyBird:
         if self._last is not None:
             self._compare(self._last, masks)
         self._last = masks
+        self.losses.append(value)
         self.updates += 1
+        now = self.updates - 1
+        if self.opened_at is None and value is not None:
+            first = self.losses[0]
+            if first is not None and value <= first - self.min_drop * abs(first):
+                self.opened_at = now
         recent = self.distances[-self.window :]
-        if self.settled_at is None and len(recent) == self.window:
+        opened = self.opened_at is not None and now - self.window >= self.opened_at
+        if self.settled_at is None and opened and len(recent) == self.window:
             if max(recent) < self.threshold:
-                self.settled_at = self.updates - 1
+                self.settled_at = now
         return self.settled
 
     def _compare(self, old: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> None:
@@ -163,7 +191,24 @@ class EarlyBird:
 
     def __repr__(self) -> str:
         state = f"settled at update {self.settled_at}" if self.settled else "not settled"
+        guard = f", min_drop={self.min_drop:g}" if self.min_drop else ""
         return (
             f"EarlyBird(keep={self.keep:g}, threshold={self.threshold:g}, "
-            f"window={self.window}, updates={self.updates}, {state})"
+            f"window={self.window}{guard}, updates={self.updates}, {state})"
         )
+
+
+def _check_loss(loss: Any, min_drop: float) -> float | None:
+    """``loss`` as a float (None when not given); a guarded monitor needs a finite one."""
+    if loss is None:
+        if min_drop:
+            raise ValueError(
+                f"this EarlyBird has min_drop={min_drop:g}: pass the epoch's validation loss, "
+                "update(data, loss=...)"
+            )
+        return None
+    if hasattr(loss, "item") and getattr(loss, "numel", lambda: 1)() == 1:
+        loss = loss.item()
+    if isinstance(loss, bool) or not isinstance(loss, numbers.Real) or not math.isfinite(loss):
+        raise ValueError(f"update(loss=...) must be a finite number, got {loss!r}")
+    return float(loss)
