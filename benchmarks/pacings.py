@@ -64,6 +64,9 @@ CURVE_COLUMNS = (
     "drawn_epoch",
     "threshold",
     "window",
+    "min_drop",
+    "loss",
+    "first_loss",
 )
 #: the pacings in the order they are drawn, with their colours
 PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": "tab:green"}
@@ -71,25 +74,30 @@ PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": 
 
 def _pacings(rows: pd.DataFrame) -> list[str]:
     """Each row's pacing; early-bird rows exported with their monitor's threshold
-    (:func:`export_rows`) are told apart by it, e.g. ``earlybird 0.03``."""
+    (:func:`export_rows`) are told apart by it, e.g. ``earlybird 0.03``, and by a loss
+    guard where they had one (``earlybird 0.03 drop 0.2``)."""
     pacings = [split_pacing(m)[1] for m in rows["method"]]
     if "threshold" not in rows:
         return pacings
-    return [
-        f"{p} {t:g}" if p == "earlybird" and not pd.isna(t) else p
-        for p, t in zip(pacings, rows["threshold"], strict=True)
-    ]
+    drops = rows["min_drop"] if "min_drop" in rows else [0.0] * len(rows)
+    names = []
+    for p, t, d in zip(pacings, rows["threshold"], drops, strict=True):
+        if p == "earlybird" and not pd.isna(t):
+            p = f"{p} {t:g}" + (f" drop {d:g}" if not pd.isna(d) and d > 0 else "")
+        names.append(p)
+    return names
 
 
 def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """A run directory's ``results.csv`` with its early-bird monitors' ``threshold`` and
-    ``window`` on the early-bird rows (the run's settings, else ``lt.EarlyBird``'s defaults)."""
+    """A run directory's ``results.csv`` with its early-bird monitors' ``threshold``,
+    ``window`` and ``min_drop`` on the early-bird rows (the run's settings, else
+    ``lt.EarlyBird``'s defaults)."""
     run_dir = Path(run_dir)
     rows = pd.read_csv(run_dir / "results.csv")
     config = json.loads((run_dir / "settings.json").read_text()).get("config", {})
     options = {**EARLYBIRD_DEFAULTS, **config.get("earlybird", {})}
     paced = [split_pacing(m)[1] == "earlybird" for m in rows["method"]]
-    for name in ("threshold", "window"):
+    for name in ("threshold", "window", "min_drop"):
         rows[name] = [options[name] if p else None for p in paced]
     return rows
 
@@ -175,7 +183,9 @@ def _task(run_dir: Path) -> str:
 def collect_curves(run_dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """The early-bird distance curves of every replicate of ``run_dirs``, in long format
     (:data:`CURVE_COLUMNS`): one row per monitor and epoch measured. ``drawn_epoch`` is empty
-    for a monitor that never settled. A run directory without any curves file is refused."""
+    for a monitor that never settled; ``loss`` is the validation loss reported at the epoch
+    and ``first_loss`` the first one (empty where the training reported none), for
+    ``min_drop`` guards. A run directory without any curves file is refused."""
     records = []
     for run_dir in map(Path, run_dirs):
         files = sorted(run_dir.glob(f"replicate-*/{CURVES_NAME}"))
@@ -187,14 +197,18 @@ def collect_curves(run_dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
         task = _task(run_dir)
         for file in files:
             curves = json.loads(file.read_text())
+            losses = curves.get("losses") or [None] * (len(curves["distance_epochs"]) + 1)
             for m in curves["monitors"]:
-                for epoch, distance in zip(curves["distance_epochs"], m["distances"], strict=True):
+                pairs = zip(curves["distance_epochs"], m["distances"], losses[1:], strict=True)
+                for epoch, distance, loss in pairs:
                     records.append(
                         (task, curves["replicate"], m["criterion"], m["level"], m["keep"])
                         + (epoch, distance, m["drawn_epoch"], m["threshold"], m["window"])
+                        + (m.get("min_drop", 0.0), loss, losses[0])
                     )
     frame = pd.DataFrame.from_records(records, columns=list(CURVE_COLUMNS))
     frame["drawn_epoch"] = frame["drawn_epoch"].astype("Int64")
+    frame[["loss", "first_loss"]] = frame[["loss", "first_loss"]].astype(float)
     return frame.sort_values(["task", "replicate", "criterion", "level", "epoch"], kind="stable")
 
 

@@ -3,13 +3,17 @@ and window would have drawn at, read off its recorded distance curve."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from benchmarks.draws import draw_epoch, replay, summary
+from benchmarks.draws import draw_epoch, opened_epoch, replay, summary
+from benchmarks.pacings import collect_curves
+from examples.mir.profiles import PROFILES
+from examples.mir.run import run_task
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +60,44 @@ def test_the_summary_counts_monitors_that_never_draw_and_the_same_curve_twice_is
     assert summary(replay(curves, [0.1], [4])).loc[("onset", 0.1, 4)].never == 1
     with pytest.raises(ValueError, match="level=1 at epoch 2"):
         replay(pd.concat([curves, curves.head(1)]), [0.1], [2])
+
+
+def test_a_loss_guard_counts_only_distances_from_the_epoch_it_opens() -> None:
+    epochs, distances = [2, 3, 4, 5, 6], [0.0] * 5
+    losses = [0.99, 0.95, 0.7, 0.6, 0.5]  # after epochs 2..6; the first epoch's loss is 1.0
+    assert opened_epoch(epochs, losses, 1.0, 0.2) == 4
+    assert opened_epoch(epochs, losses, 1.0, 0.0) == 1
+    assert math.isnan(opened_epoch(epochs, losses, 1.0, 0.6))
+    assert draw_epoch(epochs, distances, 0.1, 2, opened=4) == 6
+    assert (
+        draw_epoch(epochs, distances, 0.1, 2, opened=1)
+        == 3
+        == draw_epoch(epochs, distances, 0.1, 2)
+    )
+    assert math.isnan(draw_epoch(epochs, distances, 0.1, 2, opened=math.nan))
+    with pytest.raises(ValueError, match="needs the losses"):
+        opened_epoch(epochs, [0.9, math.nan, 0.7, 0.6, 0.5], 1.0, 0.2)
+
+
+def test_replaying_a_guarded_run_gives_its_recorded_draws(tmp_path: Path) -> None:
+    tiny = PROFILES["tiny"]
+    profile = dataclasses.replace(
+        tiny,
+        methods=("finetune@earlybird",),
+        levels=2,
+        max_epochs={**tiny.max_epochs, "onset": 8},
+        patience={**tiny.patience, "onset": 10},
+        earlybird_threshold=1.0,  # every distance is below it: only the guard holds a draw
+        earlybird_window=1,
+        earlybird_min_drop=0.05,
+    )
+    _, lottery, _ = run_task("onset", profile, tmp_path, progress=False, log=None)
+    curves = collect_curves([lottery.directory])
+    assert curves["loss"].notna().all() and (curves["min_drop"] == 0.05).all()
+    # tiny onset's loss falls 5% by epoch 3, so the guard holds the draws one epoch past it
+    assert (curves.groupby("level").drawn_epoch.first() > 2).all()
+    got = replay(curves, [1.0], [1], [0.05]).set_index("level").drawn_epoch
+    recorded = curves.groupby("level").drawn_epoch.first().astype(float)
+    pd.testing.assert_series_equal(got, recorded, check_names=False, check_index_type=False)
+    assert (replay(curves, [1.0], [1]).drawn_epoch == 2).all()  # unguarded: the first allowed
+    assert summary(replay(curves, [1.0], [1], [0.0, 0.05])).index.names[-1] == "min_drop"

@@ -73,6 +73,8 @@ def _run_dir(root: Path) -> Path:
         (1, [_monitor(1, [0.2, 0.0, 0.0], 4), _monitor(2, [0.1, 0.05, 0.0], 3)]),
     ):
         curves = {"replicate": replicate, "epochs": 4, "distance_epochs": [2, 3, 4]}
+        if replicate:  # a training that reported its validation loss each epoch
+            curves["losses"] = [1.0, 0.9, 0.7, 0.6]
         file = run / f"replicate-{replicate}" / "earlybird-curves.json"
         file.write_text(json.dumps({**curves, "monitors": monitors}))
     return run
@@ -94,6 +96,9 @@ def test_the_curves_of_every_replicate_are_gathered_one_row_per_monitor_and_epoc
     assert one["keep"].tolist() == pytest.approx([0.49] * 3)
     assert (got[got.replicate == 1].groupby("level")["drawn_epoch"].first() == [4, 3]).all()
     assert (got["threshold"] == 0.1).all() and (got["window"] == 2).all()
+    assert one["loss"].isna().all() and (got["min_drop"] == 0.0).all()
+    late = got[(got.replicate == 1) & (got.level == 1)]
+    assert late["loss"].tolist() == [0.9, 0.7, 0.6] and (late["first_loss"] == 1.0).all()
     gathered = collect_curves([run]).reset_index(drop=True)
     pd.testing.assert_frame_equal(gathered, got, check_dtype=False)
 
@@ -147,6 +152,10 @@ def test_exported_rows_carry_their_threshold_and_tables_tell_thresholds_apart(
     both = pd.concat([rows, default[paced]], ignore_index=True)
     got = table(both)
     assert {(1, "iterative"), (1, "earlybird 0.03"), (1, "earlybird 0.1")} == set(got.index)
+    assert (rows.loc[paced, "min_drop"] == 0.0).all()  # no loss guard: the label stays
+    guarded = rows.assign(min_drop=rows["min_drop"].where(~paced, 0.2))
+    got = table(pd.concat([rows, guarded[paced]], ignore_index=True))
+    assert {(1, "earlybird 0.03"), (1, "earlybird 0.03 drop 0.2")} <= set(got.index)
     assert main(["--export", str(lottery.directory), "--out", str(tmp_path / "chord.csv")]) == 0
     assert pd.read_csv(tmp_path / "chord.csv")["threshold"].dropna().eq(0.03).all()
 
@@ -157,7 +166,7 @@ def _curves_frame() -> pd.DataFrame:
         for epoch, distance in zip((2, 3, 4), distances, strict=True):
             rows.append(("chord", 0, "magnitude", level, 0.7**level, epoch, distance, drawn))
     rows.append(("chord", 0, "magnitude", 3, 0.343, 2, 0.0, 2))
-    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS[:-2]))
+    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS[: CURVE_COLUMNS.index("threshold")]))
     return frame.assign(threshold=0.1, window=2)
 
 
