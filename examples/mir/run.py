@@ -132,12 +132,14 @@ def run_task(
     devices: Sequence[str] | None = None,
     threads: int = 1,
     references_from: Path | None = None,
+    only: Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, lt.Lottery, TaskRun]:
     """Run (or resume) ``task``'s lottery; returns its results, the runner and the bundle.
 
     With ``executor`` (e.g. a process pool) its cells run there, on ``devices`` if given, with
     ``threads`` torch threads per worker process; ``references_from`` (a run directory of the
-    same task) gives the replicates' trained references, copied instead of trained again.
+    same task) gives the replicates' trained references, copied instead of trained again;
+    ``only`` runs those replicates alone (the returned rows are all those on disk).
     """
     say = log or (lambda _: None)
     start = time.perf_counter()
@@ -154,7 +156,7 @@ def run_task(
             raise SystemExit(f"--references-from {err}") from None
         say(f"{task}: {copied} trained reference(s) copied from {references_from}")
     before = len(lottery.results()) if lottery.directory.is_dir() else 0
-    results = lottery.run(executor, devices=devices, threads=threads)
+    results = lottery.run(executor, devices=devices, threads=threads, replicates=only)
     say(
         f"{task}: {len(results)} rows, {len(results) - before} of them new in this run, "
         f"{time.perf_counter() - start:.1f} s in all"
@@ -284,6 +286,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(copied, not trained again: level 0 does not depend on the levels' settings)",
     )
     parser.add_argument(
+        "--only-replicates",
+        type=_replicate_list,
+        default=None,
+        metavar="R,R",
+        help="run only these replicates, e.g. 1,2 (a replicate's rows depend on its own seed "
+        "alone: a long study split by replicate fills one run directory)",
+    )
+    parser.add_argument(
         "--workers",
         type=_positive,
         default=1,
@@ -346,6 +356,19 @@ def _criteria(text: str) -> tuple[str, ...]:
     return names
 
 
+def _replicate_list(text: str) -> list[int]:
+    """``--only-replicates``: comma-separated replicate indices (0 is the first)."""
+    try:
+        picked = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected replicate numbers such as 1,2: {text!r}"
+        ) from None
+    if not picked or min(picked) < 0:
+        raise argparse.ArgumentTypeError(f"expected replicate numbers such as 1,2: {text!r}")
+    return picked
+
+
 def _worker_devices(device: str, workers: int) -> list[str] | None:
     """One device slot per worker: ``cuda`` spreads them over the visible GPUs; else None."""
     if device != "cuda":
@@ -368,6 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.scope is not None:
         profile = profile.with_scope(args.scope)
+    beyond = [r for r in args.only_replicates or () if r >= profile.replicates]
+    if beyond:
+        raise SystemExit(
+            f"--only-replicates {beyond[0]}: the run has {profile.replicates} replicate(s), "
+            f"0 to {profile.replicates - 1} (raise --replicates)"
+        )
     log = tqdm.write
     frames: list[pd.DataFrame] = []
     with contextlib.ExitStack() as stack:
@@ -390,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 devices,
                 args.threads,
                 args.references_from,
+                args.only_replicates,
             )
             frames.append(results)
             synthetic_splits.cache_clear()  # each task's data is used once here; free it

@@ -473,6 +473,25 @@ def test_workers_give_the_in_process_results(tmp_path: Path) -> None:
         parse_args(["--task", "onset", "--workers", "0"])
 
 
+def test_replicates_run_one_at_a_time_fill_the_directory_of_one_run(tmp_path: Path) -> None:
+    tiny = TINY.override(replicates=2, levels=1)
+    both, _, _ = run_task("onset", tiny, tmp_path / "a", progress=False, log=None)
+    argv = ["--task", "onset", "--profile", "tiny", "--levels", "1", "--replicates", "2"]
+    argv += ["--no-progress", "--root", str(tmp_path / "b")]
+    assert main([*argv, "--only-replicates", "1"]) == 0
+    (directory,) = (tmp_path / "b").iterdir()
+    assert set(pd.read_csv(directory / "results.csv").replicate) == {1}
+    assert main([*argv, "--only-replicates", "0"]) == 0
+    split = pd.read_csv(directory / "results.csv")
+    numbers = ["method", "replicate", "level", "error", "val_error", "params", "macs"]
+    pd.testing.assert_frame_equal(both[numbers], split[numbers])
+    with pytest.raises(SystemExit, match="--only-replicates 2: the run has 2 replicate"):
+        main([*argv, "--only-replicates", "0,2"])
+    for bad in ("x", "-1", ""):
+        with pytest.raises(SystemExit):
+            parse_args(["--task", "onset", "--only-replicates", bad])
+
+
 def test_a_task_run_travels_to_workers_without_its_data(tmp_path: Path) -> None:
     lottery, run = build_lottery("pitch", TINY, tmp_path, progress=False, log=None)
     assert "splits" not in run.__getstate__() and callable(lottery.data)

@@ -156,6 +156,26 @@ def test_a_process_pool_gives_the_sequential_results(
     assert len(_calls(log)) == len(calls)
 
 
+def test_replicates_run_apart_give_the_sequential_results(
+    tmp_path: Path, sequential: lt.Lottery, pool: ProcessPoolExecutor
+) -> None:
+    log = tmp_path / "train.log"
+    lottery = _lottery(tmp_path, LoggedTrain(log), **GRID)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the sequential run
+    try:
+        first = lottery.run(replicates=[1])  # here, replicate 1 alone
+    finally:
+        torch.set_num_threads(threads)
+    assert set(first.replicate) == {1} and len(first) == CELLS // 2 * (GRID["levels"] + 1)
+    alone = _calls(log)
+    assert {c["cell"].split("/")[0] for c in alone} == {"1"}
+    assert len(alone) == 1 + CELLS // 2 * GRID["levels"]  # its reference, then its levels
+    lottery.run(executor=pool, replicates=(0, 1))  # replicate 1 is found finished
+    assert {c["cell"].split("/")[0] for c in _calls(log)[len(alone) :]} == {"0"}
+    _same_as_sequential(lottery, sequential)
+
+
 def test_a_dask_cluster_gives_the_sequential_results(
     tmp_path: Path, sequential: lt.Lottery
 ) -> None:
@@ -314,6 +334,9 @@ def test_unpicklable_functions_are_named(tmp_path: Path) -> None:
         ({"devices": ["cuda:0", "gpu0"]}, r"devices\[1\] = 'gpu0' is not a torch device"),
         ({"devices": [3]}, r"devices\[0\] must be a device name"),
         ({"threads": 0}, "threads must be a positive integer or None, got 0"),
+        ({"replicates": [1]}, r"replicates: 1 is not a replicate of this lottery \(0 to 0\)"),
+        ({"replicates": ["0"]}, "replicates: '0' is not a replicate"),
+        ({"replicates": []}, "replicates: no replicate chosen"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,7 +57,15 @@ class Cell:
 class CellRunner:
     """A grid's run, its arguments checked (before any file is written): ``run()`` runs it."""
 
-    def __init__(self, lottery: GridRun, executor: Any, devices: Any, threads: int | None) -> None:
+    def __init__(
+        self,
+        lottery: GridRun,
+        executor: Any,
+        devices: Any,
+        threads: int | None,
+        replicates: Iterable[int] | None = None,
+    ) -> None:
+        self.replicates = _replicates(replicates, lottery.config.replicates)
         self.place = _Placement(devices)
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
@@ -75,11 +83,26 @@ class CellRunner:
     def run(self) -> None:
         """Run every reference and cell of the grid, here or through the executor."""
         config = self.lottery.config
-        cells = [Cell(r, m, c) for r in range(config.replicates) for m, c in config.runs()]
+        cells = [Cell(r, m, c) for r in self.replicates for m, c in config.runs()]
         if self.executor is None:
             _run_here(self.lottery, cells, self.place)
         else:
             _Grid(self.lottery, self.executor, self.place, self.threads).run(cells)
+
+
+def _replicates(chosen: Iterable[int] | None, count: int) -> list[int]:
+    """The replicates to run: all ``count`` of them, or the chosen ones, each checked."""
+    if chosen is None:
+        return list(range(count))
+    picked = list(chosen)
+    for r in picked:
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < count:
+            raise ValueError(
+                f"replicates: {r!r} is not a replicate of this lottery (0 to {count - 1})"
+            )
+    if not picked:
+        raise ValueError("replicates: no replicate chosen")
+    return sorted(set(picked))
 
 
 def check_picklable(lottery: GridRun) -> None:
@@ -256,7 +279,7 @@ class _Grid:
         lottery, levels = self.lottery, self.lottery.config.levels
         done = {c: finished_levels(self._folder(c), levels) for c in cells}
         waiting: dict[int, list[Cell]] = {}  # cells of a replicate whose reference is training
-        for replicate in range(lottery.config.replicates):
+        for replicate in sorted({c.replicate for c in cells}):
             own = [c for c in cells if c.replicate == replicate]
             written = all(p.exists() for p in reference_files(lottery.directory, replicate))
             if written or all(done[c] > 1 for c in own):

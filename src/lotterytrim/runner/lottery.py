@@ -159,8 +159,13 @@ class Lottery:
         *,
         devices: Sequence[str] | Callable[[Cell], str] | None = None,
         threads: int | None = 1,
+        replicates: Iterable[int] | None = None,
     ) -> pd.DataFrame:
         """Run or resume every replicate x (method, criterion) lottery; returns all rows.
+
+        ``replicates`` runs only those (e.g. ``[1, 2]``): a replicate's rows depend on its own
+        seed alone, so a long study can be split by replicate across sessions or machines
+        into one run directory, and the rows are the same as from one run of them all.
 
         Without ``executor`` the cells run here, one after another. With one (a
         ``concurrent.futures.Executor``: a process pool, dask's ``Client.get_executor()``,
@@ -168,7 +173,7 @@ class Lottery:
         ``devices`` (a list of device slots, or ``cell -> device``) places cells; ``threads``
         is the torch thread count of worker processes (None: leave it). See ``runner.cells``.
         """
-        runner = CellRunner(self, executor, devices, threads)  # checks them first
+        runner = CellRunner(self, executor, devices, threads, replicates)  # checks them first
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json(self.directory / "settings.json", self._identity)
         runner.run()
