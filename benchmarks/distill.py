@@ -31,7 +31,7 @@ import torch
 import lotterytrim as lt
 from examples.mir.models import TASKS
 from examples.mir.profiles import PROFILES, Profile
-from examples.mir.references import adopt_from
+from examples.mir.references import adopt_from_cli
 from examples.mir.run import build_lottery
 
 KEYS = ["task", "method", "kd_temperature", "kd_weight", "replicate", "level"]
@@ -66,10 +66,7 @@ def run(args: argparse.Namespace) -> None:
         profile = profile_for(methods, temperature, weight, args.replicates, args.profile)
         lottery, _ = build_lottery(args.task, profile, args.root, progress=False)
         if args.references_from is not None:
-            try:
-                copied = adopt_from(args.references_from, lottery, args.replicates)
-            except ValueError as err:
-                raise SystemExit(f"--references-from {err}") from None
+            copied = adopt_from_cli(args.references_from, lottery, args.replicates)
             print(f"{copied} trained reference(s) copied from {args.references_from}")
         with contextlib.ExitStack() as stack:
             executor = None

@@ -18,7 +18,13 @@ from safetensors.torch import save_file
 
 import lotterytrim as lt
 
-__all__ = ["REFERENCE_FILES", "adopt_from", "adopt_references", "finished_references"]
+__all__ = [
+    "REFERENCE_FILES",
+    "adopt_from",
+    "adopt_from_cli",
+    "adopt_references",
+    "finished_references",
+]
 
 #: A finished reference: its model file, then its row (written last: it marks it finished).
 REFERENCE_FILES: tuple[str, str] = ("reference.lt", "reference.json")
@@ -95,6 +101,14 @@ def adopt_from(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
     if donor.resolve() == lottery.directory.resolve():
         return 0
     return adopt_references(donor, lottery.directory, replicates)
+
+
+def adopt_from_cli(donor: Path, lottery: lt.Lottery, replicates: int) -> int:
+    """:func:`adopt_from` for a command line: a refusal exits, naming ``--references-from``."""
+    try:
+        return adopt_from(donor, lottery, replicates)
+    except ValueError as err:
+        raise SystemExit(f"--references-from {err}") from None
 
 
 def _level0(settings: Any) -> Any:

@@ -33,7 +33,7 @@ import lotterytrim as lt
 from .features import Splits
 from .models import MIR_TASKS, TASKS
 from .profiles import PROFILES, Profile
-from .references import adopt_from
+from .references import adopt_from_cli
 from .splits import (
     REAL_DATA,
     describe_splits,
@@ -150,10 +150,7 @@ def run_task(
         f"{time.perf_counter() - start:.1f} s; run directory {lottery.directory}"
     )
     if references_from is not None:
-        try:
-            copied = adopt_from(references_from, lottery, profile.replicates)
-        except ValueError as err:
-            raise SystemExit(f"--references-from {err}") from None
+        copied = adopt_from_cli(references_from, lottery, profile.replicates)
         say(f"{task}: {copied} trained reference(s) copied from {references_from}")
     before = len(lottery.results()) if lottery.directory.is_dir() else 0
     results = lottery.run(executor, devices=devices, threads=threads, replicates=only)
