@@ -21,7 +21,7 @@ from .models import SIZES, TASKS
 from .render import render_fields
 from .soundfont import default_soundfont, soundfont_fingerprint
 from .splits import REAL_DATA
-from .training import REFERENCE_FIELDS, TrainSettings
+from .train_settings import REFERENCE_FIELDS, TrainSettings
 
 __all__ = ["EARLYBIRD_DEFAULTS", "TASK_CONFIG_FIELDS", "Profile", "per_task"]
 

@@ -9,11 +9,9 @@ from :mod:`examples.mir.splits`.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,92 +24,11 @@ from . import ddsp, ddsp_features, metrics, render_pitch, uncertainty
 from .features import MIRData, Splits, transpose_chords
 from .models import TASKS, build_model
 from .stopping import EarlyStopping
+from .train_settings import LevelContextLike, TrainSettings
 
 # evaluation batch per task, else 512: ddsp's synthesizer holds batch x harmonics x samples
 _EVAL_BATCH = {"ddsp": 16}
 _CRITERION_BATCH = 64
-
-
-class LevelContextLike(Protocol):
-    """The part of ``lt.LevelContext`` that :meth:`TaskRun.train` uses."""
-
-    task: str
-    method: str
-    criterion: str
-    replicate: int
-    level: int
-    seed: int
-
-    def epochs(self, n: int) -> Iterable[int]:
-        """Iterate over ``n`` epoch indices (capturing the rewind point at level 0)."""
-        ...
-
-    @property
-    def distill(self) -> bool:
-        """Whether this level retrains with distillation from the reference."""
-        ...
-
-    def teacher(self, device: Any = None) -> nn.Module:
-        """The replicate's trained reference, frozen, in eval mode (levels >= 1)."""
-        ...
-
-    def capture_rewind(self) -> None:
-        """Capture the rewind point W_k now (level 0 only)."""
-        ...
-
-    def record(self, **values: float) -> None:
-        """Add float columns to the level's result row."""
-        ...
-
-    def report_loss(self, loss: float) -> None:
-        """This epoch's validation loss (the reference's early-bird monitors read it)."""
-        ...
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How one level is trained: the paper's optimiser and schedule, with early stopping.
-
-    A level trains until ``patience`` epochs bring no lower validation error (ties: loss), at
-    most ``max_epochs``, and keeps its best-validation weights. At level 0 the rewind point
-    W_k is taken after ``rewind_epochs`` epochs (keep it <= ``patience``, so that it is taken
-    before early stopping can end the reference). ``reference`` holds settings the reference
-    (level 0) alone trains with instead, among :data:`REFERENCE_FIELDS`.
-    """
-
-    max_epochs: int
-    patience: int
-    rewind_epochs: int = 1
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 2e-4
-    plateau_factor: float = 0.5
-    plateau_patience: int = 10
-    transpose: int = 0
-    epoch_examples: int | None = None
-    #: distillation from the reference, for methods named with ``+kd`` only
-    kd_temperature: float = 2.0
-    kd_weight: float = 0.7
-    #: the reference's own settings, e.g. {"patience": 15}
-    reference: Mapping[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.reference) - set(REFERENCE_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"TrainSettings.reference: {unknown} cannot differ for the reference "
-                f"(it may set {list(REFERENCE_FIELDS)})"
-            )
-
-    def at_level(self, level: int) -> TrainSettings:
-        """The settings ``level`` trains with: the reference's own at level 0."""
-        if level or not self.reference:
-            return self
-        return dataclasses.replace(self, **self.reference, reference={})
-
-
-#: what the reference may train with differently: how long, and how soon the rate is halved
-REFERENCE_FIELDS = ("max_epochs", "patience", "plateau_patience")
 
 
 # ------------------------------------------------------------------------------------- data

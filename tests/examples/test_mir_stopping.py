@@ -11,7 +11,8 @@ from torch import nn
 
 from examples.mir import synth
 from examples.mir.stopping import EarlyStopping
-from examples.mir.training import TaskRun, TrainSettings
+from examples.mir.train_settings import TrainSettings
+from examples.mir.training import TaskRun
 
 
 def _run(scores: list[float], patience: int, max_epochs: int) -> tuple[EarlyStopping, nn.Linear]:

@@ -12,7 +12,8 @@ from torch import nn
 
 from examples.mir import render_pitch, synth
 from examples.mir.features import MIRData, Splits, pitch_target
-from examples.mir.training import TaskRun, TrainSettings, pitch_accuracies
+from examples.mir.train_settings import TrainSettings
+from examples.mir.training import TaskRun, pitch_accuracies
 
 _SETTINGS = TrainSettings(max_epochs=1, patience=1)
 
