@@ -324,12 +324,16 @@ def plot_time(
     return figure
 
 
-def _rows(folder: str) -> pd.DataFrame:
-    """Every task's rows in ``folder`` (``<task>.csv``, curve files left out)."""
-    files = [p for p in sorted(Path(folder).glob("*.csv")) if not p.stem.endswith("-curves")]
-    if not files:
-        raise SystemExit(f"no <task>.csv rows in {folder}")
-    return pd.concat([pd.read_csv(p) for p in files], ignore_index=True)
+def _rows(folders: Sequence[str]) -> pd.DataFrame:
+    """Every task's rows in ``folders`` (``<task>.csv``, curve files left out): a task's rows
+    from several folders (e.g. another monitor setting run apart) are read together."""
+    frames = []
+    for folder in folders:
+        files = [p for p in sorted(Path(folder).glob("*.csv")) if not p.stem.endswith("-curves")]
+        if not files:
+            raise SystemExit(f"no <task>.csv rows in {folder}")
+        frames.extend(pd.read_csv(p) for p in files)
+    return pd.concat(frames, ignore_index=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -341,7 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rows", default="results/pacing", help="folder of <task>.csv rows")
+    parser.add_argument(
+        "--rows", nargs="+", default=["results/pacing"],
+        help="folders of <task>.csv rows (a task's rows in several are read together)",
+    )  # fmt: skip
     parser.add_argument("--plot-time", metavar="PNG", help="draw error against training time")
     parser.add_argument(
         "--time", choices=("total_seconds", "total_epochs"), default="total_seconds",
@@ -381,11 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for pacing in sorted(set(got.pacing)):
             print(target_verdict(got, pacing))
         return 0
-    for path in sorted(Path(args.rows).glob("*.csv")):
-        if not path.stem.endswith("-curves"):
-            print(f"{path.stem}\n\n{table(pd.read_csv(path)).to_markdown()}\n")
+    rows = _rows(args.rows)
+    for task, part in rows.groupby("task", sort=True):
+        print(f"{task}\n\n{table(part).to_markdown()}\n")
     if args.plot_time:
-        plot_time(_rows(args.rows), args.plot_time, args.time)
+        plot_time(rows, args.plot_time, args.time)
     return 0
 
 
