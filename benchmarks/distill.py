@@ -15,6 +15,8 @@ read back from their run directory, not retrained. The second prints, per task, 
 error per level of each method and setting, with means over the trimmed levels. A file holding
 ``+kd`` rows only (a screen run with ``--methods finetune+kd``) is set beside the quick rows of
 the same replicates instead, which is paired only where the references are the quick run's.
+To pair such a run afterwards, run the plain method alone from its references into the same
+rows file (its own run directory; ``--methods trim --references-from runs/kd/<task>-<hash>``).
 """
 
 from __future__ import annotations
@@ -144,8 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.task is None:
         parser.error("--task is needed to run settings")
-    if "+kd" not in args.methods:
-        parser.error(f"--methods must include one that distils (+kd), got {args.methods!r}")
+    if "+kd" not in args.methods and args.references_from is None:
+        parser.error(
+            f"--methods must include one that distils (+kd), got {args.methods!r}; plain "
+            "methods alone run only beside a distilled run, from its --references-from"
+        )
     run(args)
     return 0
 

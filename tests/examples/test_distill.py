@@ -44,3 +44,18 @@ def test_each_setting_runs_paired_with_plain_retraining(tmp_path: Path) -> None:
     for label in ("| finetune ", "| finetune+kd T=2 w=0.7", "| finetune+kd T=4 w=0.9", "mean val"):
         assert label in text, text
     assert "(quick)" not in text  # the plain rows are the runs' own, not the quick lottery's
+
+
+def test_a_plain_method_runs_alone_only_from_a_distilled_runs_references(tmp_path: Path) -> None:
+    rows, runs = tmp_path / "rows", tmp_path / "runs"
+    argv = ["--task", "chord", "--profile", "tiny", "--settings", "2:0.7", "--out", str(rows)]
+    with pytest.raises(SystemExit):
+        main([*argv, "--methods", "finetune", "--root", str(runs)])
+    main([*argv, "--methods", "finetune+kd", "--root", str(runs)])
+    (kd_run,) = runs.iterdir()
+    plain = tmp_path / "plain"
+    main([*argv, "--methods", "finetune", "--root", str(plain), "--references-from", str(kd_run)])
+    got = pd.read_csv(rows / "chord-kd.csv")
+    assert set(got.method) == {"finetune", "finetune+kd"}
+    assert got[got.level == 0].val_error.nunique() == 1  # one reference, copied
+    assert "| finetune " in table(rows, tmp_path / "quick-rows-not-needed")
