@@ -48,10 +48,12 @@ class Settling(Recorder):
         window: int = 2,
         levels: int = 2,
         losses: list[float] | None = None,
+        stop: int | None = None,
     ):
         super().__init__(2)
         self.ref_epochs = epochs
         self.losses = losses  # reported to the runner after each reference epoch when given
+        self.stop = stop  # leave the epoch loop after this many epochs (early stopping)
         self.moving, self.window, self.levels = moving, window, levels
         self.settled_at: dict[int, int | None] = {}
         self.distances: dict[int, list[float]] = {}
@@ -78,6 +80,8 @@ class Settling(Recorder):
             if self.losses is not None:
                 ctx.report_loss(self.losses[epoch])
             self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            if epoch + 1 == self.stop:
+                break
         self.settled_at = {level: bird.settled_at for level, bird in birds.items()}
         self.distances = {level: bird.distances for level, bird in birds.items()}
 
@@ -250,6 +254,20 @@ def test_min_drop_draws_no_ticket_before_the_reported_loss_has_fallen(tmp_path: 
     assert got["drawn_epoch"] == rows["drawn_epoch"][1] == 5 + 2
     folder = lottery.directory / "replicate-0"
     assert saved_metadata(folder / "earlybird-magnitude-level-01.lt")["drawn_epoch"] == 7
+
+
+def test_a_loop_left_early_gives_its_last_reported_loss_to_the_last_update(
+    tmp_path: Path,
+) -> None:
+    losses = [1.0, 0.9, 0.8, 0.5, 0.4, 0.3]
+    train = Settling(epochs=6, moving=1, window=2, levels=1, losses=losses, stop=4)
+    options = {"window": 2, "min_drop": 0.4}
+    lottery = _lottery(tmp_path, train, methods=("lrr@earlybird",), levels=1, earlybird=options)
+    rows = _rows(lottery.run(), "lrr@earlybird")
+    curves, monitors = _curves(lottery)
+    assert curves["epochs"] == 4 and curves["losses"] == losses[:4]
+    assert monitors["magnitude", 1]["opened_epoch"] == 4  # 0.5: opened at the last epoch only
+    assert monitors["magnitude", 1]["drawn_epoch"] is None and rows["settled"][1] == 0
 
 
 def test_min_drop_without_a_reported_loss_names_the_call(tmp_path: Path) -> None:

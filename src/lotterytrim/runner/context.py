@@ -121,6 +121,11 @@ class LevelContext:
         """
         self._loss = as_number(loss, "ctx.report_loss(loss)")
 
+    @property
+    def reported_loss(self) -> float | None:
+        """The loss :meth:`report_loss` gave for the epoch running now, or last (None: none)."""
+        return self._loss
+
     def record(self, **values: float) -> None:
         """Add extra numeric columns to this level's row (e.g. ``best_epoch=7``)."""
         for key, value in values.items():

@@ -301,7 +301,7 @@ class Lottery:
             )
         trimmer.check_model()
         if watch is not None:  # snapshots before the row: a written reference has them all
-            watch.finish(ctx.epochs_run)
+            watch.finish(ctx.epochs_run, ctx.reported_loss)
         params = sum(p.numel() for p in model.parameters())
         row = level_row(self, model, params, params, ctx, train_seconds, 0.0, t0)
         row.update(reference_cost(row))

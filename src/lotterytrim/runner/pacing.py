@@ -180,7 +180,7 @@ class ReferenceWatch:
             if bird.settled and key not in self.drawn:
                 self._snapshot(*key, epochs, True)
 
-    def finish(self, epochs: int) -> None:
+    def finish(self, epochs: int, loss: float | None = None) -> None:
         """At the end of the reference's training: a last update when the loop was left early
         (its last epoch had no update), the trained reference for every unsettled monitor,
         then every monitor's curve (:data:`CURVES_NAME`)."""
@@ -189,8 +189,8 @@ class ReferenceWatch:
                 "an @earlybird method watches the reference's epochs, but train() ran none "
                 "through ctx.epochs(n): loop over ctx.epochs(n) in the reference training"
             )
-        if self.epochs < epochs:
-            self.after_epoch(epochs, self.losses[-1] if self.losses else None)
+        if self.epochs < epochs:  # the loss reported in that last epoch, if any
+            self.after_epoch(epochs, loss if loss is not None else (self.losses or [None])[-1])
         for key in self.birds:
             if key not in self.drawn:
                 self._snapshot(*key, epochs, False)
