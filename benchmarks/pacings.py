@@ -327,7 +327,7 @@ def plot_time(
 def _rows(folders: Sequence[str]) -> pd.DataFrame:
     """Every task's rows in ``folders`` (``<task>.csv``, curve files left out): a task's rows
     from several folders (e.g. another monitor setting run apart) are read together."""
-    frames = []
+    frames: list[pd.DataFrame] = []
     for folder in folders:
         files = [p for p in sorted(Path(folder).glob("*.csv")) if not p.stem.endswith("-curves")]
         if not files:
