@@ -333,7 +333,16 @@ def _rows(folders: Sequence[str]) -> pd.DataFrame:
         if not files:
             raise SystemExit(f"no <task>.csv rows in {folder}")
         frames.extend(pd.read_csv(p) for p in files)
-    return pd.concat(frames, ignore_index=True)
+    rows = pd.concat(frames, ignore_index=True)
+    keys = rows.assign(pacing=_pacings(rows))[["task", "pacing", "replicate", "level"]]
+    twice = keys[keys.duplicated()]
+    if not twice.empty:  # a folder given twice, or one run exported into two folders
+        first = twice.iloc[0]
+        raise SystemExit(
+            f"{first.task}: two rows of pacing {first.pacing!r}, replicate {first.replicate}, "
+            f"level {first.level} in {', '.join(map(str, folders))}: each would count twice"
+        )
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:

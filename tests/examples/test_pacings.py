@@ -241,14 +241,16 @@ def test_the_rows_folder_may_hold_curve_files_beside_the_rows(
     # another monitor setting's rows of the same task, in a folder of their own: one table
     apart = tmp_path / "guard"
     apart.mkdir()
-    guarded = rows[rows.level == 1].assign(
-        method="lrr@earlybird", threshold=0.03, min_drop=0.2, val_error=0.25
+    guarded = rows[rows.method == "lrr@earlybird"].assign(
+        threshold=0.03, min_drop=0.2, val_error=0.25
     )
     guarded.to_csv(apart / "chord.csv", index=False)
     assert main(["--rows", str(tmp_path), str(apart)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("chord\n") == 1 and "earlybird 0.03 drop 0.2" in printed
     assert "| (1, 'earlybird')" in printed  # the first folder's rows, without a threshold
+    with pytest.raises(SystemExit, match="replicate 0, level 1 in .*: each would count twice"):
+        main(["--rows", str(apart), str(apart)])
 
 
 def _task_rows(task: str, eb_val: list[float], eb_seconds: list[float]) -> pd.DataFrame:
