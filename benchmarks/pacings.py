@@ -16,7 +16,10 @@ holds every paced method of every task in ``--rows`` to the early-bird target (v
 error within 1.05x of the iterative lottery's for at most 0.35x its seconds) at the levels
 nearest 50%, 25% and 12% of the weights, and says on how many tasks it is met. A run with
 another monitor threshold (``--set earlybird_threshold=0.03``) is exported with it, so that
-its early-bird rows get their own line (``earlybird 0.03``) beside the default's:
+its early-bird rows get their own line (``earlybird 0.03``) beside the default's, and a
+distilled method's rows theirs (``finetune+kd@earlybird``: ``earlybird 0.03 kd``), held to the
+plain iterative lottery; a folder that mixes retraining methods (``trim`` and ``finetune``) is
+refused:
 
     python -m benchmarks.pacings --export runs/pacing/chord-<hash> --out results/pacing/t/chord.csv
 
@@ -47,7 +50,7 @@ from examples.mir.profiles import EARLYBIRD_DEFAULTS
 from lotterytrim.plot.figure import PLOT_HINT
 from lotterytrim.runner.pacing import CURVES_NAME
 from lotterytrim.storage.atomic import atomic_file
-from lotterytrim.trimming.methods import split_pacing
+from lotterytrim.trimming.methods import DISTILL_SUFFIX, split_pacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,17 +78,29 @@ PACING_COLORS = {"iterative": "tab:blue", "oneshot": "tab:orange", "earlybird": 
 def _pacings(rows: pd.DataFrame) -> list[str]:
     """Each row's pacing; early-bird rows exported with their monitor's threshold
     (:func:`export_rows`) are told apart by it, e.g. ``earlybird 0.03``, and by a loss
-    guard where they had one (``earlybird 0.03 drop 0.2``)."""
-    pacings = [split_pacing(m)[1] for m in rows["method"]]
-    if "threshold" not in rows:
-        return pacings
+    guard where they had one (``earlybird 0.03 drop 0.2``); a distilled method's rows end in
+    ``kd`` (``earlybird 0.03 kd``, ``iterative kd``)."""
+    split = [split_pacing(m) for m in rows["method"]]
+    thresholds = rows["threshold"] if "threshold" in rows else [None] * len(rows)
     drops = rows["min_drop"] if "min_drop" in rows else [0.0] * len(rows)
     names = []
-    for p, t, d in zip(pacings, rows["threshold"], drops, strict=True):
-        if p == "earlybird" and not pd.isna(t):
+    for (method, p), t, d in zip(split, thresholds, drops, strict=True):
+        if p == "earlybird" and t is not None and not pd.isna(t):
             p = f"{p} {t:g}" + (f" drop {d:g}" if not pd.isna(d) and d > 0 else "")
-        names.append(p)
+        names.append(p + (" kd" if method.endswith(DISTILL_SUFFIX) else ""))
     return names
+
+
+def _retraining(rows: pd.DataFrame) -> str:
+    """The one retraining method of ``rows`` (distillation aside: ``finetune+kd`` is
+    ``finetune``'s); rows of several would be averaged into one pacing, so they are refused."""
+    names = sorted({split_pacing(m)[0].removesuffix(DISTILL_SUFFIX) for m in rows["method"]})
+    if len(names) != 1:
+        raise ValueError(
+            f"rows of several retraining methods ({', '.join(names)}) would be averaged into "
+            "one pacing: give each its own rows folder"
+        )
+    return names[0]
 
 
 def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
@@ -104,8 +119,10 @@ def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """Mean errors and costs per ``by`` (e.g. task), level and pacing, with the validation
-    error, test error and seconds as ratios of the iterative pacing's at the same level, and
-    the number of replicates (one row each, unrounded)."""
+    error, test error and seconds as ratios of the plain iterative lottery's at the same level
+    (distilled pacings too), and the number of replicates (one row each, unrounded)."""
+    for _, part in rows.groupby(list(by)) if by else [(None, rows)]:
+        _retraining(part)
     rows = rows[rows.level > 0]
     rows = rows.assign(pacing=_pacings(rows))
     keys = [*by, "level", "pacing"]
@@ -146,7 +163,7 @@ def targets(
     out = []
     for _, group in ratios.groupby("task", sort=True):
         kept = group[group.pacing == "iterative"].set_index("level").kept
-        paced = group[group.pacing != "iterative"]
+        paced = group[~group.pacing.str.startswith("iterative")]
         for size in sizes:
             level = (kept - size).abs().idxmin()
             out.append(paced[paced.level == level].assign(size=size))

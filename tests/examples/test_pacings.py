@@ -284,3 +284,25 @@ def test_targets_hold_each_pacing_at_the_levels_nearest_half_a_quarter_and_an_ei
     assert target_verdict(got, "earlybird") == "earlybird: target met on 1 of 2 tasks (onset)"
     with pytest.raises(ValueError, match="'oneshot'"):
         target_verdict(got, "oneshot")
+
+
+def test_distilled_pacings_are_their_own_lines_held_to_the_plain_iterative_lottery() -> None:
+    plain = _task_rows("onset", [0.3] * 6, [30.0] * 6)
+    distilled = plain[plain.method == "lrr@earlybird"].assign(
+        method="lrr+kd@earlybird", val_error=0.21
+    )
+    iterative_kd = plain[plain.method == "lrr"].assign(method="lrr+kd", val_error=0.1)
+    rows = pd.concat([plain, distilled, iterative_kd])
+    got = table(rows)
+    assert {p for _, p in got.index} == {"iterative", "iterative kd", "earlybird", "earlybird kd"}
+    # each against the plain iterative lottery (0.2), not averaged with the other
+    assert got.loc[(1, "earlybird"), "val x"] == pytest.approx(1.5)
+    assert got.loc[(1, "earlybird kd"), "val x"] == pytest.approx(1.05)
+    assert got.loc[(1, "iterative kd"), "val x"] == pytest.approx(0.5)
+    held = targets(rows)
+    assert set(held.pacing) == {"earlybird", "earlybird kd"}  # no iterative line is held
+    verdict = target_verdict(held, "earlybird kd")
+    assert verdict == "earlybird kd: target met on 1 of 1 tasks (onset)"
+    mixed = pd.concat([plain, plain.assign(method=plain.method.str.replace("lrr", "trim"))])
+    with pytest.raises(ValueError, match=r"several retraining methods \(lrr, trim\)"):
+        table(mixed)
