@@ -120,22 +120,27 @@ def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """Mean errors and costs per ``by`` (e.g. task), level and pacing, with the validation
     error, test error and seconds as ratios of the plain iterative lottery's at the same level
-    (distilled pacings too), and the number of replicates (one row each, unrounded)."""
+    (distilled pacings too), and the number of replicates (one row each, unrounded).
+
+    Each ratio is paired: a pacing's means and the iterative lottery's are taken over the
+    same replicates (those both have), so a pacing run on fewer replicates is held to the
+    lottery of those replicates only."""
     for _, part in rows.groupby(list(by)) if by else [(None, rows)]:
         _retraining(part)
     rows = rows[rows.level > 0]
     rows = rows.assign(pacing=_pacings(rows))
     keys = [*by, "level", "pacing"]
     columns = ["kept", "val_error", "error", "total_epochs", "total_seconds"]
-    mean = rows.groupby(keys, as_index=False)[columns].mean()
-    replicates = rows.groupby(keys, as_index=False).replicate.nunique()
+    pair = [*by, "replicate", "level"]
+    iterative = rows[rows.pacing == "iterative"][[*pair, *columns]]
+    both = rows[[*keys, "replicate", *columns]].merge(iterative, on=pair, suffixes=("", "_it"))
+    mean = both.groupby(keys, as_index=False)[[*columns, *(f"{c}_it" for c in columns)]].mean()
+    replicates = both.groupby(keys, as_index=False).replicate.nunique()
     mean = mean.merge(replicates.rename(columns={"replicate": "replicates"}), on=keys)
-    iterative = mean[mean.pacing == "iterative"][[*by, "level", *columns]]
-    both = mean.merge(iterative, on=[*by, "level"], suffixes=("", "_it"))
-    both["val x"] = both.val_error / both.val_error_it
-    both["test x"] = both.error / both.error_it
-    both["time x"] = both.total_seconds / both.total_seconds_it
-    return both[[*keys, *columns, "val x", "test x", "time x", "replicates"]]
+    mean["val x"] = mean.val_error / mean.val_error_it
+    mean["test x"] = mean.error / mean.error_it
+    mean["time x"] = mean.total_seconds / mean.total_seconds_it
+    return mean[[*keys, *columns, "val x", "test x", "time x", "replicates"]]
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -30,22 +30,25 @@ from lotterytrim.storage.io import saved_metadata
 def test_ratios_are_to_the_iterative_lottery_at_the_same_level() -> None:
     rows = pd.DataFrame(
         {
-            "method": ["lrr", "lrr", "lrr@earlybird", "lrr@oneshot", "lrr@oneshot"],
-            "replicate": [0, 0, 0, 0, 1],
-            "level": [0, 1, 1, 1, 1],
-            "kept": [1.0, 0.7, 0.7, 0.7, 0.7],
-            "val_error": [0.1, 0.2, 0.3, 0.1, 0.3],
-            "error": [0.1, 0.2, 0.3, 0.2, 0.2],
-            "total_epochs": [10, 20, 8, 15, 15],
-            "total_seconds": [10.0, 40.0, 10.0, 20.0, 40.0],
+            "method": ["lrr", "lrr", "lrr", "lrr@earlybird", "lrr@oneshot", "lrr@oneshot"],
+            "replicate": [0, 0, 1, 0, 0, 1],
+            "level": [0, 1, 1, 1, 1, 1],
+            "kept": [1.0, 0.7, 0.7, 0.7, 0.7, 0.7],
+            "val_error": [0.1, 0.2, 0.1, 0.3, 0.1, 0.2],
+            "error": [0.1, 0.2, 0.2, 0.3, 0.2, 0.2],
+            "total_epochs": [10, 20, 20, 8, 15, 15],
+            "total_seconds": [10.0, 40.0, 40.0, 10.0, 20.0, 40.0],
         }
     )
     got = table(rows)
     assert set(got.index) == {(1, "iterative"), (1, "earlybird"), (1, "oneshot")}
+    # early-bird ran on replicate 0 only: held to replicate 0's lottery (0.2), not the mean
     assert got.loc[(1, "earlybird"), "val x"] == 1.5
     assert got.loc[(1, "earlybird"), "time x"] == 0.25
-    assert got.loc[(1, "oneshot"), "val x"] == 1.0  # the mean over its two replicates
+    assert got.loc[(1, "earlybird"), "replicates"] == 1
+    assert got.loc[(1, "oneshot"), "val x"] == 1.0  # the means over both replicates: 0.15
     assert got.loc[(1, "oneshot"), "replicates"] == 2
+    assert got.loc[(1, "iterative"), "val_error"] == pytest.approx(0.15)
 
 
 def _monitor(level: int, distances: list[float], drawn: int | None) -> dict:
