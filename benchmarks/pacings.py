@@ -23,6 +23,9 @@ refused:
 
     python -m benchmarks.pacings --export runs/pacing/chord-<hash> --out results/pacing/t/chord.csv
 
+Replicates a later run added to a directory whose others were exported before are exported
+apart with ``--only-replicates 1,2`` (``--export`` and ``--curves``).
+
 The early-bird
 monitors' distance curves (``replicate-N/earlybird-curves.json`` of a run directory) are
 gathered into one CSV, then drawn against epochs:
@@ -367,6 +370,28 @@ def _rows(folders: Sequence[str]) -> pd.DataFrame:
     return rows
 
 
+def _replicates(text: str) -> tuple[int, ...]:
+    """Comma-separated replicate numbers, for argparse."""
+    try:
+        got = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        got = ()
+    if not got or min(got) < 0:
+        raise argparse.ArgumentTypeError(f"replicates as R,R (e.g. 1,2), got {text!r}")
+    return got
+
+
+def _keep(frame: pd.DataFrame, replicates: Sequence[int] | None) -> pd.DataFrame:
+    """The rows of ``replicates`` (all without); a replicate the frame lacks is refused."""
+    if replicates is None:
+        return frame
+    missing = sorted(set(replicates) - set(frame["replicate"]))
+    if missing:
+        have = sorted(set(frame["replicate"]))
+        raise SystemExit(f"--only-replicates: no replicate {missing} here (have {have})")
+    return frame[frame["replicate"].isin(replicates)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table of every task's rows in ``--rows`` (and draw ``--plot-time``), or hold
     them to the target (``--targets``), or export early-bird curves (``--curves``), or draw
@@ -394,17 +419,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="every task's rows in --rows held to the target at about 50%%, 25%% and 12%% kept",
     )  # fmt: skip
     parser.add_argument("--out", help="the CSV of --curves, the PNG of --plot-curves")
+    parser.add_argument(
+        "--only-replicates", metavar="R,R", type=_replicates,
+        help="--export and --curves keep these replicates only (those a run added to a "
+        "directory whose other replicates were exported before)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if (args.curves or args.plot_curves or args.export) and not args.out:
         parser.error("--curves, --plot-curves and --export write to --out")
+    if args.only_replicates is not None and not (args.export or args.curves):
+        parser.error("--only-replicates goes with --export or --curves")
     if args.export:
-        rows = export_rows(args.export)
+        rows = _keep(export_rows(args.export), args.only_replicates)
         with atomic_file(args.out) as temporary:
             rows.to_csv(temporary, index=False)
         print(f"{args.out}: {len(rows)} rows")
         return 0
     if args.curves:
-        curves = collect_curves(args.curves)
+        curves = _keep(collect_curves(args.curves), args.only_replicates)
         keys = ["task", "replicate", "criterion", "level"]
         with atomic_file(args.out) as temporary:
             curves.to_csv(temporary, index=False)

@@ -309,3 +309,20 @@ def test_distilled_pacings_are_their_own_lines_held_to_the_plain_iterative_lotte
     mixed = pd.concat([plain, plain.assign(method=plain.method.str.replace("lrr", "trim"))])
     with pytest.raises(ValueError, match=r"several retraining methods \(lrr, trim\)"):
         table(mixed)
+
+
+def test_only_replicates_keeps_those_a_later_run_added(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    rows = _task_rows("chord", [0.3] * 6, [30.0] * 6)
+    pd.concat([rows, rows.assign(replicate=1)]).to_csv(run / "results.csv", index=False)
+    out = tmp_path / "out.csv"
+    assert main(["--curves", str(run), "--out", str(out), "--only-replicates", "1"]) == 0
+    assert set(pd.read_csv(out).replicate) == {1}
+    assert main(["--export", str(run), "--out", str(out), "--only-replicates", "1"]) == 0
+    exported = pd.read_csv(out)
+    assert set(exported.replicate) == {1} and len(exported) == len(rows)
+    with pytest.raises(SystemExit, match=r"no replicate \[2\] here \(have \[0, 1\]\)"):
+        main(["--export", str(run), "--out", str(out), "--only-replicates", "1,2"])
+    assert set(pd.read_csv(out).replicate) == {1}  # the refused export wrote nothing
+    with pytest.raises(SystemExit):
+        main(["--rows", str(tmp_path), "--only-replicates", "1"])  # neither export nor curves
