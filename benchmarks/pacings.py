@@ -19,7 +19,9 @@ another monitor threshold (``--set earlybird_threshold=0.03``) is exported with 
 its early-bird rows get their own line (``earlybird 0.03``) beside the default's, and a
 distilled method's rows theirs (``finetune+kd@earlybird``: ``earlybird 0.03 kd``), held to the
 plain iterative lottery; a folder that mixes retraining methods (``trim`` and ``finetune``) is
-refused:
+refused. A table adds a ``paired`` column where some pacing has replicates without an
+iterative lottery (rows run apart on another reference): its means are over all its
+replicates, its ratios over the paired ones only:
 
     python -m benchmarks.pacings --export runs/pacing/chord-<hash> --out results/pacing/t/chord.csv
 
@@ -125,9 +127,9 @@ def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     error, test error and seconds as ratios of the plain iterative lottery's at the same level
     (distilled pacings too), and the number of replicates (one row each, unrounded).
 
-    Each ratio is paired: a pacing's means and the iterative lottery's are taken over the
-    same replicates (those both have), so a pacing run on fewer replicates is held to the
-    lottery of those replicates only."""
+    Each ratio is paired: it is taken over the replicates that have both the pacing and the
+    iterative lottery at that level (``paired`` counts them), so a pacing run on fewer
+    replicates is held to the lottery of those replicates only; without any, it is empty."""
     for _, part in rows.groupby(list(by)) if by else [(None, rows)]:
         _retraining(part)
     rows = rows[rows.level > 0]
@@ -136,19 +138,26 @@ def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     columns = ["kept", "val_error", "error", "total_epochs", "total_seconds"]
     pair = [*by, "replicate", "level"]
     iterative = rows[rows.pacing == "iterative"][[*pair, *columns]]
+    mean = rows.groupby(keys, as_index=False)[columns].mean()
+    counts = rows.groupby(keys, as_index=False).replicate.nunique()
+    mean = mean.merge(counts.rename(columns={"replicate": "replicates"}), on=keys)
     both = rows[[*keys, "replicate", *columns]].merge(iterative, on=pair, suffixes=("", "_it"))
-    mean = both.groupby(keys, as_index=False)[[*columns, *(f"{c}_it" for c in columns)]].mean()
-    replicates = both.groupby(keys, as_index=False).replicate.nunique()
-    mean = mean.merge(replicates.rename(columns={"replicate": "replicates"}), on=keys)
-    mean["val x"] = mean.val_error / mean.val_error_it
-    mean["test x"] = mean.error / mean.error_it
-    mean["time x"] = mean.total_seconds / mean.total_seconds_it
-    return mean[[*keys, *columns, "val x", "test x", "time x", "replicates"]]
+    ratios = both.groupby(keys, as_index=False)[columns + [f"{c}_it" for c in columns]].mean()
+    ratios["val x"] = ratios.val_error / ratios.val_error_it
+    ratios["test x"] = ratios.error / ratios.error_it
+    ratios["time x"] = ratios.total_seconds / ratios.total_seconds_it
+    paired = both.groupby(keys, as_index=False).replicate.nunique()
+    ratios = ratios.merge(paired.rename(columns={"replicate": "paired"}), on=keys)
+    mean = mean.merge(ratios[[*keys, "val x", "test x", "time x", "paired"]], on=keys, how="left")
+    mean["paired"] = mean["paired"].fillna(0).astype(int)
+    return mean[[*keys, *columns, "val x", "test x", "time x", "replicates", "paired"]]
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean errors and costs per pacing and level, with ratios to the iterative pacing."""
     got = _ratios(rows).set_index(["level", "pacing"]).sort_index()
+    if (got.paired == got.replicates).all():  # every mean is paired: one count says it
+        got = got.drop(columns="paired")
     return got.drop(columns="test x").round(3)
 
 

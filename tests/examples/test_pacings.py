@@ -49,6 +49,17 @@ def test_ratios_are_to_the_iterative_lottery_at_the_same_level() -> None:
     assert got.loc[(1, "oneshot"), "val x"] == 1.0  # the means over both replicates: 0.15
     assert got.loc[(1, "oneshot"), "replicates"] == 2
     assert got.loc[(1, "iterative"), "val_error"] == pytest.approx(0.15)
+    assert "paired" not in got  # every mean paired: the replicates say it
+    # a pacing of a replicate without an iterative lottery: its means, and no ratio
+    alone = rows[rows.method == "lrr@earlybird"].assign(replicate=5, val_error=0.5)
+    got = table(pd.concat([rows, alone]))
+    assert got.loc[(1, "earlybird"), "val_error"] == pytest.approx(0.4)  # replicates 0 and 5
+    assert got.loc[(1, "earlybird"), "val x"] == 1.5  # replicate 0's, the one paired
+    assert got.loc[(1, "earlybird"), ["replicates", "paired"]].tolist() == [2, 1]
+    got = table(alone)
+    assert got.loc[(1, "earlybird"), "val_error"] == 0.5 and pd.isna(
+        got.loc[(1, "earlybird"), "val x"]
+    )
 
 
 def _monitor(level: int, distances: list[float], drawn: int | None) -> dict:
