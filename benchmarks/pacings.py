@@ -180,6 +180,8 @@ def targets(
     out = []
     for _, group in ratios.groupby("task", sort=True):
         kept = group[group.pacing == "iterative"].set_index("level").kept
+        if kept.empty:  # nothing to hold this task's pacings to
+            continue
         paced = group[~group.pacing.str.startswith("iterative")]
         for size in sizes:
             level = (kept - size).abs().idxmin()
@@ -454,6 +456,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot_curves:
         plot_curves(pd.read_csv(args.plot_curves), args.out)
         return 0
+    try:
+        return _report(args)
+    except ValueError as exc:  # rows that cannot be compared: say why, no traceback
+        raise SystemExit(f"{', '.join(args.rows)}: {exc}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    """The tables (and figure) or the targets of ``--rows``."""
     if args.targets:
         got = targets(_rows(args.rows))
         print(got.round(3).to_markdown(index=False), end="\n\n")

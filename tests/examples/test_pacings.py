@@ -300,7 +300,9 @@ def test_targets_hold_each_pacing_at_the_levels_nearest_half_a_quarter_and_an_ei
         target_verdict(got, "oneshot")
 
 
-def test_distilled_pacings_are_their_own_lines_held_to_the_plain_iterative_lottery() -> None:
+def test_distilled_pacings_are_their_own_lines_held_to_the_plain_iterative_lottery(
+    tmp_path: Path,
+) -> None:
     plain = _task_rows("onset", [0.3] * 6, [30.0] * 6)
     distilled = plain[plain.method == "lrr@earlybird"].assign(
         method="lrr+kd@earlybird", val_error=0.21
@@ -320,6 +322,13 @@ def test_distilled_pacings_are_their_own_lines_held_to_the_plain_iterative_lotte
     mixed = pd.concat([plain, plain.assign(method=plain.method.str.replace("lrr", "trim"))])
     with pytest.raises(ValueError, match=r"several retraining methods \(lrr, trim\)"):
         table(mixed)
+    mixed.to_csv(tmp_path / "onset.csv", index=False)
+    for mode in ([], ["--targets"]):  # the command says why, without a traceback
+        with pytest.raises(SystemExit, match=r"several retraining methods \(lrr, trim\)"):
+            main(["--rows", str(tmp_path), *mode])
+    distilled.to_csv(tmp_path / "onset.csv", index=False)  # no iterative lottery to hold to
+    with pytest.raises(SystemExit, match="no paced rows beside an iterative lottery"):
+        main(["--rows", str(tmp_path), "--targets"])
 
 
 def test_only_replicates_keeps_those_a_later_run_added(tmp_path: Path) -> None:
