@@ -370,6 +370,11 @@ def _rows(folders: Sequence[str]) -> pd.DataFrame:
             raise SystemExit(f"no <task>.csv rows in {folder}")
         frames.extend(pd.read_csv(p) for p in files)
     rows = pd.concat(frames, ignore_index=True)
+    for task, part in rows.groupby("task"):
+        try:
+            _retraining(part)
+        except ValueError as exc:
+            raise SystemExit(f"{task} in {', '.join(map(str, folders))}: {exc}") from None
     keys = rows.assign(pacing=_pacings(rows))[["task", "pacing", "replicate", "level"]]
     twice = keys[keys.duplicated()]
     if not twice.empty:  # a folder given twice, or one run exported into two folders
