@@ -189,8 +189,8 @@ class ReferenceWatch:
                 "an @earlybird method watches the reference's epochs, but train() ran none "
                 "through ctx.epochs(n): loop over ctx.epochs(n) in the reference training"
             )
-        if self.epochs < epochs:  # the loss reported in that last epoch, if any
-            self.after_epoch(epochs, loss if loss is not None else (self.losses or [None])[-1])
+        if self.epochs < epochs:  # with the loss reported in that last epoch, if any
+            self.after_epoch(epochs, loss)
         for key in self.birds:
             if key not in self.drawn:
                 self._snapshot(*key, epochs, False)
