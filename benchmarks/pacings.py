@@ -11,9 +11,11 @@ error and cost as a ratio of the iterative lottery's at the same level:
     cp runs/pacing/chord-*/results.csv results/pacing/chord.csv
     python -m benchmarks.pacings --rows results/pacing
 
-and draws error against total training time, per pacing (``--plot-time PNG``). ``--targets``
-holds every paced method of every task in ``--rows`` to the early-bird target (validation
-error within 1.05x of the iterative lottery's for at most 0.35x its seconds) at the levels
+and draws error against total training time, per pacing (``--plot-time PNG``).
+``--by-level`` prints every task's ``val x`` and ``time x`` in two tables, one column per
+level. ``--targets`` holds every paced method of every task in ``--rows`` to the early-bird
+target (validation error within 1.05x of the iterative lottery's for at most 0.35x its
+seconds) at the levels
 nearest 50%, 25% and 12% of the weights, and says on how many tasks it is met. A run with
 another monitor threshold (``--set earlybird_threshold=0.03``) is exported with it, so that
 its early-bird rows get their own line (``earlybird 0.03``) beside the default's, and a
@@ -90,22 +92,21 @@ def _pacings(rows: pd.DataFrame) -> list[str]:
     drops = rows["min_drop"] if "min_drop" in rows else [0.0] * len(rows)
     names = []
     for (method, p), t, d in zip(split, thresholds, drops, strict=True):
-        if p == "earlybird" and t is not None and not pd.isna(t):
+        if p == "earlybird" and not pd.isna(t):
             p = f"{p} {t:g}" + (f" drop {d:g}" if not pd.isna(d) and d > 0 else "")
         names.append(p + (" kd" if method.endswith(DISTILL_SUFFIX) else ""))
     return names
 
 
-def _retraining(rows: pd.DataFrame) -> str:
-    """The one retraining method of ``rows`` (distillation aside: ``finetune+kd`` is
-    ``finetune``'s); rows of several would be averaged into one pacing, so they are refused."""
+def _check_one_retraining(rows: pd.DataFrame) -> None:
+    """Refuse ``rows`` of several retraining methods (distillation aside: ``finetune+kd`` is
+    ``finetune``'s): they would be averaged into one pacing."""
     names = sorted({split_pacing(m)[0].removesuffix(DISTILL_SUFFIX) for m in rows["method"]})
-    if len(names) != 1:
+    if len(names) > 1:
         raise ValueError(
             f"rows of several retraining methods ({', '.join(names)}) would be averaged into "
             "one pacing: give each its own rows folder"
         )
-    return names[0]
 
 
 def export_rows(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
@@ -131,7 +132,7 @@ def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     iterative lottery at that level (``paired`` counts them), so a pacing run on fewer
     replicates is held to the lottery of those replicates only; without any, it is empty."""
     for _, part in rows.groupby(list(by)) if by else [(None, rows)]:
-        _retraining(part)
+        _check_one_retraining(part)
     rows = rows[rows.level > 0]
     rows = rows.assign(pacing=_pacings(rows))
     keys = [*by, "level", "pacing"]
@@ -151,6 +152,16 @@ def _ratios(rows: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     mean = mean.merge(ratios[[*keys, "val x", "test x", "time x", "paired"]], on=keys, how="left")
     mean["paired"] = mean["paired"].fillna(0).astype(int)
     return mean[[*keys, *columns, "val x", "test x", "time x", "replicates", "paired"]]
+
+
+def by_level(rows: pd.DataFrame, column: str = "val x") -> pd.DataFrame:
+    """One ratio (``"val x"``, ``"test x"`` or ``"time x"``) of every paced line, one row per
+    task and pacing, one column per level: all tasks of ``rows`` at a glance."""
+    ratios = _ratios(rows, ["task"])
+    paced = ratios[ratios.pacing != "iterative"]
+    got = paced.pivot_table(index=["task", "pacing"], columns="level", values=column)
+    got.columns = [f"level {level}" for level in got.columns]
+    return got.round(2).reset_index()
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -372,7 +383,7 @@ def _rows(folders: Sequence[str]) -> pd.DataFrame:
     rows = pd.concat(frames, ignore_index=True)
     for task, part in rows.groupby("task"):
         try:
-            _retraining(part)
+            _check_one_retraining(part)
         except ValueError as exc:
             raise SystemExit(f"{task} in {', '.join(map(str, folders))}: {exc}") from None
     keys = rows.assign(pacing=_pacings(rows))[["task", "pacing", "replicate", "level"]]
@@ -431,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--plot-curves", metavar="CSV", help="draw a curves CSV to --out (PNG)")
     mode.add_argument("--export", metavar="RUNDIR", help="a run's rows, thresholds added, to --out")
     mode.add_argument(
+        "--by-level", action="store_true",
+        help="every task's val x and time x per level, one table each",
+    )  # fmt: skip
+    mode.add_argument(
         "--targets", action="store_true",
         help="every task's rows in --rows held to the target at about 50%%, 25%% and 12%% kept",
     )  # fmt: skip
@@ -476,6 +491,10 @@ def _report(args: argparse.Namespace) -> int:
             print(target_verdict(got, pacing))
         return 0
     rows = _rows(args.rows)
+    if args.by_level:
+        for column in ("val x", "time x"):
+            print(f"{column}\n\n{by_level(rows, column).to_markdown(index=False)}\n")
+        return 0
     for task, part in rows.groupby("task", sort=True):
         print(f"{task}\n\n{table(part).to_markdown()}\n")
     if args.plot_time:

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.pacings import (
     CURVE_COLUMNS,
+    by_level,
     collect_curves,
     export_rows,
     main,
@@ -346,3 +347,22 @@ def test_only_replicates_keeps_those_a_later_run_added(tmp_path: Path) -> None:
     assert set(pd.read_csv(out).replicate) == {1}  # the refused export wrote nothing
     with pytest.raises(SystemExit):
         main(["--rows", str(tmp_path), "--only-replicates", "1"])  # neither export nor curves
+
+
+def test_by_level_puts_each_tasks_ratios_in_one_row_per_pacing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onset = _task_rows("onset", [0.3, 0.22, 0.2, 0.2, 0.2, 0.4], [30.0] * 6)
+    chord = _task_rows("chord", [0.2] * 6, [50.0] * 6)
+    got = by_level(pd.concat([onset, chord]))
+    assert list(got.columns) == ["task", "pacing", *(f"level {i}" for i in range(1, 7))]
+    assert got.set_index("task").loc["onset", "level 1"] == 1.5
+    assert got.set_index("task").loc["onset", "level 6"] == 2.0
+    assert (got.pacing == "earlybird").all()  # the iterative lottery is the 1.0 of every ratio
+    time = by_level(pd.concat([onset, chord]), "time x").set_index("task")
+    assert time.loc["chord", "level 3"] == 0.5
+    onset.to_csv(tmp_path / "onset.csv", index=False)
+    assert main(["--rows", str(tmp_path), "--by-level"]) == 0
+    printed = capsys.readouterr().out
+    assert "val x" in printed and "time x" in printed
+    assert "| onset  | earlybird |       1.5 |       1.1 |" in printed
