@@ -273,6 +273,21 @@ def test_task_without_a_method_gets_a_note(results: pd.DataFrame) -> None:
     np.testing.assert_allclose(curves(axes["methods"])["mask"].get_ydata(), expected)
 
 
+def test_a_method_keeps_its_colour_in_every_panel_whatever_else_a_panel_has(
+    results: pd.DataFrame,
+) -> None:
+    """Names without a fixed colour get theirs once for the figure, not once per panel."""
+    renamed = results.replace({"method": {"finetune": "lrr", "mask": "lrr+kd"}})
+    partial = renamed[~((renamed["task"] == "pitch") & (renamed["method"] == "lrr"))]
+    axes = axes_by_label(figure2(partial))
+    inst, pitch, across = (curves(axes[k]) for k in ("task:inst", "task:pitch", "methods"))
+    assert "lrr" not in pitch
+    for method in ("lrr+kd", "trim"):
+        colours = {lines[method].get_color() for lines in (inst, pitch, across)}
+        assert len(colours) == 1, method
+    assert inst["lrr"].get_color() != inst["lrr+kd"].get_color()
+
+
 def test_single_level_and_single_task_draw() -> None:
     only_reference = make_results(tasks=("inst",))
     only_reference = only_reference[only_reference["level"] == 0]

@@ -91,6 +91,9 @@ def figure2(
     criterion_names = _order(choose(frame, "criterion", criterion), _CRITERION_COLORS)
     frame = frame[frame["task"].isin(task_names) & frame["criterion"].isin(criterion_names)]
     references = {task: _reference_error(frame, task) for task in task_names}
+    # one colour per name for the whole figure, whichever names a panel happens to have
+    method_colors = _palette(method_names, _METHOD_COLORS)
+    criterion_colors = _palette(criterion_names, _CRITERION_COLORS)
 
     figure, task_axes, method_axes, criterion_axes = _layout(task_names)
     for index, (task, ax) in enumerate(zip(task_names, task_axes, strict=True)):
@@ -100,7 +103,7 @@ def figure2(
             for method in method_names
             if (rows["method"] == method).any()
         }
-        _draw(ax, curves, _METHOD_COLORS, references[task], f"no data for {task}")
+        _draw(ax, curves, method_colors, references[task], f"no data for {task}")
         ax.set_title(str(task))
         if index == 0 and curves:
             ax.legend(fontsize="small")
@@ -115,7 +118,7 @@ def figure2(
         method: _across_tasks(frame[frame["method"] == method], normalise)
         for method in method_names
     }
-    _draw(method_axes, _present(by_method), _METHOD_COLORS, 1.0, "no data")
+    _draw(method_axes, _present(by_method), method_colors, 1.0, "no data")
     method_axes.set_title("methods, across tasks")
     method_axes.set_ylabel("error / reference")
 
@@ -130,7 +133,7 @@ def figure2(
             name: _across_tasks(trim[trim["criterion"] == name], normalise)
             for name in trim_criteria
         }
-        _draw(criterion_axes, _present(by_criterion), _CRITERION_COLORS, 1.0, "no data")
+        _draw(criterion_axes, _present(by_criterion), criterion_colors, 1.0, "no data")
     criterion_axes.set_title("trimming criteria, across tasks")
     criterion_axes.set_ylabel("error / reference")
     criterion_axes.set_xlabel("weights kept")
@@ -235,10 +238,9 @@ def _draw(
     if not curves:
         _no_data(ax, empty)
         return
-    palette = _palette(list(curves), colors)
     for name, curve in curves.items():
-        ax.fill_between(curve.x, curve.low, curve.high, color=palette[name], alpha=0.2, linewidth=0)
-        ax.plot(curve.x, curve.y, color=palette[name], marker="o", markersize=3, label=name)
+        ax.fill_between(curve.x, curve.low, curve.high, color=colors[name], alpha=0.2, linewidth=0)
+        ax.plot(curve.x, curve.y, color=colors[name], marker="o", markersize=3, label=name)
     ax.axhline(reference, label="reference", **_REFERENCE_STYLE)
     smallest = min(float(np.min(curve.x)) for curve in curves.values())
     _percent_axis(ax, min(smallest, 1.0))
