@@ -281,10 +281,11 @@ SCREEN_COLUMNS = [
 ]  # fmt: skip
 
 
-def setting_name(config: dict[str, object]) -> str:
+def setting_name(config: dict[str, object], criterion: str | None = None) -> str:
     """The setting a run directory's configuration (its ``settings.json`` "config") ran, in the
     study's ``scope/normalize/guard@floor/criterion`` form, with ``/min_units=N`` where a
-    layer keeps more than one unit (local scope ranks per layer: its normalisation is none)."""
+    layer keeps more than one unit (local scope ranks per layer: its normalisation is none).
+    ``criterion`` names one of a run's several criteria (default: its first)."""
     guard = lt.Safeguards(**config["safeguards"])  # type: ignore[arg-type]
     if guard == lt.Safeguards.off():
         key = "off"
@@ -293,20 +294,24 @@ def setting_name(config: dict[str, object]) -> str:
         key += f"@{guard.keep_floor:g}"
     scope = str(config["scope"])
     norm = "none" if scope == "local" else str(config["normalize"])
-    name = f"{scope}/{norm}/{key}/{config['criteria'][0]}"  # type: ignore[index]
+    criterion = criterion or config["criteria"][0]  # type: ignore[index]
+    name = f"{scope}/{norm}/{key}/{criterion}"
     units = int(config.get("min_units", 1))  # type: ignore[call-overload]
     return name + (f"/min_units={units}" if units != 1 else "")
 
 
 def gather(directories: Sequence[Path], methods: Sequence[str], replicates: int) -> pd.DataFrame:
     """The rows of ``methods`` (and the references) of the first ``replicates`` replicates of
-    each run directory, named by the setting it ran: a screen's rows, for ``--screen``."""
+    each run directory, named by the setting it ran (a run of several criteria gives one
+    setting per criterion): a screen's rows, for ``--screen``."""
     frames = []
     for directory in directories:
         config = json.loads((directory / "settings.json").read_text())["config"]
         rows = lt.load_results(directory)
         rows = rows[rows.method.isin(methods) & (rows.replicate < replicates)]
-        frames.append(rows.assign(setting=setting_name(config)))
+        ran = set(config["criteria"])
+        names = {c: setting_name(config, c if c in ran else None) for c in set(rows.criterion)}
+        frames.append(rows.assign(setting=rows.criterion.map(names)))
     rows = pd.concat(frames, ignore_index=True)
     return rows[SCREEN_COLUMNS].sort_values(["setting", "replicate", "level"], kind="stable")
 

@@ -127,3 +127,29 @@ def test_gathered_rows_keep_the_methods_and_replicates_asked_for(tmp_path: Path)
     assert set(got.method) == {"finetune"} and set(got.replicate) == {0} and len(got) == 2
     assert set(got.setting) == {"local/none/params@0.25/magnitude"}
     assert list(got.val_error) == [0.0, 0.1]  # each level's own row
+
+
+def test_a_run_of_two_criteria_gathers_as_two_settings(tmp_path: Path) -> None:
+    from benchmarks.selection import SCREEN_COLUMNS, gather, screen_table
+
+    config = json.loads(json.dumps(PROFILES["quick"].config("chord").record()))
+    config["criteria"] = ["magnitude", "group_norm"]
+    run = tmp_path / "chord-bbbb"
+    run.mkdir()
+    (run / "settings.json").write_text(json.dumps({"config": config}))
+    for criterion, error in (("magnitude", 0.2), ("group_norm", 0.1)):
+        cell = run / "replicate-0" / f"finetune-{criterion}"
+        cell.mkdir(parents=True)
+        for level in (0, 1):
+            row = {c: 0.0 for c in SCREEN_COLUMNS if c != "setting"}
+            row |= {"task": "chord", "method": "finetune", "criterion": criterion}
+            row |= {"replicate": 0, "level": level, "val_error": error * level, "kept": 0.7}
+            (cell / f"level-{level:02d}.json").write_text(json.dumps(row))
+    got = gather([run], ["finetune"], replicates=1)
+    by_setting = got[got.level == 1].set_index("setting").val_error.to_dict()
+    assert by_setting == {
+        "local/none/params@0.25/magnitude": 0.2,
+        "local/none/params@0.25/group_norm": 0.1,
+    }
+    table = screen_table(got)
+    assert table.index("group_norm") < table.index("magnitude")  # best first, not one mean
