@@ -77,7 +77,8 @@ def gather(
                 frames.append(other[other["method"].isin(methods) & (other["level"] > 0)])
                 own = other[other["level"] == 0]
                 if not own.empty:  # the references this source's lines started from
-                    frames.append(own.assign(method=f"{_OWN}{methods[0]}"))
+                    label = _LABELS.get(methods[0], methods[0])
+                    frames.append(own.assign(method=f"{_OWN}{label}"))
     if not frames:
         raise SystemExit(f"no quick rows for any of {', '.join(tasks)} in {quick}")
     columns = ["task", "method", "criterion", "replicate", "level", "kept", "error", "val_error"]
@@ -96,6 +97,23 @@ def references(frame: pd.DataFrame) -> pd.DataFrame:
     source = level0["method"].where(level0["method"].str.startswith(_OWN), "quick rows")
     level0 = level0.assign(source=source.str.removeprefix(_OWN))
     return level0.pivot_table(index="task", columns="source", values="error").round(3)
+
+
+def across_tasks(drawn: pd.DataFrame, column: str = "val_error") -> pd.DataFrame:
+    """Each method's mean ``column`` per level over its task's reference (the quick rows'
+    level 0), averaged over the tasks: the figure's top-right panel, in numbers."""
+    reference = drawn[drawn["level"] == 0].groupby("task")[column].mean()
+    means = drawn.groupby(["task", "method", "level"], as_index=False)[column].mean()
+    means["ratio"] = means[column] / means["task"].map(reference)
+    return means.pivot_table(index="method", columns="level", values="ratio").round(2)
+
+
+def lowest(drawn: pd.DataFrame, column: str = "val_error") -> pd.Series:
+    """How many task-levels (the references aside) each method has the lowest ``column`` at."""
+    means = drawn[drawn["level"] > 0].groupby(["task", "method", "level"], as_index=False)
+    means = means[column].mean()
+    best = means.loc[means.groupby(["task", "level"])[column].idxmin()]
+    return best.groupby("method").size()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if m in set(drawn["method"])
     ]
     lt.plot.figure2(drawn, methods=methods, path=args.out)
+    for column in ("val_error", "error"):
+        print(f"\n{column} over the reference, mean over tasks:")
+        print(across_tasks(drawn, column).to_markdown())
+        print(f"lowest {column} at: {lowest(drawn, column).to_dict()}")
     counts = drawn.groupby(["task", "method"])["replicate"].nunique().unstack(fill_value=0)
     print(counts.to_markdown())
     print(f"figure written to {args.out}")

@@ -69,7 +69,7 @@ def test_each_line_comes_from_its_own_source_at_the_chosen_setting(
     }
     table = references(frame)
     assert table.loc["chord"].to_dict() == {
-        "finetune+kd": 0.2,
+        "lrr+kd": 0.2,
         "quick rows": 0.1,
         "trim+kd": 0.3,
     }
@@ -87,3 +87,16 @@ def test_the_figure_is_written_and_a_missing_quick_folder_is_named(
     assert "trim+kd" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no quick rows"):
         main(["--quick", str(tmp_path / "nowhere"), "--out", str(out)])
+
+
+def test_across_tasks_and_lowest_read_the_drawn_lines(folders: dict[str, Path]) -> None:
+    from benchmarks.retraining_figure import across_tasks, lowest
+
+    frame = gather(folders["quick"], folders["peers"], folders["kd"], folders["trim_kd"])
+    drawn = frame[~frame["method"].str.startswith("references of")]
+    ratios = across_tasks(drawn, "error")
+    # over the quick reference (0.1), not over a distilled run's own (0.2, 0.3)
+    assert ratios.loc["trim", 2] == pytest.approx(1.4)
+    assert ratios.loc["trim+kd", 1] == pytest.approx(3.4)
+    assert ratios.loc["lrr", 1] == pytest.approx(1.0)
+    assert lowest(drawn, "error").to_dict() == {"lrr": 2}
